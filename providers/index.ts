@@ -1,0 +1,33 @@
+import { z } from "zod";
+import { githubStore, type GithubTarget } from "./github";
+import type { TargetStore } from "./types";
+
+/**
+ * Every secret store, by the target `type`s it handles. Adding a store: one module implementing
+ * `TargetStore`, one line here, and its target type in `Target`.
+ */
+const stores: TargetStore<any>[] = [githubStore];
+
+/** Any target of any store, as validated config. */
+export type Target = GithubTarget;
+
+const byType = new Map<string, TargetStore<Target>>();
+for (const store of stores) {
+    for (const schema of store.schemas) byType.set(schema.shape.type.value as string, store);
+}
+
+/** The schema of one target: its `type` picks the store's schema. */
+export const targetSchema = z.discriminatedUnion(
+    "type",
+    stores.flatMap((s) => s.schemas) as unknown as [z.ZodObject<{ type: z.ZodLiteral<string> }>, ...z.ZodObject<{ type: z.ZodLiteral<string> }>[]],
+) as unknown as z.ZodType<Target>;
+
+/** The store that handles a target type. */
+export function storeFor(type: string): TargetStore<Target> {
+    const store = byType.get(type);
+    if (!store) throw new Error(`No secret store handles target type \`${type}\``);
+    return store;
+}
+
+/** The target types known to this build, for help and messages. */
+export const targetTypes: string[] = [...byType.keys()];

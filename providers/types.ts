@@ -1,0 +1,71 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
+
+/**
+ * The key a set's targets must hold after this run, as Outputs.
+ * `secretAccessKey` is always a Pulumi secret (invariant I7).
+ */
+export interface KeyMaterial {
+    /** Generation of the key (1, 2, ...). */
+    readonly generation: number;
+    /** The AWS access key id (not secret, but only meaningful with the secret). */
+    readonly accessKeyId: pulumi.Output<string>;
+    /** The AWS secret access key. Always a Pulumi secret. */
+    readonly secretAccessKey: pulumi.Output<string>;
+}
+
+/** What a store module gets when it declares the resources for one target. */
+export interface DeclareContext {
+    /** Name of the credential set (config `credentials[].name`). */
+    readonly setName: string;
+    /** Prefix for child resource names: unique per target within the stack. */
+    readonly resourceName: string;
+    /** The `CredentialSet` component: parent of every resource a store declares. */
+    readonly parent: pulumi.Resource;
+    /** The key the target must hold after this run. */
+    readonly key: KeyMaterial;
+    /** Path of the target in config, e.g. `credentials[0].targets[2]`, for messages. */
+    readonly configPath: string;
+    /**
+     * Create a resource shared by the set's targets (e.g. one provider per GitHub owner) once:
+     * the first call with a key makes it, later calls return the same object.
+     */
+    once<R>(key: string, make: () => R): R;
+}
+
+/** The two names every store writes the key under; each store sets its own defaults. */
+export interface KeyNames {
+    /** Name of the variable holding the access key id. Default `AWS_ACCESS_KEY_ID`. */
+    accessKeyId: string;
+    /** Name of the variable holding the secret access key. Default `AWS_SECRET_ACCESS_KEY`. */
+    secretAccessKey: string;
+}
+
+/** Default names, the ones the AWS CLI and SDKs read from the environment. */
+export const defaultKeyNames: KeyNames = {
+    accessKeyId: "AWS_ACCESS_KEY_ID",
+    secretAccessKey: "AWS_SECRET_ACCESS_KEY",
+};
+
+/**
+ * One module per secret store implements this. A target in config is an object whose `type`
+ * picks the store; `schemas` validate it; `declare` turns it into resources that hold the key.
+ */
+export interface TargetStore<T extends { type: string } = { type: string }> {
+    /** One zod object schema per target `type` this store handles, each with a literal `type`. */
+    readonly schemas: readonly z.ZodObject<{ type: z.ZodLiteral<string> } & z.ZodRawShape>[];
+    /** A short human label naming the target, e.g. `github repository acme/api`. */
+    label(target: T): string;
+    /**
+     * Every place the target writes to, as opaque strings. Two targets (in any sets) that share a
+     * destination would overwrite each other, so config validation rejects that.
+     */
+    destinations(target: T): string[];
+    /**
+     * Cross-field checks zod cannot express per object; return messages keyed by the field
+     * (relative to the target) they concern. Optional.
+     */
+    check?(target: T): { path: (string | number)[]; message: string }[];
+    /** Declare the resources that hold `ctx.key`. Called once per target per run. */
+    declare(target: T, ctx: DeclareContext): pulumi.Resource[];
+}

@@ -1,0 +1,356 @@
+import { Duration } from "luxon";
+import { z } from "zod";
+import { storeFor, targetSchema, type Target } from "../providers";
+import type { TargetStore } from "../providers/types";
+import { defaultPolicy, type RotationPolicy, type RotationRequest } from "./policy";
+
+/** The IAM user a credential set owns. */
+export interface UserConfig {
+    /** IAM user name. Default `ci-<set name>`. */
+    name: string;
+    /** IAM path. Default `/ci/`, so CI users are easy to find and to scope policies to. */
+    path: string;
+    /** Tags on the user; `ManagedBy: ci-key-rotation` and `CredentialSet: <name>` are added. */
+    tags: Record<string, string>;
+    /** Managed policies attached to the user. */
+    managedPolicyArns: string[];
+    /** Inline policy document, as JSON text. */
+    inlinePolicy?: string;
+    /** Permissions boundary policy ARN. */
+    permissionsBoundary?: string;
+}
+
+/** A target after validation, with its store and its place in config (for messages). */
+export interface TargetConfig {
+    target: Target;
+    store: TargetStore<Target>;
+    /** `credentials[i].targets[j]`. */
+    path: string;
+}
+
+/** One credential set: a CI user, its keys and the targets that hold the current key. */
+export interface CredentialSetConfig {
+    /** Set name: lower-case letters, digits and dashes; names resources and state entries. */
+    name: string;
+    user: UserConfig;
+    /** Stack-wide rotation settings merged with the set's own `rotation` overrides. */
+    policy: RotationPolicy;
+    targets: TargetConfig[];
+}
+
+/** The whole validated configuration of a stack. */
+export interface StackConfig {
+    sets: CredentialSetConfig[];
+    /** The operator's rotation request, if any, and the sets it applies to (all when absent). */
+    request?: RotationRequest & { sets?: string[] };
+    /** Access key ids deleted outside the program that the state may forget (`forgetKeys`). */
+    forgetKeys: string[];
+}
+
+/** Result of {@link validateConfig}: typed config, or every problem found. */
+export type ConfigResult = { ok: true; config: StackConfig } | { ok: false; problems: string[] };
+
+const isoDuration = z.string().transform((text, ctx) => {
+    const duration = Duration.fromISO(text);
+    if (!duration.isValid) {
+        ctx.addIssue({ code: "custom", message: `must be an ISO-8601 duration such as "P7D" or "PT12H" (got "${text}")` });
+        return z.NEVER;
+    }
+    if (duration.toMillis() < 0) {
+        ctx.addIssue({ code: "custom", message: `must not be negative (got "${text}")` });
+        return z.NEVER;
+    }
+    return duration;
+});
+
+/** Pulumi config stores booleans as the strings "true"/"false"; accept both forms. */
+const flag = z.union([z.boolean(), z.enum(["true", "false"]).transform((s) => s === "true")], {
+    error: "must be true or false",
+});
+
+const policyShape = {
+    every: isoDuration,
+    overlap: isoDuration,
+    retireAfter: isoDuration,
+    settle: isoDuration,
+    gateTimeout: isoDuration,
+    lastUsedGate: flag,
+    onGateTimeout: z.enum(["proceed", "fail"], { error: 'must be "proceed" or "fail"' }),
+    paused: flag,
+};
+const policyOverrides = z.strictObject(policyShape).partial();
+
+const policyArn = z
+    .string()
+    .regex(/^arn:aws[a-z-]*:iam::(aws|\d{12}):policy\/[\w+=,.@\/-]+$/, "must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)");
+
+const policyDocument = z
+    .union([z.string(), z.record(z.string(), z.unknown())], { error: "must be an IAM policy document (object or JSON text)" })
+    .transform((doc, ctx) => {
+        let parsed: unknown = doc;
+        if (typeof doc === "string") {
+            try {
+                parsed = JSON.parse(doc);
+            } catch {
+                ctx.addIssue({ code: "custom", message: "must be valid JSON" });
+                return z.NEVER;
+            }
+        }
+        const p = parsed as { Version?: unknown; Statement?: unknown };
+        if (typeof parsed !== "object" || parsed === null || typeof p.Version !== "string" || p.Statement === undefined) {
+            ctx.addIssue({ code: "custom", message: "must be an IAM policy document with Version and Statement" });
+            return z.NEVER;
+        }
+        return JSON.stringify(parsed);
+    });
+
+const userSchema = z.strictObject({
+    name: z.string().regex(/^[\w+=,.@-]{1,64}$/, "must be 1-64 characters of letters, digits and + = , . @ _ -").optional(),
+    path: z
+        .string()
+        .regex(/^\/([\x21-\x7e]+\/)?$/, 'must begin and end with "/" (e.g. "/ci/")')
+        .max(512)
+        .optional(),
+    tags: z
+        .record(z.string().min(1).max(128), z.string().max(256), { error: "must be a map of tag names to strings" })
+        .refine((t) => Object.keys(t).length <= 48, "must have at most 48 tags (AWS allows 50; two are ours)")
+        .optional(),
+    managedPolicyArns: z.array(policyArn).max(20, "must have at most 20 policies (AWS's limit per user)").optional(),
+    inlinePolicy: policyDocument.optional(),
+    permissionsBoundary: policyArn.optional(),
+});
+
+const setSchema = z.strictObject({
+    name: z
+        .string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a string") })
+        .regex(/^[a-z][a-z0-9-]{0,39}$/, "must be 1-40 lower-case letters, digits or dashes, starting with a letter"),
+    user: userSchema.optional(),
+    rotation: policyOverrides.optional(),
+    // Targets are parsed one by one below, so one bad target does not hide the others' problems.
+    targets: z
+        .array(z.unknown(), { error: (iss) => (iss.input === undefined ? "is required" : "must be a list of targets") })
+        .min(1, "must list at least one target"),
+});
+
+const requestId = z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "must be 1-128 letters, digits or . _ : @ - (e.g. incident-2026-11-22)");
+
+const topLevel = {
+    credentials: z
+        .array(z.unknown(), {
+            error: (iss) => (iss.input === undefined ? "is required: list at least one credential set" : "must be a list of credential sets"),
+        })
+        .min(1, "must list at least one credential set"),
+    ...policyShape,
+    request: requestId,
+    requestSets: z.array(z.string(), { error: "must be a list of set names" }).min(1, "must name at least one set, or be removed"),
+    emergency: flag,
+    revoke: flag,
+    forgetKeys: z
+        .array(z.string().regex(/^[A-Z0-9]{16,128}$/, "must be an access key id (e.g. AKIA...)"), { error: "must be a list of access key ids" })
+        .optional(),
+} as const;
+
+type Path = readonly PropertyKey[];
+
+/** `credentials[1].targets[0].repository` from a path, optionally under a prefix. */
+export function formatPath(path: Path, prefix = ""): string {
+    let out = prefix;
+    for (const part of path) {
+        if (typeof part === "number") out += `[${part}]`;
+        else out += out === "" ? String(part) : `.${String(part)}`;
+    }
+    return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, prefix: string): string[] {
+    const at = formatPath(issue.path, prefix);
+    const where = at === "" ? "configuration" : at;
+    switch (issue.code) {
+        case "unrecognized_keys":
+            return issue.keys.map((k) => `${formatPath([...issue.path, k], prefix)} is not a known setting`);
+        case "invalid_union":
+            if ("note" in issue && issue.note === "No matching discriminator") {
+                const options = (issue as unknown as { options: unknown[] }).options.map((o) => `"${String(o)}"`).join(", ");
+                return [`${where} must be one of ${options}`];
+            }
+            return [`${where} ${issue.message}`];
+        case "invalid_type":
+            if ((issue as { input?: unknown }).input === undefined) return [`${where} is required`];
+            return [`${where} must be ${article(issue.expected)}`];
+        default:
+            return [`${where} ${issue.message}`];
+    }
+}
+
+function article(expected: string): string {
+    if (expected === "array") return "a list";
+    if (expected === "object" || expected === "record") return "an object";
+    return `a ${expected}`;
+}
+
+/** Parse one value; on failure, record its problems under `path` and return undefined. */
+function parseAt<S extends z.ZodType>(schema: S, value: unknown, path: string, problems: string[]): z.output<S> | undefined {
+    const result = schema.safeParse(value);
+    if (result.success) return result.data;
+    problems.push(...result.error.issues.flatMap((i) => describeIssue(i, path)));
+    return undefined;
+}
+
+/**
+ * Validate a stack's raw configuration (the `ci-key-rotation:*` keys without the namespace, with
+ * `credentials` already parsed from JSON). Pure: reports every problem at once, each with its
+ * path, and never throws on bad input.
+ */
+export function validateConfig(raw: unknown): ConfigResult {
+    const problems: string[] = [];
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+        return { ok: false, problems: ["configuration must be an object of ci-key-rotation settings"] };
+    }
+    const input = raw as Record<string, unknown>;
+    for (const key of Object.keys(input)) {
+        if (!(key in topLevel)) problems.push(`${key} is not a known setting (known: ${Object.keys(topLevel).join(", ")})`);
+    }
+    const top: Record<string, unknown> = {};
+    for (const [key, schema] of Object.entries(topLevel)) {
+        if (input[key] === undefined && key !== "credentials") continue;
+        top[key] = parseAt(schema, input[key], key, problems);
+    }
+
+    const stackPolicy: RotationPolicy = { ...defaultPolicy };
+    for (const key of Object.keys(policyShape)) {
+        if (top[key] !== undefined) (stackPolicy as unknown as Record<string, unknown>)[key] = top[key];
+    }
+
+    const sets: CredentialSetConfig[] = [];
+    const setNames = new Map<string, number>();
+    const userNames = new Map<string, string>();
+    const destinations = new Map<string, string>();
+    ((top.credentials as unknown[] | undefined) ?? []).forEach((rawSet, i) => {
+        const at = `credentials[${i}]`;
+        const set = parseAt(setSchema, rawSet, at, problems);
+        const rawTargets = Array.isArray((rawSet as { targets?: unknown })?.targets) ? ((rawSet as { targets: unknown[] }).targets) : [];
+        const targets: TargetConfig[] = [];
+        rawTargets.forEach((rawTarget, j) => {
+            const path = `${at}.targets[${j}]`;
+            const target = parseAt(targetSchema, rawTarget, path, problems);
+            if (!target) return;
+            const store = storeFor(target.type);
+            for (const p of store.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            for (const d of store.destinations(target)) {
+                const other = destinations.get(d);
+                if (other) problems.push(`${path} writes ${d}, which ${other} already writes`);
+                else destinations.set(d, path);
+            }
+            targets.push({ target, store, path });
+        });
+        if (!set) return;
+
+        if (setNames.has(set.name)) problems.push(`${at}.name "${set.name}" is already used by credentials[${setNames.get(set.name)}]`);
+        else setNames.set(set.name, i);
+
+        const userName = set.user?.name ?? `ci-${set.name}`;
+        const previousUser = userNames.get(userName.toLowerCase());
+        if (previousUser) problems.push(`${at}.user.name "${userName}" is already the user of ${previousUser}: each set needs its own IAM user`);
+        else userNames.set(userName.toLowerCase(), at);
+
+        const policy: RotationPolicy = { ...stackPolicy, ...(set.rotation as Partial<RotationPolicy> | undefined) };
+        problems.push(...checkTiming(policy, set.rotation ? `${at}.rotation` : at));
+
+        sets.push({
+            name: set.name,
+            user: {
+                name: userName,
+                path: set.user?.path ?? "/ci/",
+                tags: set.user?.tags ?? {},
+                managedPolicyArns: set.user?.managedPolicyArns ?? [],
+                inlinePolicy: set.user?.inlinePolicy,
+                permissionsBoundary: set.user?.permissionsBoundary,
+            },
+            policy,
+            targets,
+        });
+    });
+
+    const request = top.request as string | undefined;
+    const emergency = (top.emergency as boolean | undefined) ?? false;
+    const revoke = (top.revoke as boolean | undefined) ?? false;
+    const requestSets = top.requestSets as string[] | undefined;
+    if (input.request === undefined) {
+        if (emergency) problems.push("emergency needs request: set ci-key-rotation:request to a new id (e.g. incident-2026-11-22)");
+        if (revoke) problems.push("revoke needs request: set ci-key-rotation:request to a new id (e.g. leak-2026-11-22)");
+        if (input.requestSets !== undefined) problems.push("requestSets needs request: set ci-key-rotation:request, or remove requestSets");
+    }
+    requestSets?.forEach((name, i) => {
+        if (!setNames.has(name)) problems.push(`requestSets[${i}] "${name}" is not the name of a credential set`);
+    });
+
+    if (problems.length > 0) return { ok: false, problems: dedupe(problems) };
+    return {
+        ok: true,
+        config: {
+            sets,
+            request: request === undefined ? undefined : { id: request, emergency: emergency || revoke, revoke, sets: requestSets },
+            forgetKeys: (top.forgetKeys as string[] | undefined) ?? [],
+        },
+    };
+}
+
+function checkTiming(policy: RotationPolicy, at: string): string[] {
+    const problems: string[] = [];
+    const ms = (d: Duration) => d.toMillis();
+    if (ms(policy.every) <= 0) problems.push(`${at}: every must be longer than zero`);
+    if (ms(policy.settle) > ms(policy.overlap)) {
+        problems.push(`${at}: settle (${policy.settle.toISO()}) must not exceed overlap (${policy.overlap.toISO()})`);
+    }
+    const cycle = policy.overlap.plus(policy.retireAfter).plus(policy.lastUsedGate ? policy.gateTimeout : Duration.fromMillis(0));
+    if (ms(cycle) >= ms(policy.every)) {
+        const parts = policy.lastUsedGate ? "overlap + gateTimeout + retireAfter" : "overlap + retireAfter";
+        problems.push(
+            `${at}: every (${policy.every.toISO()}) must be longer than ${parts} (${cycle.shiftTo("days", "hours").toHuman()}) so a rotation finishes before the next one is due`,
+        );
+    }
+    return problems;
+}
+
+function dedupe(xs: string[]): string[] {
+    return [...new Set(xs)];
+}
+
+/** Thrown by the program when configuration is invalid; the message lists every problem. */
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`Invalid ci-key-rotation configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` + problems.map((p) => `  - ${p}`).join("\n"));
+        this.name = "ConfigError";
+    }
+}
+
+/** The `ci-key-rotation:*` keys the program reads; anything else in the namespace is a typo. */
+export const configKeys: readonly string[] = Object.keys(topLevel);
+
+/**
+ * Turn the namespace's raw config strings (as Pulumi stores them) into the input of
+ * {@link validateConfig}: structured keys are JSON, everything else stays a string.
+ * Returns problems for JSON that does not parse.
+ */
+export function decodeRawConfig(values: Record<string, string>): { raw: Record<string, unknown>; problems: string[] } {
+    const raw: Record<string, unknown> = {};
+    const problems: string[] = [];
+    for (const [key, value] of Object.entries(values)) {
+        // Pulumi.yaml gives optional keys empty defaults (project config without a default must be
+        // set in every stack); empty means unset.
+        if (value === "" || value === "[]") continue;
+        if (key === "credentials" || key === "requestSets" || key === "forgetKeys") {
+            try {
+                raw[key] = JSON.parse(value);
+            } catch {
+                problems.push(`${key} must be structured YAML in the stack file (a list), not the text ${JSON.stringify(value.slice(0, 40))}`);
+            }
+        } else {
+            raw[key] = value;
+        }
+    }
+    return { raw, problems };
+}
+

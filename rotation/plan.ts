@@ -1,0 +1,384 @@
+import { DateTime, Duration } from "luxon";
+import { effectivePolicy, type RotationPolicy, type RotationRequest } from "./policy";
+import type { KeyRecord, SetState } from "./state";
+
+/** An access key as IAM lists it (`aws.iam.getAccessKeys`). */
+export interface ObservedKey {
+    accessKeyId: string;
+    status: "Active" | "Inactive" | "Expired" | string;
+    /** ISO-8601 creation time, when AWS reports it. */
+    createDate?: string;
+}
+
+/** IAM GetAccessKeyLastUsed for one key. `at` is absent when the key was never used. */
+export interface LastUse {
+    at?: string;
+    service?: string;
+    region?: string;
+}
+
+/** The step a run takes for a set. `revoke` is a mint that deactivates the old key at once. */
+export type StepName = "none" | "mint" | "deactivate" | "delete" | "revoke";
+
+/** A key resource to declare this run, in registration order. */
+export interface DesiredKey {
+    generation: number;
+    status: "Active" | "Inactive";
+    /** Known for existing keys; absent for the key this run mints. */
+    accessKeyId?: string;
+}
+
+/** The next step after this run, for outputs and `status`. */
+export interface NextStep {
+    step: "mint" | "deactivate" | "delete" | "none";
+    /** Earliest instant the step is due; absent when it waits on nothing but the next run or when paused. */
+    dueAt?: string;
+    /** Why, in a sentence. */
+    why: string;
+}
+
+/** What a run does for one set. */
+export interface Decision {
+    step: StepName;
+    /** Why this step (or none), in a sentence. */
+    reason: string;
+    /** Key resources to declare, oldest first: an old key is updated before a new one is created. */
+    keys: DesiredKey[];
+    /** Generation the targets must hold after this run: the newest Active key. */
+    current: number;
+    /** Generation minted by this run; its access key id in `state` is filled in by the caller. */
+    minted?: number;
+    /** The set's state after this run. */
+    state: SetState;
+    next: NextStep;
+    /** Warnings to show this run (the last-used gate holding a rotation, adopted leftovers). */
+    warnings: string[];
+    paused: boolean;
+}
+
+/** Everything {@link plan} needs: the clock is an input, never read here. */
+export interface PlanInput {
+    /** Set name, for messages. */
+    set: string;
+    /** IAM user name, for messages and the commands they suggest. */
+    user: string;
+    /** The set's state from the previous successful run; undefined on its first run. */
+    state: SetState | undefined;
+    /** Keys IAM lists for the user now. */
+    observed: ObservedKey[];
+    policy: RotationPolicy;
+    /** The operator's request, when it applies to this set. */
+    request?: RotationRequest;
+    now: DateTime;
+    /** Last use of the key the gate is about; asked for with `needs-last-use`. */
+    lastUse?: LastUse;
+    /** Key ids the operator confirms were deleted outside the program (`forgetKeys`). */
+    forget?: readonly string[];
+}
+
+/**
+ * The outcome of planning: a decision; or a request for the old key's last use (the caller
+ * reads IAM only when the gate actually has to decide, then plans again with `lastUse`); or a
+ * block that must fail the run before anything changes.
+ */
+export type PlanResult =
+    | { kind: "decision"; decision: Decision }
+    | { kind: "needs-last-use"; accessKeyId: string }
+    | { kind: "blocked"; message: string };
+
+const iso = (t: DateTime): string => t.toUTC().toISO()!;
+const at = (s: string): DateTime => DateTime.fromISO(s, { setZone: true });
+const isActive = (status: string): boolean => status === "Active";
+/** A key minted this run has no id until the engine creates it; name it by generation then. */
+const keyName = (k: KeyRecord): string => (k.accessKeyId ? `key ${k.accessKeyId}` : `the generation-${k.generation} key`);
+
+/**
+ * Decide the one step a run takes for a set (DESIGN.md §2). Pure: same input, same result.
+ */
+export function plan(input: PlanInput): PlanResult {
+    const { now } = input;
+    const reconciled = reconcile(input);
+    if ("blocked" in reconciled) return { kind: "blocked", message: reconciled.blocked };
+    const { done, warnings } = reconciled;
+    let state = reconciled.state;
+    if (reconciled.empty && state) {
+        const minted = mint(state, now, false, "every key of this set was forgotten (forgetKeys)");
+        return decide(input, minted, warnings);
+    }
+
+    // Start or finish a request before deciding: a new id snapshots the keys it must see deleted.
+    const request = input.request;
+    if (request && state && request.id !== state.lastRequest && request.id !== state.request?.id) {
+        state = { ...state, request: { id: request.id, seenAt: iso(now), keys: state.keys.map((k) => k.accessKeyId) } };
+    }
+    const activeRequest = state?.request && request?.id === state.request.id ? request : undefined;
+    const policy = effectivePolicy(input.policy, activeRequest);
+
+    if (!state) return decide(input, firstMint(input), warnings);
+    if (done) return decide(input, { step: done, reason: `finished the ${done} that an interrupted run started`, state }, warnings);
+    if (input.policy.paused) return decide(input, { step: "none", reason: "paused", state }, warnings);
+    if (now.toMillis() <= at(state.changedAt).toMillis()) {
+        return decide(input, { step: "none", reason: `this set already took a step at ${state.changedAt}`, state }, warnings);
+    }
+    if (state.retired?.length) {
+        // Removed from the program by the previous run; the engine deletes it after this one.
+        return decide(input, { step: "none", reason: `the engine is still deleting key ${state.retired.join(", ")}`, state }, warnings);
+    }
+
+    const due = dueStep(state, policy, activeRequest);
+    if (due.dueAt && now < due.dueAt) return decide(input, { step: "none", reason: due.waiting, state }, warnings);
+
+    switch (state.phase) {
+        case "steady":
+            return decide(input, mint(state, now, activeRequest?.revoke === true, due.reason), warnings);
+        case "pushed": {
+            const [old, current] = state.keys;
+            if (policy.lastUsedGate) {
+                if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: old.accessKeyId };
+                const gate = lastUsedGate(input, old, current, policy, due.dueAt!);
+                if (gate.kind === "blocked") return gate;
+                if (gate.kind === "wait") return decide(input, { step: "none", reason: gate.reason, state }, [...warnings, gate.warning]);
+                if (gate.warning) warnings.push(gate.warning);
+            }
+            return decide(input, deactivate(state, now, due.reason), warnings);
+        }
+        case "retiring":
+            return decide(input, remove(state, now, due.reason), warnings);
+    }
+}
+
+interface Step {
+    step: StepName;
+    reason: string;
+    state: SetState;
+    minted?: number;
+}
+
+/** When the next step of a state is due (under the effective policy), and why. */
+function dueStep(state: SetState, policy: RotationPolicy, request: RotationRequest | undefined): { dueAt?: DateTime; reason: string; waiting: string } {
+    const [old, current] = state.keys;
+    switch (state.phase) {
+        case "steady": {
+            if (request) return { reason: `request ${request.id}`, waiting: "" };
+            const dueAt = at(old.createdAt).plus(policy.every);
+            return { dueAt, reason: `${keyName(old)} is older than ${policy.every.toISO()}`, waiting: `${keyName(old)} is due for rotation at ${iso(dueAt)}` };
+        }
+        case "pushed": {
+            const dueAt = at(current.pushedAt ?? current.createdAt).plus(policy.overlap);
+            return {
+                dueAt,
+                reason: `${keyName(current)} has been in every target for ${policy.overlap.toISO()}`,
+                waiting: `${keyName(old)} stays active until ${iso(dueAt)} for jobs that read it before the push`,
+            };
+        }
+        case "retiring": {
+            const dueAt = at(old.deactivatedAt ?? old.createdAt).plus(policy.retireAfter);
+            return {
+                dueAt,
+                reason: `${keyName(old)} has been inactive for ${policy.retireAfter.toISO()}`,
+                waiting: `${keyName(old)} stays inactive (and recoverable) until ${iso(dueAt)}`,
+            };
+        }
+    }
+}
+
+type GateOutcome = { kind: "pass"; warning?: string } | { kind: "wait"; reason: string; warning: string } | { kind: "blocked"; message: string };
+
+/** Step 4 of the recipe: the old key must not be in use after the new one settled in. */
+function lastUsedGate(input: PlanInput, old: KeyRecord, current: KeyRecord, policy: RotationPolicy, dueAt: DateTime): GateOutcome {
+    const use = input.lastUse!;
+    const settledAt = at(current.pushedAt ?? current.createdAt).plus(policy.settle);
+    if (!use.at || at(use.at) <= settledAt) return { kind: "pass" };
+    const where = [use.service, use.region].filter(Boolean).join(" in ");
+    const timeoutAt = dueAt.plus(policy.gateTimeout);
+    const seen = `key ${old.accessKeyId} (generation ${old.generation}) of set "${input.set}" was last used at ${use.at}${where ? ` (${where})` : ""}, after the new key was pushed at ${current.pushedAt ?? current.createdAt}: something still uses the old key`;
+    if (input.now < timeoutAt) {
+        return { kind: "wait", reason: `the last-used gate holds: ${seen}`, warning: `${seen}. Deactivation waits until that stops, or until ${iso(timeoutAt)} (gateTimeout).` };
+    }
+    if (policy.onGateTimeout === "proceed") {
+        return { kind: "pass", warning: `${seen}. The gate timed out at ${iso(timeoutAt)}; deactivating it anyway (onGateTimeout: proceed).` };
+    }
+    return {
+        kind: "blocked",
+        message: `${seen}. The gate timed out at ${iso(timeoutAt)} and onGateTimeout is "fail". Find the consumer (CloudTrail shows calls by ${old.accessKeyId}) and switch it to the new key, or set \`lastUsedGate: false\` or \`onGateTimeout: proceed\` for this set.`,
+    };
+}
+
+function firstMint(input: PlanInput): Step {
+    const now = iso(input.now);
+    const key: KeyRecord = { generation: 1, accessKeyId: "", status: "Active", createdAt: now, pushedAt: now };
+    const state: SetState = { generation: 1, phase: "steady", keys: [key], changedAt: now };
+    if (input.request) state.lastRequest = input.request.id; // a brand-new key already answers it
+    return { step: "mint", reason: "first run of this set", state, minted: 1 };
+}
+
+function mint(state: SetState, now: DateTime, revoke: boolean, reason: string): Step {
+    const t = iso(now);
+    const generation = state.generation + 1;
+    const fresh: KeyRecord = { generation, accessKeyId: "", status: "Active", createdAt: t, pushedAt: t };
+    const [old] = state.keys;
+    if (!old) return { step: "mint", reason, minted: generation, state: { ...state, generation, phase: "steady", keys: [fresh], changedAt: t } };
+    if (revoke) {
+        const revoked: KeyRecord = { ...old, status: "Inactive", deactivatedAt: t };
+        return { step: "revoke", reason, minted: generation, state: { ...state, generation, phase: "retiring", keys: [revoked, fresh], changedAt: t } };
+    }
+    return { step: "mint", reason, minted: generation, state: { ...state, generation, phase: "pushed", keys: [old, fresh], changedAt: t } };
+}
+
+function deactivate(state: SetState, now: DateTime, reason: string): Step {
+    const t = iso(now);
+    const [old, current] = state.keys;
+    return { step: "deactivate", reason, state: { ...state, phase: "retiring", keys: [{ ...old, status: "Inactive", deactivatedAt: t }, current], changedAt: t } };
+}
+
+function remove(state: SetState, now: DateTime, reason: string): Step {
+    const [old, current] = state.keys;
+    return { step: "delete", reason, state: { ...state, phase: "steady", keys: [current], changedAt: iso(now), retired: [old.accessKeyId] } };
+}
+
+/** Close a request whose keys are all gone, and describe what comes next. */
+function decide(input: PlanInput, step: Step, warnings: string[]): PlanResult {
+    let state = step.state;
+    if (state.request && !state.keys.some((k) => state.request!.keys.includes(k.accessKeyId))) {
+        const { request: finished, ...rest } = state;
+        state = { ...rest, lastRequest: finished!.id };
+    }
+    if (step.step !== "delete" && state.retired) {
+        const { retired: _, ...rest } = state;
+        state = rest;
+    }
+    const newest = [...state.keys].reverse().find((k) => isActive(k.status)) ?? state.keys[state.keys.length - 1];
+    const keys: DesiredKey[] = state.keys.map((k) => ({
+        generation: k.generation,
+        status: k.status,
+        ...(k.generation === step.minted ? {} : { accessKeyId: k.accessKeyId }),
+    }));
+    const activeRequest = state.request && input.request?.id === state.request.id ? input.request : undefined;
+    return {
+        kind: "decision",
+        decision: {
+            step: step.step,
+            reason: step.reason,
+            keys,
+            current: newest.generation,
+            minted: step.minted,
+            state,
+            next: nextStep(state, effectivePolicy(input.policy, activeRequest), activeRequest, input.policy.paused),
+            warnings,
+            paused: input.policy.paused,
+        },
+    };
+}
+
+function nextStep(state: SetState, policy: RotationPolicy, request: RotationRequest | undefined, paused: boolean): NextStep {
+    if (paused) return { step: "none", why: "paused: no step is taken until `paused` is false" };
+    const due = dueStep(state, policy, request);
+    const step = state.phase === "steady" ? "mint" : state.phase === "pushed" ? "deactivate" : "delete";
+    // A step is never taken twice at one instant, so "due now" means the next run.
+    const changed = at(state.changedAt);
+    const dueAt = due.dueAt && due.dueAt > changed ? due.dueAt : undefined;
+    return { step, ...(dueAt ? { dueAt: iso(dueAt) } : {}), why: dueAt ? due.waiting : request ? `request ${request.id}: at the next run` : "at the next run" };
+}
+
+/**
+ * Cross-check the state with the keys IAM lists (I9). Differences an interrupted run of this
+ * program explains are adopted (the engine finishes what it started when the same names are
+ * declared again); anything else blocks the set with a message naming the keys.
+ */
+function reconcile(
+    input: PlanInput,
+    warnings: string[] = [],
+): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean } | { blocked: string } {
+    const { state, observed, user, set, now } = input;
+    const ids = (keys: { accessKeyId: string }[]) => keys.map((k) => k.accessKeyId).join(", ");
+    const deleteCmd = (id: string) => `aws iam delete-access-key --user-name ${user} --access-key-id ${id}`;
+
+    if (!state) {
+        if (observed.length === 0) return { state: undefined, warnings };
+        if (observed.length === 1) {
+            warnings.push(`set "${set}": key ${observed[0].accessKeyId} exists without state; treating it as the first key from an interrupted first run`);
+            return { state: undefined, warnings };
+        }
+        return {
+            blocked: `set "${set}": IAM user ${user} already has keys ${ids(observed)} but this stack has no rotation state for it. ci-key-rotation only manages keys it minted: delete them (${deleteCmd("<id>")}) or point the set at a new user.`,
+        };
+    }
+
+    const seen = new Map(observed.map((k) => [k.accessKeyId, k]));
+    const forgotten = state.keys.filter((k) => input.forget?.includes(k.accessKeyId) && !seen.has(k.accessKeyId));
+    if (forgotten.length > 0) {
+        // The operator confirmed these keys are gone. What is left is either the newer key
+        // (steady on it) or nothing (the next step mints a fresh key at once).
+        const keys = state.keys.filter((k) => !forgotten.includes(k));
+        warnings.push(`set "${set}": forgetting key ${ids(forgotten)} (forgetKeys); remove it from forgetKeys after this run`);
+        if (keys.length === 0) return { state: { ...state, keys: [], phase: "steady", changedAt: iso(now) }, done: "none", warnings, empty: true };
+        return reconcile({ ...input, forget: [], state: { ...state, keys: [keys[keys.length - 1]], phase: "steady" } }, warnings);
+    }
+    const known = new Map(state.keys.map((k) => [k.accessKeyId, k]));
+    const retired = new Set(state.retired ?? []);
+    const unknown = observed.filter((k) => !known.has(k.accessKeyId) && !retired.has(k.accessKeyId));
+    const missing = state.keys.filter((k) => !seen.has(k.accessKeyId));
+    const flipped = state.keys.filter((k) => seen.has(k.accessKeyId) && isActive(seen.get(k.accessKeyId)!.status) !== isActive(k.status));
+    const pendingRetired = state.retired?.filter((id) => seen.has(id)) ?? [];
+
+    const request = input.request;
+    const activeRequest =
+        request && (request.id === state.request?.id || (request.id !== state.lastRequest && request.id !== state.request?.id)) ? request : undefined;
+    const policy = effectivePolicy(input.policy, activeRequest);
+    const due = dueStep(state, policy, activeRequest);
+    const stepDue = !input.policy.paused && (!due.dueAt || now >= due.dueAt) && now.toMillis() > at(state.changedAt).toMillis();
+    const [old] = state.keys;
+
+    // An interrupted mint: its key exists, the state does not know it yet. The mint is re-run
+    // under the same resource name, so the engine adopts the key instead of creating another.
+    const inFlightMint =
+        state.phase === "steady" &&
+        stepDue &&
+        unknown.length === 1 &&
+        missing.length === 0 &&
+        (!unknown[0].createDate || at(unknown[0].createDate) >= at(state.changedAt)) &&
+        flipped.every((k) => k === old && activeRequest?.revoke && !isActive(seen.get(k.accessKeyId)!.status));
+    // An interrupted deactivation (or revoke) already switched the old key off.
+    const inFlightDeactivate = state.phase === "pushed" && stepDue && flipped.length === 1 && flipped[0] === old && unknown.length === 0 && missing.length === 0;
+    // An interrupted delete already removed the old key.
+    const inFlightDelete = state.phase === "retiring" && stepDue && missing.length === 1 && missing[0] === old && unknown.length === 0 && flipped.length === 0;
+
+    if (inFlightMint) {
+        warnings.push(`set "${set}": key ${unknown[0].accessKeyId} is from an interrupted mint; this run finishes it`);
+        return { state, warnings };
+    }
+    if (inFlightDeactivate) {
+        return { state: deactivate(state, now, "").state, done: "deactivate", warnings };
+    }
+    if (inFlightDelete) {
+        return { state: { ...state, phase: "steady", keys: [state.keys[1]], changedAt: iso(now) }, done: "delete", warnings };
+    }
+
+    const problems: string[] = [];
+    for (const k of unknown) {
+        problems.push(
+            `IAM shows key ${k.accessKeyId} (${k.status}${k.createDate ? `, created ${k.createDate}` : ""}) that ci-key-rotation does not manage. No key is minted while it exists: delete it if nothing uses it (${deleteCmd(k.accessKeyId)}).`,
+        );
+    }
+    for (const k of missing) {
+        problems.push(
+            `key ${k.accessKeyId} (generation ${k.generation}, ${k.status}) is in the rotation state but IAM no longer lists it. If it was deleted on purpose, tell ci-key-rotation to forget it (pulumi config set --path 'ci-key-rotation:forgetKeys[0]' ${k.accessKeyId}) and run again: a set left without keys gets a new one at once.`,
+        );
+    }
+    for (const k of flipped) {
+        const nowStatus = seen.get(k.accessKeyId)!.status;
+        problems.push(
+            isActive(k.status)
+                ? `key ${k.accessKeyId} (generation ${k.generation}) was set ${nowStatus} outside ci-key-rotation while targets may still hold it. Reactivate it (aws iam update-access-key --user-name ${user} --access-key-id ${k.accessKeyId} --status Active), or start an emergency rotation to replace it.`
+                : `key ${k.accessKeyId} (generation ${k.generation}) was reactivated outside ci-key-rotation after it was retired. If something still needs it, set \`paused: true\` for set "${set}" until that consumer uses the new key; otherwise deactivate it again (aws iam update-access-key --user-name ${user} --access-key-id ${k.accessKeyId} --status Inactive).`,
+        );
+    }
+    if (problems.length > 0) return { blocked: `set "${set}" (IAM user ${user}) does not match its rotation state; no step was taken:\n    - ${problems.join("\n    - ")}` };
+    if (pendingRetired.length > 0) warnings.push(`set "${set}": key ${pendingRetired.join(", ")} is still being deleted`);
+    return { state, warnings };
+}
+
+/** Durations in outputs: whole hours and minutes read best. */
+export function age(from: string, now: DateTime): string {
+    return now.diff(at(from), ["days", "hours", "minutes"]).mapUnits((x) => Math.floor(x)).toISO() ?? Duration.fromMillis(0).toISO()!;
+}

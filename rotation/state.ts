@@ -1,0 +1,93 @@
+/**
+ * The rotation state: the stack output `rotation`, read back on the next run through a
+ * StackReference to the stack itself. It never holds secret material.
+ */
+
+/** Where a set is in AWS's five-step recipe (DESIGN.md §2). */
+export type Phase = "steady" | "pushed" | "retiring";
+
+/** One access key the program manages. Times are ISO-8601 instants. */
+export interface KeyRecord {
+    generation: number;
+    accessKeyId: string;
+    status: "Active" | "Inactive";
+    /** When the run that minted the key ran. */
+    createdAt: string;
+    /** When the key was written to every target (the mint run, for keys after the first). */
+    pushedAt?: string;
+    /** When the key was deactivated. */
+    deactivatedAt?: string;
+}
+
+/** A rotation request being worked on: done when every key it names is deleted. */
+export interface ActiveRequest {
+    id: string;
+    /** When the request was first seen. */
+    seenAt: string;
+    /** Access key ids that existed when the request was first seen. */
+    keys: string[];
+}
+
+/** State of one credential set. */
+export interface SetState {
+    /** Newest generation minted so far. */
+    generation: number;
+    phase: Phase;
+    /** Live keys, oldest first (one or two). */
+    keys: KeyRecord[];
+    /** When this set last took a step; no step is taken at or before this instant again. */
+    changedAt: string;
+    /** The request being handled, if any. */
+    request?: ActiveRequest;
+    /** Id of the last request that completed. */
+    lastRequest?: string;
+    /** Keys this run removed; the engine deletes them after the program ends. */
+    retired?: string[];
+}
+
+/** The `rotation` stack output. */
+export interface RotationState {
+    version: 1;
+    /** When the run that wrote this state ran. */
+    asOf: string;
+    sets: Record<string, SetState>;
+}
+
+/** Thrown when the stored state cannot be read; the message says what to do. */
+export class StateError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "StateError";
+    }
+}
+
+/**
+ * Read the `rotation` output of the previous run. `undefined` (no previous output) is the first
+ * run. Anything else must be a version-1 state; a newer version means an older program is
+ * running against a newer stack, which must not guess.
+ */
+export function parseState(value: unknown): RotationState | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== "object" || Array.isArray(value)) {
+        throw new StateError("The stack output `rotation` is not a ci-key-rotation state object. Do not edit it by hand; restore it from a backup of the stack (`pulumi stack export`).");
+    }
+    const v = value as Partial<RotationState> & { version?: unknown };
+    if (v.version !== 1) {
+        throw new StateError(
+            `The stack output \`rotation\` has version ${JSON.stringify(v.version)}, and this program reads version 1. Run the ci-key-rotation release that wrote it, or a newer one.`,
+        );
+    }
+    if (typeof v.asOf !== "string" || typeof v.sets !== "object" || v.sets === null) {
+        throw new StateError("The stack output `rotation` is missing `asOf` or `sets`. Restore it from a backup of the stack (`pulumi stack export`).");
+    }
+    for (const [name, set] of Object.entries(v.sets)) {
+        const ok =
+            set &&
+            typeof set.generation === "number" &&
+            ["steady", "pushed", "retiring"].includes(set.phase) &&
+            Array.isArray(set.keys) &&
+            set.keys.every((k) => typeof k?.accessKeyId === "string" && typeof k.generation === "number" && typeof k.createdAt === "string");
+        if (!ok) throw new StateError(`The stack output \`rotation\` has a malformed entry for set "${name}". Restore it from a backup of the stack (\`pulumi stack export\`).`);
+    }
+    return v as RotationState;
+}

@@ -1,0 +1,110 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** One resource registration seen by the mock monitor. */
+export interface Registration {
+    type: string;
+    name: string;
+    inputs: Record<string, any>;
+    provider?: string;
+    id: string;
+}
+
+/** One invoke seen by the mock monitor. */
+export interface Invocation {
+    token: string;
+    inputs: Record<string, any>;
+}
+
+export interface MockWorld {
+    /** Previous stack outputs, returned through the self-StackReference. */
+    stackOutputs?: Record<string, unknown>;
+    /** Keys IAM lists per user name (`aws:iam/getAccessKeys:getAccessKeys`). */
+    accessKeys?: Record<string, { accessKeyId: string; status: string; createDate?: string }[]>;
+    /** GitHub repository ids by full name (`github:index/getRepository:getRepository`). */
+    repoIds?: Record<string, number>;
+    /** Ids for new access keys by resource name; default derived from the name. */
+    keyIds?: Record<string, string>;
+}
+
+/** A fake secret that still looks like AWS's 40-character secret access keys. */
+export function fakeSecretFor(name: string): string {
+    return `SECRET/${name}`.padEnd(40, "x").slice(0, 40);
+}
+
+/**
+ * Install Pulumi mocks that record every registration and invoke. Unmocked invokes throw
+ * `Mock call not implemented: <token>`, so a test sees any call the program makes unexpectedly.
+ * Call before the program runs (and before importing it).
+ */
+export function installMocks(world: MockWorld = {}, options: { preview?: boolean; stack?: string } = {}) {
+    const registrations: Registration[] = [];
+    const invocations: Invocation[] = [];
+    pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                if (args.type === "pulumi:pulumi:StackReference") {
+                    const outputs = world.stackOutputs ?? {};
+                    return { id: args.name, state: { name: args.inputs.name, outputs, secretOutputNames: [] } };
+                }
+                const id = args.type === "aws:iam/accessKey:AccessKey" ? (world.keyIds?.[args.name] ?? keyIdFor(args.name)) : `${args.name}-id`;
+                registrations.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, id });
+                const state: Record<string, any> = { ...args.inputs };
+                if (args.type === "aws:iam/user:User") state.arn = `arn:aws:iam::123456789012:user${args.inputs.path ?? "/"}${args.inputs.name}`;
+                if (args.type === "aws:iam/accessKey:AccessKey") state.secret = pulumi.secret(fakeSecretFor(args.name));
+                return { id, state };
+            },
+            call(args) {
+                invocations.push({ token: args.token, inputs: args.inputs });
+                if (args.token === "aws:iam/getAccessKeys:getAccessKeys") {
+                    return { user: args.inputs.user, accessKeys: world.accessKeys?.[args.inputs.user] ?? [] };
+                }
+                if (args.token === "github:index/getRepository:getRepository") {
+                    const fullName = args.inputs.fullName as string;
+                    const repoId = world.repoIds?.[fullName];
+                    if (repoId === undefined) throw new Error(`Mock: no repository ${fullName}`);
+                    return { fullName, repoId };
+                }
+                throw new Error(`Mock call not implemented: ${args.token}`);
+            },
+        },
+        "ci-key-rotation",
+        options.stack ?? "dev",
+        options.preview ?? false,
+        "organization",
+    );
+    return { registrations, invocations };
+}
+
+/** Deterministic fake access key id for a key resource name: `AKIA` + 16 upper-case characters. */
+export function keyIdFor(name: string): string {
+    let h = 0;
+    for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    return `AKIA${name.replace(/[^A-Za-z0-9]/g, "").toUpperCase().slice(-8).padStart(8, "0")}${h.toString(16).toUpperCase().padStart(8, "0")}`.slice(0, 20);
+}
+
+/** Wait until every registration and invoke the program started has reached the mocks. */
+export async function settle(): Promise<void> {
+    // `waitForRPCs` is internal to the SDK (used by `disconnect`); fall back to a few turns of the loop.
+    const wait = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
+    if (wait) await wait();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Await an Output's value (and whether it is secret) without `done` callbacks. */
+export async function unwrap<T>(output: pulumi.Output<T> | T): Promise<T> {
+    if (!pulumi.Output.isInstance(output)) return output as T;
+    return new Promise<T>((resolve) => (output as pulumi.Output<T>).apply((v) => {
+        resolve(v);
+        return v;
+    }));
+}
+
+/** Set the stack's config the way `Pulumi.<stack>.yaml` would: strings, JSON for structures. */
+export function setConfig(values: Record<string, unknown>, secretKeys: string[] = []) {
+    const all: Record<string, string> = {};
+    for (const [key, value] of Object.entries(values)) {
+        const full = key.includes(":") ? key : `ci-key-rotation:${key}`;
+        all[full] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    pulumi.runtime.setAllConfig(all, secretKeys);
+}
