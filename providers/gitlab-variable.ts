@@ -205,13 +205,8 @@ function connectionFor(config: StackConfig | undefined, v: Pick<GitlabVariableIn
         );
     }
     const raw = config?.get("gitlab:baseUrl") || process.env.GITLAB_BASE_URL || defaultGitlabBaseUrl;
-    let url: URL;
-    try {
-        url = new URL(raw);
-    } catch {
-        throw new Error(`${where(v)}: \`gitlab:baseUrl\` (or GITLAB_BASE_URL) must be a URL such as https://gitlab.example.com/api/v4/`);
-    }
-    if (url.protocol !== "https:" && url.protocol !== "http:") {
+    const url = URL.canParse(raw) ? new URL(raw) : undefined;
+    if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
         throw new Error(`${where(v)}: \`gitlab:baseUrl\` (or GITLAB_BASE_URL) must be an http(s) URL such as https://gitlab.example.com/api/v4/`);
     }
     // Like the official provider's client: the API root may be given with or without `/api/v4`.
