@@ -13,7 +13,10 @@ const names = z
     .optional();
 
 const variables = z
-    .record(variableKey, z.string({ error: "must be a plain string value" }), { error: "must be a map of variable keys to plain values" })
+    .record(variableKey, z.string(), {
+        // zod reports a bad key as "Invalid key in record"; say what is wrong with it instead.
+        error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid key") : "must be a map of variable keys to plain values"),
+    })
     .optional();
 
 // A path segment as GitLab allows it: letters, digits, `_`, `-`, `.`, not starting with `-` or `.`.
@@ -27,13 +30,14 @@ function ownerRef(kind: "project" | "group") {
         .union([z.number(), z.string()], { error: (iss) => (iss.input === undefined ? "is required" : `must be ${shape}`) })
         .transform((ref, ctx) => {
             const text = String(ref);
-            if (/^[1-9][0-9]*$/.test(text) || (path.test(text) && !/\.(git|atom)$/.test(text) && text.length <= 255)) return text;
+            // All digits is an id to GitLab, never a path.
+            if (/^[0-9]+$/.test(text) ? /^[1-9][0-9]*$/.test(text) : path.test(text) && !/\.(git|atom)$/.test(text) && text.length <= 255) return text;
             ctx.addIssue({ code: "custom", message: `must be ${shape}` });
             return z.NEVER;
         });
 }
 
-const flag = (what: string) => z.boolean({ error: `must be true or false (${what})` });
+const flag = () => z.boolean({ error: "must be true or false" });
 
 // GitLab environment names allow letters, digits, spaces and - _ / $ { } .; a scope adds `*`.
 const environmentScope = z
@@ -52,23 +56,23 @@ const common = {
      * credentials should not reach a pipeline any developer can start from a branch. Set `false`
      * when jobs on unprotected branches need the key.
      */
-    protected: flag("protected").default(true),
+    protected: flag().default(true),
     /**
      * GitLab masks the values in job logs. Default `true`. Applies to both key variables; AWS
      * keys always satisfy GitLab's masking rules.
      */
-    masked: flag("masked").default(true),
+    masked: flag().default(true),
     /**
      * Masked and also hidden in GitLab's UI and API (GitLab 17.4 or later). Default `false`.
      * GitLab only sets this when a variable is created, so changing it replaces the variables
      * (deleted, then created: a job starting in between finds no key). Needs `masked`.
      */
-    hidden: flag("hidden").default(false),
+    hidden: flag().default(false),
     /**
      * GitLab does not expand `$` references in the values. Default `true`: the values are
      * literal credentials, and expansion could only corrupt them.
      */
-    raw: flag("raw").default(true),
+    raw: flag().default(true),
     /** Which environments' jobs receive the variables (`*`, `production`, `review/*`). Default `*`: all. */
     environmentScope,
     /** Description shown in GitLab (at most 255 characters). Default: says the variable is rotated by ci-key-rotation. */
@@ -134,7 +138,9 @@ export const gitlabStore: TargetStore<GitlabTarget> = {
 
     destinations(t) {
         const n = keyNames(t);
-        return [n.accessKeyId, n.secretAccessKey, ...Object.keys(t.variables ?? {})].map((key) => destination(t, key));
+        // A key listed twice in one target is reported by `check`, not as a clash with itself.
+        const keys = new Set([n.accessKeyId, n.secretAccessKey, ...Object.keys(t.variables ?? {})]);
+        return [...keys].map((key) => destination(t, key));
     },
 
     check(t) {
