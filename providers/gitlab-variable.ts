@@ -123,7 +123,7 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
         async create(inputs) {
             const conn = connectionFor(this.stackConfig, inputs);
             const created = await request(conn, tuning, inputs, "POST", collectionPath(inputs), undefined, createBody(inputs));
-            if (created.status === 201) return { id: variableId(inputs), outs: await confirmHidden(conn, tuning, inputs, created.body) };
+            if (created.status === 201) return { id: variableId(inputs), outs: await confirmCreated(conn, tuning, inputs, created.body) };
             if (!isTaken(created)) throw failure(inputs, conn, "create", created);
             // The key already exists in this scope: it was created outside Pulumi, or by a run that
             // failed after GitLab answered. The target names it, so it is ours: adopt it in place.
@@ -159,7 +159,7 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
             if (updated.status === 404 && notFoundKind(updated.body) === "variable") {
                 // Deleted outside Pulumi: put it back rather than fail every run until a refresh.
                 const created = await request(conn, tuning, news, "POST", collectionPath(news), undefined, createBody(news));
-                if (created.status === 201) return { outs: await confirmHidden(conn, tuning, news, created.body) };
+                if (created.status === 201) return { outs: await confirmCreated(conn, tuning, news, created.body) };
                 throw failure(news, conn, "re-create", created);
             }
             throw failure(news, conn, "update", updated);
@@ -305,14 +305,24 @@ function outputsFrom(inputs: GitlabVariableInputs, body: unknown): GitlabVariabl
 }
 
 /**
- * GitLab before 17.4 ignores `masked_and_hidden` and creates a visible variable. Remove it again
+ * GitLab silently drops what a version or tier does not support: `masked_and_hidden` before 17.4,
+ * and the environment scope of group variables without Premium. Such a variable is not what
+ * the target asked for (and a scope mismatch would replace it on every run), so remove it again
  * (create must leave nothing behind when it fails) and say what to do.
  */
-async function confirmHidden(conn: Connection, tuning: Tuning, inputs: GitlabVariableInputs, body: unknown): Promise<GitlabVariableOutputs> {
+async function confirmCreated(conn: Connection, tuning: Tuning, inputs: GitlabVariableInputs, body: unknown): Promise<GitlabVariableOutputs> {
     const outs = outputsFrom(inputs, body);
-    if (!inputs.hidden || (body as { hidden?: unknown })?.hidden === true) return outs;
-    await request(conn, tuning, inputs, "DELETE", itemPath(inputs), filter(inputs));
-    throw new Error(`${where(inputs)}: GitLab at ${conn.baseUrl} did not hide the variable (hidden variables need GitLab 17.4 or later). Set \`hidden: false\` on the target.`);
+    let problem: string | undefined;
+    if (outs.environmentScope !== inputs.environmentScope) {
+        problem =
+            `GitLab at ${conn.baseUrl} stored the variable with environment scope \`${outs.environmentScope}\` instead (environment scopes of group variables need GitLab Premium). ` +
+            'Set `environmentScope: "*"` on the target, or use project targets.';
+    } else if (inputs.hidden && (body as { hidden?: unknown })?.hidden !== true) {
+        problem = `GitLab at ${conn.baseUrl} did not hide the variable (hidden variables need GitLab 17.4 or later). Set \`hidden: false\` on the target.`;
+    }
+    if (problem === undefined) return outs;
+    await request(conn, tuning, inputs, "DELETE", itemPath(inputs), { "filter[environment_scope]": outs.environmentScope });
+    throw new Error(`${where(inputs)}: ${problem}`);
 }
 
 /** GitLab answers a duplicate key+scope with 400 "has already been taken" (some versions: 409). */

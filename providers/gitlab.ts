@@ -1,6 +1,6 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { GitlabVariable, type GitlabVariableInputs } from "./gitlab-variable";
+import { GitlabVariable, type GitlabVariableArgs } from "./gitlab-variable";
 import { defaultKeyNames, type KeyNames, type TargetStore } from "./types";
 
 // GitLab's rule for CI/CD variable keys.
@@ -181,7 +181,7 @@ export const gitlabStore: TargetStore<GitlabTarget> = {
             [n.secretAccessKey, ctx.key.secretAccessKey, "AWS secret access key"],
         ];
         for (const [key, value, what] of keyVariables) {
-            const inputs: { [K in keyof GitlabVariableInputs]: pulumi.Input<GitlabVariableInputs[K]> } = {
+            const inputs: GitlabVariableArgs = {
                 ...base,
                 key,
                 value,

@@ -294,6 +294,21 @@ describe("hidden variables", () => {
     });
 });
 
+describe("environment scopes GitLab does not support", () => {
+    it("a group scope dropped by GitLab Free: the created variable is removed and the error says what to do", async () => {
+        const free = await startFakeGitlab({ tokens: { "glpat-owner": "owner" }, groups: { 7: "acme/platform" }, groupScopes: false });
+        try {
+            const p = await configuredProvider({ "gitlab:token": "glpat-owner", "gitlab:baseUrl": free.baseUrl });
+            const e = await rejection(p.create(variable({ scope: "group", owner: "7", environmentScope: "production" })));
+            assert.match(e.message, /stored the variable with environment scope `\*` instead \(environment scopes of group variables need GitLab Premium\)\. Set `environmentScope: "\*"` on the target/);
+            assert.deepEqual(free.variables.get("group:7"), []);
+            assert.deepEqual(free.requests.at(-1)?.query, { "filter[environment_scope]": "*" });
+        } finally {
+            await free.close();
+        }
+    });
+});
+
 describe("diff", () => {
     const olds = variable();
     const cases: [string, Partial<GitlabVariableInputs>, { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }][] = [

@@ -33,6 +33,8 @@ export interface FakeGitlabOptions {
     groups?: Record<number, string>;
     /** GitLab 17.4+ hides variables created with `masked_and_hidden`. Default true. */
     hiddenSupported?: boolean;
+    /** Group variables may have an environment scope (Premium). Default true; false stores `*`. */
+    groupScopes?: boolean;
     /** Masking as GitLab before 16: only the Base64 alphabet plus `@ : . ~`. Default false. */
     legacyMasking?: boolean;
 }
@@ -138,7 +140,7 @@ export async function startFakeGitlab(options: FakeGitlabOptions): Promise<FakeG
             const key = String(b.key ?? "");
             if (!/^[A-Za-z0-9_]{1,255}$/.test(key)) return answer(400, { message: { key: ["can contain only letters, digits and '_'."] } });
             if (typeof b.value !== "string") return answer(400, { error: "value is missing" });
-            const scope = typeof b.environment_scope === "string" ? b.environment_scope : "*";
+            const scope = typeof b.environment_scope === "string" && (kind === "project" || options.groupScopes !== false) ? b.environment_scope : "*";
             if (list.some((v) => v.key === key && v.environment_scope === scope)) return answer(400, { message: { key: [`(${key}) has already been taken`] } });
             const hidden = options.hiddenSupported !== false && b.masked_and_hidden === true;
             const masked = hidden || b.masked === true;
