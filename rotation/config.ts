@@ -195,8 +195,7 @@ function article(expected: string): string {
 
 /** Parse one value; on failure, record its problems under `path` and return undefined. */
 function parseAt<S extends z.ZodType>(schema: S, value: unknown, path: string, problems: string[]): z.output<S> | undefined {
-    // `reportInput` lets a wrong value ("must be a boolean") be told apart from a missing one ("is required").
-    const result = schema.safeParse(value, { reportInput: true });
+    const result = schema.safeParse(value);
     if (result.success) return result.data;
     problems.push(...result.error.issues.flatMap((i) => describeIssue(i, path)));
     return undefined;

@@ -53,7 +53,7 @@ describe("GitLab target config", () => {
                 'credentials[0].targets[4].environmentScope must be "*" or an environment name, optionally with * wildcards (letters, digits, spaces and - _ / $ { } . *)',
                 "credentials[0].targets[5].masked must be true when hidden is true (GitLab hides only masked variables)",
                 "credentials[0].targets[6].variables.AWS-REGION must be 1-255 letters, digits and underscores (GitLab's rule for variable keys)",
-                "credentials[0].targets[7].protected must be a boolean",
+                "credentials[0].targets[7].protected must be true or false",
                 "credentials[0].targets[7].maskd is not a known setting",
                 "credentials[0].targets[8].description must be at most 255 characters",
                 'credentials[0].targets[9].group must be a numeric group id or a full path such as "acme" or "acme/platform"',
