@@ -380,14 +380,19 @@ async function runRotation(deps: AutomationDeps, options: RotateOptions): Promis
     try {
         before = readOutputs(await stack.outputs());
         if (isRequest) {
-            // Leftovers of an interrupted run would mix into this request.
-            await clearRequestConfig(stack);
-            await stack.setConfig(`${configPrefix}request`, { value: requestId! });
-            for (const [i, name] of (options.sets ?? []).entries()) {
-                await stack.setConfig(`${configPrefix}requestSets[${i}]`, { value: name }, true);
+            try {
+                // Leftovers of an interrupted run would mix into this request.
+                await clearRequestConfig(stack);
+                await stack.setConfig(`${configPrefix}request`, { value: requestId! });
+                for (const [i, name] of (options.sets ?? []).entries()) {
+                    await stack.setConfig(`${configPrefix}requestSets[${i}]`, { value: name }, true);
+                }
+                if (options.mode === "emergency" || options.mode === "revoke") await stack.setConfig(`${configPrefix}emergency`, { value: "true" });
+                if (options.mode === "revoke") await stack.setConfig(`${configPrefix}revoke`, { value: "true" });
+            } catch (err) {
+                if (isCliMissing(err)) throw err;
+                throw new OperationError("run-failed", `Could not write the request to the config of stack \`${options.stack}\` in ${workDir} (${firstLine(err)}); nothing was rotated.`);
             }
-            if (options.mode === "emergency" || options.mode === "revoke") await stack.setConfig(`${configPrefix}emergency`, { value: "true" });
-            if (options.mode === "revoke") await stack.setConfig(`${configPrefix}revoke`, { value: "true" });
             progress({ kind: "config", message: `set ci-key-rotation:request to ${requestId}${options.sets ? ` for ${options.sets.join(", ")}` : ""}` });
         }
         for (let run = 1; run <= maxRuns; run++) {
