@@ -693,9 +693,13 @@ export function isConcurrentUpdate(err: unknown): boolean {
  * messages, at most 40 lines. Pulumi masks secret values in everything it prints.
  */
 function diagnostics(text: string): string {
-    const lines = text.split("\n").map((l) => l.replace(/\s+$/, ""));
+    // CommandError messages are `code: N\n stdout: ...\n stderr: ...\n err?: ...`: drop the labels.
+    const lines = text
+        .split("\n")
+        .filter((l) => !/^\s*code: -?\d+\s*$/.test(l))
+        .map((l) => l.replace(/^\s*(stdout|stderr|err\?):\s?/, "").replace(/\s+$/, ""));
     const start = lines.findIndex((l) => /\berror:|Error:|No step was taken|Invalid ci-key-rotation configuration/.test(l));
-    const picked = (start >= 0 ? lines.slice(start) : lines).filter((l) => l.trim() !== "" && !/^\s*(stdout|err\?):\s*$/.test(l));
+    const picked = (start >= 0 ? lines.slice(start) : lines).filter((l) => l.trim() !== "");
     const shown = picked.slice(0, 40).map((l) => `  ${l.trim()}`);
     if (picked.length > 40) shown.push(`  ... (${picked.length - 40} more lines)`);
     return shown.join("\n");
