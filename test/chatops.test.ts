@@ -70,10 +70,13 @@ function send(port: number, body: string, options: { timestamp?: number; signatu
             res.on("end", () => resolve({ status: res.statusCode!, body: text, headers: res.headers }));
         });
         req.on("error", reject);
-        if (!options.chunked) return req.end(body);
-        // No Content-Length: the server only learns the size while reading.
-        for (let i = 0; i < body.length; i += 500) req.write(body.slice(i, i + 500));
-        req.end();
+        if (options.chunked) {
+            // No Content-Length: the server only learns the size while reading.
+            for (let i = 0; i < body.length; i += 500) req.write(body.slice(i, i + 500));
+            req.end();
+        } else {
+            req.end(body);
+        }
     });
 }
 
