@@ -103,6 +103,7 @@ class Refusal extends Error {
     }
 }
 
+/** The default of {@link ChatopsOptions.cooldownMs}: 15 minutes (see there for why). */
 export const defaultCooldownMs = 15 * 60 * 1000;
 
 /** Create the server; call `listen` to start it. */
