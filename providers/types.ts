@@ -66,6 +66,21 @@ export interface TargetStore<T extends { type: string } = { type: string }> {
      * (relative to the target) they concern. Optional.
      */
     check?(target: T): { path: (string | number)[]; message: string }[];
+    /**
+     * AWS permissions the operator's credentials need to write this target (e.g. Secrets
+     * Manager, SSM, KMS), for `ci-key-rotation policy`. Optional: stores outside AWS need none.
+     */
+    awsPermissions?(target: T): OperatorStatement[];
     /** Declare the resources that hold `ctx.key`. Called once per target per run. */
     declare(target: T, ctx: DeclareContext): pulumi.Resource[];
+}
+
+/** One statement of an IAM policy document, as `ci-key-rotation policy` prints it. */
+export interface OperatorStatement {
+    /** Letters and digits only (IAM's rule for `Sid`). */
+    Sid: string;
+    Effect: "Allow";
+    Action: string[];
+    Resource: string | string[];
+    Condition?: Record<string, Record<string, string | string[]>>;
 }

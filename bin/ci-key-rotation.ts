@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/** Entry point of the `ci-key-rotation` command; all logic lives in `rotation/cli.ts`. */
+import { userInfo } from "node:os";
+import { createInterface } from "node:readline/promises";
+import { createRotationClient } from "../rotation/automation";
+import { main } from "../rotation/cli";
+
+function loginName(): string {
+    try {
+        return userInfo().username;
+    } catch {
+        return process.env.USER ?? "unknown";
+    }
+}
+
+main(process.argv.slice(2), {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    async prompt(question) {
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        try {
+            return await rl.question(question);
+        } finally {
+            rl.close();
+        }
+    },
+    env: process.env,
+    cwd: process.cwd(),
+    client: createRotationClient(),
+    user: process.env.CI_KEY_ROTATION_USER ?? loginName(),
+    untilShutdown: () =>
+        new Promise((resolve) => {
+            process.once("SIGINT", () => resolve());
+            process.once("SIGTERM", () => resolve());
+        }),
+}).then(
+    (code) => {
+        process.exitCode = code;
+    },
+    (err: unknown) => {
+        // `main` maps every error itself; reaching this is a bug in the CLI.
+        process.stderr.write(`internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = 1;
+    },
+);

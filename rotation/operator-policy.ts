@@ -1,0 +1,141 @@
+/**
+ * The least-privilege IAM policy the operator's credentials (the ones `pulumi up` runs with)
+ * need for a stack's credential sets: `ci-key-rotation policy` prints it.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import type { OperatorStatement } from "../providers/types";
+import { validateConfig, type ConfigResult, type CredentialSetConfig, type StackConfig } from "./config";
+
+/** An IAM policy document. */
+export interface PolicyDocument {
+    Version: "2012-10-17";
+    Statement: OperatorStatement[];
+}
+
+/** Options of {@link operatorPolicy}. */
+export interface OperatorPolicyOptions {
+    /**
+     * The AWS account id the users live in. Default `*`: the stack file does not say which
+     * account the provider's credentials belong to; pass it to narrow the policy further.
+     */
+    account?: string;
+    /** ARN partition. Default `aws`; `aws-cn` and `aws-us-gov` for those regions. */
+    partition?: string;
+}
+
+/** `arn:aws:iam::*:user/ci/ci-deploy` for a set's user. */
+export function userArn(set: CredentialSetConfig, options: OperatorPolicyOptions = {}): string {
+    return `arn:${options.partition ?? "aws"}:iam::${options.account ?? "*"}:user${set.user.path}${set.user.name}`;
+}
+
+/**
+ * The policy for a validated stack config. Every IAM action is scoped to the sets' own users;
+ * attaching managed policies is limited to the configured ARNs (otherwise these credentials
+ * could attach AdministratorAccess to a CI user and use its keys), and a configured
+ * permissions boundary must be the one set.
+ */
+export function operatorPolicy(config: StackConfig, options: OperatorPolicyOptions = {}): PolicyDocument {
+    const statements: OperatorStatement[] = [];
+    for (const set of config.sets) {
+        const id = sidPart(set.name);
+        const arn = userArn(set, options);
+        const userActions = [
+            "iam:GetUser",
+            "iam:UpdateUser",
+            "iam:DeleteUser",
+            "iam:TagUser",
+            "iam:UntagUser",
+            "iam:ListUserTags",
+            // Read by the provider before it deletes a user.
+            "iam:ListGroupsForUser",
+            // The rotation itself: IAM's key list, the keys, and the last-used gate.
+            "iam:ListAccessKeys",
+            "iam:CreateAccessKey",
+            "iam:UpdateAccessKey",
+            "iam:DeleteAccessKey",
+            "iam:GetAccessKeyLastUsed",
+            "iam:ListAttachedUserPolicies",
+            // Detaching only narrows what the CI user may do, so it needs no condition; removing a
+            // managed policy from config must keep working after the policy is gone from here.
+            "iam:DetachUserPolicy",
+            "iam:ListUserPolicies",
+            "iam:GetUserPolicy",
+            "iam:DeleteUserPolicy",
+            "iam:DeleteUserPermissionsBoundary",
+        ];
+        if (set.user.inlinePolicy) userActions.push("iam:PutUserPolicy");
+        if (!set.user.permissionsBoundary) userActions.push("iam:CreateUser");
+        statements.push({ Sid: `User${id}`, Effect: "Allow", Action: userActions.sort(), Resource: arn });
+        if (set.user.permissionsBoundary) {
+            statements.push({
+                Sid: `Boundary${id}`,
+                Effect: "Allow",
+                Action: ["iam:CreateUser", "iam:PutUserPermissionsBoundary"],
+                Resource: arn,
+                Condition: { StringEquals: { "iam:PermissionsBoundary": set.user.permissionsBoundary } },
+            });
+        }
+        if (set.user.managedPolicyArns.length > 0) {
+            statements.push({
+                Sid: `AttachPolicies${id}`,
+                Effect: "Allow",
+                Action: ["iam:AttachUserPolicy"],
+                Resource: arn,
+                Condition: { ArnEquals: { "iam:PolicyARN": [...set.user.managedPolicyArns].sort() } },
+            });
+        }
+        const targetStatements = new Map<string, OperatorStatement>();
+        for (const { target, store } of set.targets) {
+            for (const s of store.awsPermissions?.(target) ?? []) targetStatements.set(JSON.stringify(s), s);
+        }
+        targetStatements.forEach((s) => statements.push({ ...s, Sid: `${s.Sid}${id}` }));
+    }
+    // The AWS provider checks its credentials when it starts; STS needs no resource scope.
+    statements.push({ Sid: "CallerIdentity", Effect: "Allow", Action: ["sts:GetCallerIdentity"], Resource: "*" });
+    return { Version: "2012-10-17", Statement: statements };
+}
+
+/** `deploy-eu` → `DeployEu`: IAM allows only letters and digits in a `Sid`. */
+function sidPart(name: string): string {
+    return name
+        .split(/[^A-Za-z0-9]+/)
+        .filter(Boolean)
+        .map((w) => w[0].toUpperCase() + w.slice(1))
+        .join("");
+}
+
+/**
+ * Read a stack's `ci-key-rotation:*` settings from `Pulumi.<stack>.yaml` in `workDir` and
+ * validate them, without the Pulumi CLI. Values Pulumi encrypted (`secure:`) are skipped: none of
+ * this program's settings are secret.
+ */
+export async function readStackFileConfig(workDir: string, stack: string): Promise<ConfigResult & { file: string }> {
+    const file = join(workDir, `Pulumi.${stack.split("/").at(-1)}.yaml`);
+    let text: string;
+    try {
+        text = await readFile(file, "utf8");
+    } catch (err) {
+        const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+        return { ok: false, file, problems: [missing ? `${file} does not exist: create the stack with \`pulumi stack init ${stack}\`, or check --stack and --cwd` : `cannot read ${file}: ${(err as Error).message}`] };
+    }
+    let doc: unknown;
+    try {
+        doc = parseYaml(text);
+    } catch (err) {
+        return { ok: false, file, problems: [`${file} is not valid YAML: ${(err as Error).message.split("\n")[0]}`] };
+    }
+    const config = (doc as { config?: unknown } | null)?.config;
+    const raw: Record<string, unknown> = {};
+    if (config && typeof config === "object") {
+        for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
+            if (!key.startsWith("ci-key-rotation:")) continue;
+            if (value && typeof value === "object" && "secure" in value) continue;
+            // Pulumi.yaml gives optional keys empty defaults; empty means unset (as in the program).
+            if (value === "" || (Array.isArray(value) && value.length === 0)) continue;
+            raw[key.slice("ci-key-rotation:".length)] = value;
+        }
+    }
+    return { ...validateConfig(raw), file };
+}
