@@ -188,8 +188,10 @@ function describeIssue(issue: z.core.$ZodIssue, prefix: string): string[] {
             }
             return [`${where} ${issue.message}`];
         case "invalid_type":
-            if ((issue as { input?: unknown }).input === undefined) return [`${where} is required`];
-            return [`${where} must be ${article(issue.expected)}`];
+            // zod's own wording; our schemas' custom messages pass through as they are.
+            if (/^Invalid input: expected \w+, received undefined$/.test(issue.message)) return [`${where} is required`];
+            if (issue.message.startsWith("Invalid input")) return [`${where} must be ${article(issue.expected)}`];
+            return [`${where} ${issue.message}`];
         default:
             return [`${where} ${issue.message}`];
     }
@@ -250,11 +252,13 @@ export function validateConfig(raw: unknown): ConfigResult {
             if (!target) return;
             const store = storeFor(target.type);
             for (const p of store.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
-            for (const d of store.destinations(target)) {
+            const clashes = new Map<string, string[]>();
+            for (const d of new Set(store.destinations(target))) {
                 const other = destinations.get(d);
-                if (other) problems.push(`${path} writes ${d}, which ${other} already writes`);
+                if (other) clashes.set(other, [...(clashes.get(other) ?? []), d]);
                 else destinations.set(d, path);
             }
+            for (const [other, ds] of clashes) problems.push(`${path} writes ${ds.join(" and ")}, which ${other} already writes`);
             targets.push({ target, store, path });
         });
         if (!set) return;
@@ -365,7 +369,7 @@ export function decodeRawConfig(values: Record<string, string>): { raw: Record<s
     for (const [key, value] of Object.entries(values)) {
         // Pulumi.yaml gives optional keys empty defaults (project config without a default must be
         // set in every stack); empty means unset.
-        if (value === "" || value === "[]") continue;
+        if (value === "" || (value === "[]" && (key === "requestSets" || key === "forgetKeys"))) continue;
         if (key === "credentials" || key === "requestSets" || key === "forgetKeys") {
             try {
                 raw[key] = JSON.parse(value);

@@ -102,15 +102,18 @@ export function plan(input: PlanInput): PlanResult {
     const { done, warnings } = reconciled;
     let state = reconciled.state;
     if (reconciled.empty && state) {
-        const minted = mint(state, now, false, "every key of this set was forgotten (forgetKeys)");
-        return decide(input, minted, warnings);
+        return decide(input, mint(state, now, false, "every key of this set was forgotten (forgetKeys)"), warnings);
+    }
+    if (reconciled.finish && state) {
+        // A revoke keeps the dead key Inactive beside the replacement, whatever the request says.
+        const revoke = reconciled.finish === "revoke" || (input.request?.revoke === true && input.request.id !== state.lastRequest);
+        const reason = reconciled.finish === "revoke" ? `key ${state.keys[0].accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
+        return decide(input, mint(startRequest(state, input.request, now), now, revoke, reason), warnings);
     }
 
-    // Start or finish a request before deciding: a new id snapshots the keys it must see deleted.
+    // A new request id snapshots the keys it must see deleted.
     const request = input.request;
-    if (request && state && request.id !== state.lastRequest && request.id !== state.request?.id) {
-        state = { ...state, request: { id: request.id, seenAt: iso(now), keys: state.keys.map((k) => k.accessKeyId) } };
-    }
+    if (state) state = startRequest(state, request, now);
     const activeRequest = state?.request && request?.id === state.request.id ? request : undefined;
     const policy = effectivePolicy(input.policy, activeRequest);
 
@@ -145,6 +148,11 @@ export function plan(input: PlanInput): PlanResult {
         case "retiring":
             return decide(input, remove(state, now, due.reason), warnings);
     }
+}
+
+function startRequest(state: SetState, request: RotationRequest | undefined, now: DateTime): SetState {
+    if (!request || request.id === state.lastRequest || request.id === state.request?.id) return state;
+    return { ...state, request: { id: request.id, seenAt: iso(now), keys: state.keys.map((k) => k.accessKeyId) } };
 }
 
 interface Step {
@@ -288,7 +296,7 @@ function nextStep(state: SetState, policy: RotationPolicy, request: RotationRequ
 function reconcile(
     input: PlanInput,
     warnings: string[] = [],
-): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean } | { blocked: string } {
+): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean; finish?: "mint" | "revoke" } | { blocked: string } {
     const { state, observed, user, set, now } = input;
     const ids = (keys: { accessKeyId: string }[]) => keys.map((k) => k.accessKeyId).join(", ");
     const deleteCmd = (id: string) => `aws iam delete-access-key --user-name ${user} --access-key-id ${id}`;
@@ -331,27 +339,39 @@ function reconcile(
 
     // An interrupted mint: its key exists, the state does not know it yet. The mint is re-run
     // under the same resource name, so the engine adopts the key instead of creating another.
+    // IAM's creation date tells it from a key made by hand before this set's last step; without
+    // one, only a mint that is due now explains it.
+    const createdSinceLastStep = unknown.length === 1 && unknown[0].createDate !== undefined && at(unknown[0].createDate) >= at(state.changedAt);
     const inFlightMint =
         state.phase === "steady" &&
-        stepDue &&
         unknown.length === 1 &&
         missing.length === 0 &&
-        (!unknown[0].createDate || at(unknown[0].createDate) >= at(state.changedAt)) &&
-        flipped.every((k) => k === old && activeRequest?.revoke && !isActive(seen.get(k.accessKeyId)!.status));
-    // An interrupted deactivation (or revoke) already switched the old key off.
-    const inFlightDeactivate = state.phase === "pushed" && stepDue && flipped.length === 1 && flipped[0] === old && unknown.length === 0 && missing.length === 0;
-    // An interrupted delete already removed the old key.
-    const inFlightDelete = state.phase === "retiring" && stepDue && missing.length === 1 && missing[0] === old && unknown.length === 0 && flipped.length === 0;
+        (unknown[0].createDate !== undefined ? createdSinceLastStep : stepDue) &&
+        flipped.every((k) => k === old && !isActive(seen.get(k.accessKeyId)!.status));
+    // The old key of a rotation already switched off (an interrupted deactivation or emergency):
+    // every target holds the newer key, so record it rather than switch it back on.
+    const inFlightDeactivate = state.phase === "pushed" && flipped.length === 1 && flipped[0] === old && unknown.length === 0 && missing.length === 0;
+    // The inactive key of a rotation already gone (an interrupted delete).
+    const inFlightDelete = state.phase === "retiring" && missing.length === 1 && missing[0] === old && unknown.length === 0 && flipped.length === 0;
+    // The set's only key is switched off (an interrupted revoke, or a person responding to a
+    // leak): targets hold a key that no longer works, so replace it at once.
+    const deadOnlyKey = state.phase === "steady" && flipped.length === 1 && flipped[0] === old && unknown.length === 0 && missing.length === 0;
 
     if (inFlightMint) {
         warnings.push(`set "${set}": key ${unknown[0].accessKeyId} is from an interrupted mint; this run finishes it`);
-        return { state, warnings };
+        // Finish it even if it is no longer due: a job may already have read the new key from a
+        // target the interrupted run wrote, so the key must stay and every target must get it.
+        return { state, warnings, finish: flipped.length > 0 ? "revoke" : "mint" };
     }
     if (inFlightDeactivate) {
         return { state: deactivate(state, now, "").state, done: "deactivate", warnings };
     }
     if (inFlightDelete) {
         return { state: { ...state, phase: "steady", keys: [state.keys[1]], changedAt: iso(now) }, done: "delete", warnings };
+    }
+    if (deadOnlyKey) {
+        warnings.push(`set "${set}": key ${old.accessKeyId}, the only key, is ${seen.get(old.accessKeyId)!.status} in IAM; minting a replacement now`);
+        return { state, warnings, finish: "revoke" };
     }
 
     const problems: string[] = [];
@@ -374,8 +394,10 @@ function reconcile(
         );
     }
     if (problems.length > 0) return { blocked: `set "${set}" (IAM user ${user}) does not match its rotation state; no step was taken:\n    - ${problems.join("\n    - ")}` };
-    if (pendingRetired.length > 0) warnings.push(`set "${set}": key ${pendingRetired.join(", ")} is still being deleted`);
-    return { state, warnings };
+    // Keys the previous run removed matter only while IAM still lists them.
+    if (!state.retired) return { state, warnings };
+    const { retired: _, ...rest } = state;
+    return { state: pendingRetired.length > 0 ? { ...rest, retired: pendingRetired } : rest, warnings };
 }
 
 /** Durations in outputs: whole hours and minutes read best. */

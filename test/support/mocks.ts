@@ -108,3 +108,27 @@ export function setConfig(values: Record<string, unknown>, secretKeys: string[] 
     }
     pulumi.runtime.setAllConfig(all, secretKeys);
 }
+
+/** The signature Pulumi puts on a secret value when it crosses the mock monitor. */
+const secretSig = "4dabf18193072939515e22adb298388d";
+const secretMarker = "1b47061264138c4ac30d75fd1eb44270";
+
+/** Is this registered input a secret (as the engine would see it)? */
+export function isSecretInput(value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<string, unknown>)[secretSig] === secretMarker;
+}
+
+/** Registered inputs with secrets unwrapped, and the paths of the inputs that were secret. */
+export function reveal(inputs: Record<string, any>): { plain: Record<string, any>; secretPaths: string[] } {
+    const secretPaths: string[] = [];
+    const walk = (v: any, path: string): any => {
+        if (isSecretInput(v)) {
+            secretPaths.push(path);
+            return walk(v.value, path);
+        }
+        if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}[${i}]`));
+        if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, path ? `${path}.${k}` : k)]));
+        return v;
+    };
+    return { plain: walk(inputs, ""), secretPaths };
+}
