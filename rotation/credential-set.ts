@@ -99,7 +99,10 @@ export class CredentialSet extends pulumi.ComponentResource {
                 new aws.iam.AccessKey(
                     keyResourceName(name, key.generation),
                     { user: this.user.name, status: key.status },
-                    { ...child, additionalSecretOutputs: ["secret"] },
+                    // An adopted key is imported in the run that adopts it (import needs the declared
+                    // inputs to match the key: its user and its current status). Its `secret` stays
+                    // unknown, which is why the plan never makes it the key targets hold.
+                    { ...child, additionalSecretOutputs: ["secret"], ...(key.import ? { import: key.import } : {}) },
                 ),
             );
         }
