@@ -223,7 +223,7 @@ function lastUsedGate(input: PlanInput, old: KeyRecord, current: KeyRecord, poli
     if (!use.at || at(use.at) <= settledAt) return { kind: "pass" };
     const where = [use.service, use.region].filter(Boolean).join(" in ");
     const timeoutAt = dueAt.plus(policy.gateTimeout);
-    const seen = `key ${old.accessKeyId} (generation ${old.generation}) of set "${input.set}" was last used at ${use.at}${where ? ` (${where})` : ""}, ${old.adoptedAt ? `, after it was adopted at ${old.adoptedAt}` : `, after the new key was pushed at ${current.pushedAt ?? current.createdAt}`}: something still uses the old key`;
+    const seen = `key ${old.accessKeyId} (generation ${old.generation}) of set "${input.set}" was last used at ${use.at}${where ? ` (${where})` : ""}, ${old.adoptedAt ? `after it was adopted at ${old.adoptedAt}` : `after the new key was pushed at ${current.pushedAt ?? current.createdAt}`}: something still uses the old key`;
     if (input.now < timeoutAt) {
         return { kind: "wait", reason: `the last-used gate holds: ${seen}`, warning: `${seen}. Deactivation waits until that stops, or until ${iso(timeoutAt)} (gateTimeout).` };
     }
