@@ -1,15 +1,16 @@
 import { z } from "zod";
 import { githubStore, type GithubTarget } from "./github";
+import { gitlabStore, type GitlabTarget } from "./gitlab";
 import type { TargetStore } from "./types";
 
 /**
  * Every secret store, by the target `type`s it handles. Adding a store: one module implementing
  * `TargetStore`, one line here, and its target type in `Target`.
  */
-const stores: TargetStore<any>[] = [githubStore];
+const stores: TargetStore<any>[] = [githubStore, gitlabStore];
 
 /** Any target of any store, as validated config. */
-export type Target = GithubTarget;
+export type Target = GithubTarget | GitlabTarget;
 
 const byType = new Map<string, TargetStore<Target>>();
 for (const store of stores) {

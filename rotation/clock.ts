@@ -1,3 +1,4 @@
+import { RunError } from "@pulumi/pulumi";
 import { DateTime } from "luxon";
 
 /** The variable that pins the program's clock, for rehearsals and tests. */
@@ -13,7 +14,7 @@ export function readClock(env: NodeJS.ProcessEnv, realNow: () => Date = () => ne
     if (pinned === undefined || pinned === "") return { now: DateTime.fromJSDate(realNow()).toUTC() };
     const now = DateTime.fromISO(pinned, { setZone: true });
     if (!now.isValid || !/(Z|[+-]\d{2}:?\d{2})$/.test(pinned)) {
-        throw new Error(`\`${clockVariable}\` must be an ISO-8601 instant with a zone, e.g. 2026-11-23T12:00:00Z (got ${JSON.stringify(pinned)}); unset it to use the real time.`);
+        throw new RunError(`\`${clockVariable}\` must be an ISO-8601 instant with a zone, e.g. 2026-11-23T12:00:00Z (got ${JSON.stringify(pinned)}); unset it to use the real time.`);
     }
     return { now: now.toUTC(), warning: `${clockVariable} is set: acting as if it were ${now.toUTC().toISO()}, not the real time.` };
 }

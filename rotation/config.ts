@@ -1,3 +1,4 @@
+import { RunError } from "@pulumi/pulumi";
 import { Duration } from "luxon";
 import { z } from "zod";
 import { storeFor, targetSchema, type Target } from "../providers";
@@ -348,7 +349,7 @@ function dedupe(xs: string[]): string[] {
 }
 
 /** Thrown by the program when configuration is invalid; the message lists every problem. */
-export class ConfigError extends Error {
+export class ConfigError extends RunError {
     constructor(readonly problems: string[]) {
         super(`Invalid ci-key-rotation configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` + problems.map((p) => `  - ${p}`).join("\n"));
         this.name = "ConfigError";

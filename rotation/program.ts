@@ -44,7 +44,7 @@ export async function readPreviousState(): Promise<RotationState | undefined> {
 }
 
 /** Raised when a set cannot take its step safely; the run fails before anything changes. */
-export class RotationBlockedError extends Error {
+export class RotationBlockedError extends pulumi.RunError {
     constructor(readonly messages: string[]) {
         super(`No step was taken for any set, because:\n  - ${messages.join("\n  - ")}`);
         this.name = "RotationBlockedError";

@@ -3,6 +3,8 @@
  * StackReference to the stack itself. It never holds secret material.
  */
 
+import { RunError } from "@pulumi/pulumi";
+
 /** Where a set is in AWS's five-step recipe (DESIGN.md §2). */
 export type Phase = "steady" | "pushed" | "retiring";
 
@@ -59,7 +61,7 @@ export interface RotationState {
 }
 
 /** Thrown when the stored state cannot be read; the message says what to do. */
-export class StateError extends Error {
+export class StateError extends RunError {
     constructor(message: string) {
         super(message);
         this.name = "StateError";

@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import type { GitlabTarget } from "../providers/gitlab";
+import { validateConfig } from "../rotation/config";
+
+// Config validation of GitLab targets: defaults, and every problem reported with its path.
+
+function withTargets(targets: unknown[]) {
+    return { credentials: [{ name: "deploy", targets }] };
+}
+
+function problemsOf(targets: unknown[]): string[] {
+    const result = validateConfig(withTargets(targets));
+    assert.equal(result.ok, false, "expected the config to be rejected");
+    return result.ok ? [] : result.problems;
+}
+
+function targetsOf(targets: unknown[]): GitlabTarget[] {
+    const result = validateConfig(withTargets(targets));
+    assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+    return result.config.sets[0].targets.map((t) => t.target as GitlabTarget);
+}
+
+describe("GitLab target config", () => {
+    it("fills in documented defaults and normalises numeric ids to strings", () => {
+        assert.deepEqual(targetsOf([{ type: "gitlab-project", project: 42 }, { type: "gitlab-group", group: "acme/platform" }]), [
+            { type: "gitlab-project", project: "42", protected: true, masked: true, hidden: false, raw: true, environmentScope: "*" },
+            { type: "gitlab-group", group: "acme/platform", protected: true, masked: true, hidden: false, raw: true, environmentScope: "*" },
+        ]);
+    });
+
+    it("reports every problem of every GitLab target at once, each with its path", () => {
+        assert.deepEqual(
+            problemsOf([
+                { type: "gitlab-project", project: "api" },
+                { type: "gitlab-group" },
+                { type: "gitlab-project", project: "acme/api.git", names: { secretAccessKey: "AWS-SECRET" } },
+                { type: "gitlab-project", project: "acme/web", environmentScope: "/production" },
+                { type: "gitlab-project", project: "acme/web", environmentScope: "prod!" },
+                { type: "gitlab-group", group: "acme", hidden: true, masked: false },
+                { type: "gitlab-group", group: "acme/ops", variables: { AWS_ACCESS_KEY_ID: "x", "AWS-REGION": "eu-west-1" } },
+                { type: "gitlab-project", project: "acme/docs", protected: "yes", maskd: true },
+                { type: "gitlab-project", project: "acme/docs", description: "x".repeat(256) },
+                { type: "gitlab-group", group: 0 },
+            ]),
+            [
+                'credentials[0].targets[0].project must be a numeric project id or a full path such as "acme/api"',
+                "credentials[0].targets[1].group is required",
+                'credentials[0].targets[2].project must be a numeric project id or a full path such as "acme/api"',
+                "credentials[0].targets[2].names.secretAccessKey must be 1-255 letters, digits and underscores (GitLab's rule for variable keys)",
+                "credentials[0].targets[3].environmentScope must not begin or end with a slash or a space",
+                'credentials[0].targets[4].environmentScope must be "*" or an environment name, optionally with * wildcards (letters, digits, spaces and - _ / $ { } . *)',
+                "credentials[0].targets[5].masked must be true when hidden is true (GitLab hides only masked variables)",
+                "credentials[0].targets[6].variables.AWS-REGION must be 1-255 letters, digits and underscores (GitLab's rule for variable keys)",
+                "credentials[0].targets[7].protected must be true or false",
+                "credentials[0].targets[7].maskd is not a known setting",
+                "credentials[0].targets[8].description must be at most 255 characters",
+                'credentials[0].targets[9].group must be a numeric group id or a full path such as "acme" or "acme/platform"',
+            ],
+        );
+    });
+
+    it("rejects a plain variable that reuses a key variable's name", () => {
+        assert.deepEqual(problemsOf([{ type: "gitlab-group", group: "acme/ops", variables: { AWS_ACCESS_KEY_ID: "x" } }]), [
+            "credentials[0].targets[0].variables.AWS_ACCESS_KEY_ID is already the key of an access key variable: choose another key",
+        ]);
+    });
+
+    it("rejects two targets writing one key in one scope (paths compare case-insensitively), but not two scopes", () => {
+        assert.deepEqual(
+            problemsOf([
+                { type: "gitlab-project", project: "acme/api" },
+                { type: "gitlab-project", project: "acme/api", environmentScope: "production" },
+                { type: "gitlab-project", project: "ACME/api", names: { accessKeyId: "KEY_ID", secretAccessKey: "AWS_SECRET_ACCESS_KEY" } },
+            ]),
+            [
+                "credentials[0].targets[2] writes gitlab project acme/api variable AWS_SECRET_ACCESS_KEY environment scope *, which credentials[0].targets[0] already writes",
+            ],
+        );
+    });
+
+    it("accepts every key GitLab accepts and rejects every other", () => {
+        const keyChar = fc.constantFrom(..."ABCXYZabcxyz0189_-.$ é".split(""));
+        fc.assert(
+            fc.property(fc.string({ unit: keyChar, minLength: 1, maxLength: 20 }), (key) => {
+                const result = validateConfig(withTargets([{ type: "gitlab-project", project: "acme/api", names: { accessKeyId: key, secretAccessKey: "SECRET_KEY_NAME_THAT_DIFFERS" } }]));
+                assert.equal(result.ok, /^[A-Za-z0-9_]+$/.test(key) && key !== "SECRET_KEY_NAME_THAT_DIFFERS");
+            }),
+        );
+    });
+});
