@@ -1,7 +1,7 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { defaultKeyNames, type DeclareContext, type KeyNames, type TargetStore } from "./types";
+import { defaultKeyNames, type DeclareContext, type KeyNames, type TargetStore, type WriteEvidence } from "./types";
 
 // GitHub's rules for secret and variable names: letters, digits and underscores, not starting
 // with a digit, and the GITHUB_ prefix is reserved.
@@ -111,6 +111,16 @@ function providerFor(t: GithubTarget, ctx: DeclareContext): github.Provider {
     });
 }
 
+type SecretResource = github.ActionsSecret | github.ActionsEnvironmentSecret | github.ActionsOrganizationSecret | github.DependabotSecret;
+
+/** The secret name of each secret resource `declare` made, for `confirmWrites`' messages. */
+const secretNames = new WeakMap<pulumi.Resource, string>();
+
+function secret<R extends SecretResource>(resource: R, name: string): R {
+    secretNames.set(resource, name);
+    return resource;
+}
+
 /** GitHub Actions (repository, environment, organization) and Dependabot secrets. */
 export const githubStore: TargetStore<GithubTarget> = {
     schemas: [githubRepository, githubEnvironment, githubOrganization, githubDependabot],
@@ -156,7 +166,7 @@ export const githubStore: TargetStore<GithubTarget> = {
             case "github-repository": {
                 const repository = t.repository.split("/")[1];
                 for (const [secretName, value] of values) {
-                    out.push(new github.ActionsSecret(rn(secretName), { repository, secretName, value }, opts));
+                    out.push(secret(new github.ActionsSecret(rn(secretName), { repository, secretName, value }, opts), secretName));
                 }
                 for (const [variableName, value] of Object.entries(t.variables ?? {})) {
                     out.push(new github.ActionsVariable(rn(`var-${variableName}`), { repository, variableName, value }, opts));
@@ -167,7 +177,7 @@ export const githubStore: TargetStore<GithubTarget> = {
                 const repository = t.repository.split("/")[1];
                 const environment = t.environment;
                 for (const [secretName, value] of values) {
-                    out.push(new github.ActionsEnvironmentSecret(rn(secretName), { repository, environment, secretName, value }, opts));
+                    out.push(secret(new github.ActionsEnvironmentSecret(rn(secretName), { repository, environment, secretName, value }, opts), secretName));
                 }
                 for (const [variableName, value] of Object.entries(t.variables ?? {})) {
                     out.push(
@@ -187,13 +197,13 @@ export const githubStore: TargetStore<GithubTarget> = {
                           )
                         : undefined;
                 for (const [secretName, value] of values) {
-                    const secret = new github.ActionsOrganizationSecret(rn(secretName), { secretName, visibility, value }, opts);
-                    out.push(secret);
+                    const orgSecret = secret(new github.ActionsOrganizationSecret(rn(secretName), { secretName, visibility, value }, opts), secretName);
+                    out.push(orgSecret);
                     if (repoIds) {
                         out.push(
                             new github.ActionsOrganizationSecretRepositories(
                                 rn(`${secretName}-repos`),
-                                { secretName: secret.secretName, selectedRepositoryIds: repoIds },
+                                { secretName: orgSecret.secretName, selectedRepositoryIds: repoIds },
                                 opts,
                             ),
                         );
@@ -217,11 +227,23 @@ export const githubStore: TargetStore<GithubTarget> = {
             case "github-dependabot": {
                 const repository = t.repository.split("/")[1];
                 for (const [secretName, value] of values) {
-                    out.push(new github.DependabotSecret(rn(secretName), { repository, secretName, value }, opts));
+                    out.push(secret(new github.DependabotSecret(rn(secretName), { repository, secretName, value }, opts), secretName));
                 }
                 break;
             }
         }
         return out;
+    },
+
+    confirmWrites(_t, declared) {
+        // The provider reads the secret back after each write and records GitHub's `updated_at`
+        // as `updatedAt` (it changes only when the provider writes; `remoteUpdatedAt` also moves
+        // on writes made by others). Variables and repository selections carry no key.
+        const evidence: WriteEvidence[] = [];
+        for (const r of declared) {
+            const name = secretNames.get(r);
+            if (name !== undefined) evidence.push({ what: `secret ${name}`, writtenAt: (r as SecretResource).updatedAt });
+        }
+        return evidence;
     },
 };

@@ -48,6 +48,20 @@ export const defaultKeyNames: KeyNames = {
 };
 
 /**
+ * Evidence that a target took the key, read from the outputs of the resources the store declared
+ * (never from API calls of its own: the target check runs inside the engine's update, and
+ * preview sees unknown values). Give whatever the store can tell; what it cannot tell is absent.
+ */
+export interface WriteEvidence {
+    /** What was written, for messages, e.g. `secret AWS_SECRET_ACCESS_KEY`. */
+    readonly what: string;
+    /** When the store says the value was last written (ISO-8601), e.g. GitHub's `updatedAt`. */
+    readonly writtenAt?: pulumi.Input<string | undefined>;
+    /** The access key id the store says it holds, when it can be read back (never the secret). */
+    readonly accessKeyId?: pulumi.Input<string | undefined>;
+}
+
+/**
  * One module per secret store implements this. A target in config is an object whose `type`
  * picks the store; `schemas` validate it; `declare` turns it into resources that hold the key.
  */
@@ -73,6 +87,12 @@ export interface TargetStore<T extends { type: string } = { type: string }> {
     awsPermissions?(target: T): OperatorStatement[];
     /** Declare the resources that hold `ctx.key`. Called once per target per run. */
     declare(target: T, ctx: DeclareContext): pulumi.Resource[];
+    /**
+     * Optional: evidence, per written value, that the target took the key, from the resources
+     * `declare` returned for it. The run fails (naming the target) when the evidence shows a write
+     * older than the key or another key id. Stores that cannot tell leave this out.
+     */
+    confirmWrites?(target: T, declared: readonly pulumi.Resource[]): WriteEvidence[];
 }
 
 /** One statement of an IAM policy document, as `ci-key-rotation policy` prints it. */

@@ -1,6 +1,7 @@
 import type { IAMClient } from "@aws-sdk/client-iam";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { readLastUse, sdkClientConfig, type SdkClientConfig } from "./aws-calls";
 import type { LastUse, ObservedKey } from "./plan";
 
 /** What the program reads from AWS before deciding. Injected so tests need no network. */
@@ -14,7 +15,7 @@ export interface AwsObserver {
 /**
  * The observer a real run uses: `aws.iam.getAccessKeys` through the AWS provider, and
  * GetAccessKeyLastUsed through the SDK (the provider has no data source for it) with the
- * region and profile the provider is configured with.
+ * region and credentials the provider is configured with ({@link providerSdkConfig}).
  */
 export function providerObserver(makeIam: () => IAMClient = defaultIamClient): AwsObserver {
     let iam: IAMClient | undefined;
@@ -30,27 +31,21 @@ export function providerObserver(makeIam: () => IAMClient = defaultIamClient): A
             }
         },
         async lastUse(userName, accessKeyId) {
-            const { GetAccessKeyLastUsedCommand } = await import("@aws-sdk/client-iam");
             iam ??= makeIam();
-            const out = await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: accessKeyId }));
-            if (out.UserName && out.UserName !== userName) {
-                throw new Error(`IAM says key ${accessKeyId} belongs to ${out.UserName}, not ${userName}; check the set's \`user.name\`.`);
-            }
-            const last = out.AccessKeyLastUsed;
-            return {
-                at: last?.LastUsedDate?.toISOString(),
-                // IAM reports "N/A" for keys never used.
-                service: last?.ServiceName && last.ServiceName !== "N/A" ? last.ServiceName : undefined,
-                region: last?.Region && last.Region !== "N/A" ? last.Region : undefined,
-            };
+            return readLastUse(iam, userName, accessKeyId);
         },
     };
+}
+
+/** The SDK client configuration matching the AWS provider's (`aws:region`, `aws:profile`, static keys, environment). */
+export function providerSdkConfig(env: NodeJS.ProcessEnv = process.env): SdkClientConfig {
+    // Raw reads: `pulumi.Config.get` warns on secret keys such as `aws:secretKey`, and the value
+    // only ever goes into an SDK client.
+    return sdkClientConfig((key) => pulumi.runtime.getConfig(key), env);
 }
 
 function defaultIamClient(): IAMClient {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { IAMClient } = require("@aws-sdk/client-iam") as typeof import("@aws-sdk/client-iam");
-    const config = new pulumi.Config("aws");
-    const profile = config.get("profile");
-    return new IAMClient({ region: config.get("region") ?? process.env.AWS_REGION ?? "us-east-1", ...(profile ? { profile } : {}) });
+    return new IAMClient(providerSdkConfig());
 }

@@ -37,6 +37,15 @@ export interface CredentialSetConfig {
     /** Stack-wide rotation settings merged with the set's own `rotation` overrides. */
     policy: RotationPolicy;
     targets: TargetConfig[];
+    /**
+     * Access key ids of the user that ci-key-rotation did not mint but should take over
+     * (`credentials[].adoptKeys`). An adopted key is never written to targets (its secret is
+     * unknown): it becomes the set's old key and is deactivated and deleted like any other.
+     * Default empty: a key the state does not know blocks the set. See docs/verification.md.
+     */
+    adoptKeys: string[];
+    /** `credentials[i]`, for messages that tell which setting to change. */
+    path: string;
 }
 
 /** The whole validated configuration of a stack. */
@@ -78,6 +87,7 @@ const policyShape = {
     lastUsedGate: flag,
     onGateTimeout: z.enum(["proceed", "fail"], { error: 'must be "proceed" or "fail"' }),
     paused: flag,
+    validateTimeout: isoDuration.refine((d) => d.toMillis() <= 10 * 60_000, "must be at most PT10M: the engine waits for the key check inline"),
 };
 const policyOverrides = z.strictObject(policyShape).partial();
 
@@ -105,6 +115,8 @@ const policyDocument = z
         return JSON.stringify(parsed);
     });
 
+const accessKeyId = z.string().regex(/^[A-Z0-9]{16,128}$/, "must be an access key id (e.g. AKIA...)");
+
 const userSchema = z.strictObject({
     name: z.string().regex(/^[\w+=,.@-]{1,64}$/, "must be 1-64 characters of letters, digits and + = , . @ _ -").optional(),
     path: z
@@ -131,6 +143,7 @@ const setSchema = z.strictObject({
     targets: z
         .array(z.unknown(), { error: (iss) => (iss.input === undefined ? "is required" : "must be a list of targets") })
         .min(1, "must list at least one target"),
+    adoptKeys: z.array(accessKeyId, { error: "must be a list of access key ids" }).max(2, "must list at most two keys (AWS allows two per user)").optional(),
 });
 
 const requestId = z
@@ -148,9 +161,7 @@ const topLevel = {
     requestSets: z.array(z.string(), { error: "must be a list of set names" }).min(1, "must name at least one set, or be removed"),
     emergency: flag,
     revoke: flag,
-    forgetKeys: z
-        .array(z.string().regex(/^[A-Z0-9]{16,128}$/, "must be an access key id (e.g. AKIA...)"), { error: "must be a list of access key ids" })
-        .optional(),
+    forgetKeys: z.array(accessKeyId, { error: "must be a list of access key ids" }).optional(),
 } as const;
 
 type Path = readonly PropertyKey[];
@@ -230,6 +241,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     const setNames = new Map<string, number>();
     const userNames = new Map<string, string>();
     const destinations = new Map<string, string>();
+    const adopters = new Map<string, string>();
     ((top.credentials as unknown[] | undefined) ?? []).forEach((rawSet, i) => {
         const at = `credentials[${i}]`;
         const set = parseAt(setSchema, rawSet, at, problems);
@@ -260,6 +272,12 @@ export function validateConfig(raw: unknown): ConfigResult {
         if (previousUser) problems.push(`${at}.user.name "${userName}" is already the user of ${previousUser}: each set needs its own IAM user`);
         else userNames.set(userName.toLowerCase(), at);
 
+        (set.adoptKeys ?? []).forEach((id, k) => {
+            const other = adopters.get(id);
+            if (other) problems.push(`${at}.adoptKeys[${k}] ${id} is already adopted by ${other}: a key belongs to one user`);
+            else adopters.set(id, `${at}.adoptKeys`);
+        });
+
         const policy: RotationPolicy = { ...stackPolicy, ...(set.rotation as Partial<RotationPolicy> | undefined) };
         problems.push(...checkTiming(policy, set.rotation ? `${at}.rotation` : at));
 
@@ -275,6 +293,8 @@ export function validateConfig(raw: unknown): ConfigResult {
             },
             policy,
             targets,
+            adoptKeys: set.adoptKeys ?? [],
+            path: at,
         });
     });
 
@@ -289,6 +309,11 @@ export function validateConfig(raw: unknown): ConfigResult {
     }
     requestSets?.forEach((name, i) => {
         if (!setNames.has(name)) problems.push(`requestSets[${i}] "${name}" is not the name of a credential set`);
+    });
+
+    ((top.forgetKeys as string[] | undefined) ?? []).forEach((id, i) => {
+        const adopter = adopters.get(id);
+        if (adopter) problems.push(`forgetKeys[${i}] ${id} is also listed in ${adopter}: adopt a key, or forget it, not both`);
     });
 
     if (problems.length > 0) return { ok: false, problems: dedupe(problems) };

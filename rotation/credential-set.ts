@@ -5,6 +5,8 @@ import type { KeyMaterial } from "../providers/types";
 import type { CredentialSetConfig } from "./config";
 import { age, type Decision, type NextStep, type StepName } from "./plan";
 import type { KeyRecord, Phase, SetState } from "./state";
+import { providerSdkConfig } from "./aws";
+import { KeyCheck, TargetCheck, type TargetCheckArgs } from "./verify";
 
 /** Arguments of {@link CredentialSet}: the validated set and the decision for this run. */
 export interface CredentialSetArgs {
@@ -12,6 +14,8 @@ export interface CredentialSetArgs {
     decision: Decision;
     /** The instant this run acts at (for key ages). */
     now: DateTime;
+    /** Region for the key check's STS call. Default: the AWS provider's (`aws:region`, then the environment). */
+    region?: string;
 }
 
 /** A key as the outputs show it: no secret material. */
@@ -54,6 +58,10 @@ export class CredentialSet extends pulumi.ComponentResource {
     readonly keys: Map<number, aws.iam.AccessKey>;
     /** The key the targets hold. `secretAccessKey` is a Pulumi secret. */
     readonly current: KeyMaterial;
+    /** Step 2's check of the current key (STS). */
+    readonly keyCheck: KeyCheck;
+    /** The check that targets took the current key; absent when no store can tell. */
+    readonly targetCheck?: TargetCheck;
     /** The set's rotation state after this run (goes into the `rotation` output). */
     readonly state: pulumi.Output<SetState>;
     /** The set's summary output. */
@@ -91,24 +99,45 @@ export class CredentialSet extends pulumi.ComponentResource {
                 new aws.iam.AccessKey(
                     keyResourceName(name, key.generation),
                     { user: this.user.name, status: key.status },
-                    { ...child, additionalSecretOutputs: ["secret"] },
+                    // An adopted key is imported in the run that adopts it (import needs the declared
+                    // inputs to match the key: its user and its current status). Its `secret` stays
+                    // unknown, which is why the plan never makes it the key targets hold.
+                    { ...child, additionalSecretOutputs: ["secret"], ...(key.import ? { import: key.import } : {}) },
                 ),
             );
         }
         const currentKey = this.keys.get(decision.current)!;
+        // Step 2's check, declared every run for the current key: unchanged inputs mean no diff and
+        // no STS call; a new key makes the engine run it before anything that reads its outputs.
+        this.keyCheck = new KeyCheck(
+            `${name}-key-check`,
+            {
+                set: config.name,
+                accessKeyId: currentKey.id,
+                // The engine marks `secret` secret in a real run; wrap it anyway so no path can leak it.
+                secretAccessKey: pulumi.secret(currentKey.secret),
+                userArn: this.user.arn,
+                region: args.region ?? providerSdkConfig().region,
+                timeoutMs: config.policy.validateTimeout.toMillis(),
+            },
+            child,
+        );
+        // Targets read the key through the check's outputs, so they are written only once the key
+        // is known to authenticate: a key that never works never reaches a target.
+        const checkedId = this.keyCheck.accessKeyId;
         this.current = {
             generation: decision.current,
-            accessKeyId: currentKey.id,
-            // The engine marks `secret` secret in a real run; wrap it anyway so no path can leak it.
-            secretAccessKey: pulumi.secret(currentKey.secret),
+            accessKeyId: checkedId,
+            secretAccessKey: pulumi.secret(pulumi.all([checkedId, currentKey.secret]).apply(([, secret]) => secret)),
         };
 
         const shared = new Map<string, unknown>();
         const labels: string[] = [];
+        const writes: TargetCheckArgs["writes"] = [];
         for (const { target, store, path } of config.targets) {
             const label = store.label(target);
             labels.push(label);
-            store.declare(target, {
+            const declared = store.declare(target, {
                 setName: config.name,
                 resourceName: `${name}-${slug(label)}`,
                 parent: this,
@@ -119,6 +148,14 @@ export class CredentialSet extends pulumi.ComponentResource {
                     return shared.get(key) as R;
                 },
             });
+            for (const w of store.confirmWrites?.(target, declared) ?? []) {
+                writes.push({ target: label, path, what: w.what, writtenAt: w.writtenAt, accessKeyId: w.accessKeyId });
+            }
+        }
+        if (writes.length > 0) {
+            // "Targets hold it": its inputs depend on every target resource, so the engine runs it
+            // after the writes; it fails the run naming any target the evidence shows was not written.
+            this.targetCheck = new TargetCheck(`${name}-target-check`, { set: config.name, accessKeyId: currentKey.id, keyCreatedAt: currentKey.createDate, writes }, child);
         }
 
         const mintedId = decision.minted === undefined ? pulumi.output("") : this.keys.get(decision.minted)!.id;

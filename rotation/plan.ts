@@ -26,6 +26,11 @@ export interface DesiredKey {
     status: "Active" | "Inactive";
     /** Known for existing keys; absent for the key this run mints. */
     accessKeyId?: string;
+    /**
+     * Set only in the run that adopts the key (`adoptKeys`): the access key id to import, so the
+     * engine takes the existing key over (and can later delete it) instead of creating one.
+     */
+    import?: string;
 }
 
 /** The next step after this run, for outputs and `status`. */
@@ -74,6 +79,10 @@ export interface PlanInput {
     lastUse?: LastUse;
     /** Key ids the operator confirms were deleted outside the program (`forgetKeys`). */
     forget?: readonly string[];
+    /** Key ids of the user the operator asks the set to take over (`credentials[].adoptKeys`). */
+    adopt?: readonly string[];
+    /** The set's place in config, e.g. `credentials[0]`, for messages that name a setting. */
+    configPath?: string;
 }
 
 /**
@@ -97,12 +106,25 @@ const keyName = (k: KeyRecord): string => (k.accessKeyId ? `key ${k.accessKeyId}
  */
 export function plan(input: PlanInput): PlanResult {
     const { now } = input;
-    const reconciled = reconcile(input);
+    const adoption = adopt(input);
+    if ("blocked" in adoption) return { kind: "blocked", message: adoption.blocked };
+    if (adoption.adopted.length > 0) input = { ...input, state: adoption.state };
+    // The key an interrupted adoption run minted is re-declared under its own name below.
+    const reconciled = reconcile({ ...input, observed: input.observed.filter((k) => !adoption.leftover?.includes(k.accessKeyId)) }, adoption.warnings);
     if ("blocked" in reconciled) return { kind: "blocked", message: reconciled.blocked };
     const { done, warnings } = reconciled;
     let state = reconciled.state;
+    if (adoption.adopted.length > 0 && state) {
+        const ids = adoption.adopted.join(", ");
+        if (!input.state!.keys.some((k) => !k.adoptedAt)) {
+            // No key the targets could hold yet: mint one in this same run, beside the adopted key.
+            return decide(input, { ...mintBeside(state, now, `adopted key ${ids} (adoptKeys) and minted its replacement`), adopted: adoption.adopted }, warnings);
+        }
+        return decide(input, { step: "none", reason: `adopted key ${ids} (adoptKeys); it is retired like any old key`, state, adopted: adoption.adopted }, warnings);
+    }
     if (reconciled.empty && state) {
-        return decide(input, mint(state, now, false, "every key of this set was forgotten (forgetKeys)"), warnings);
+        const reason = state.keys.length > 0 ? `key ${state.keys[0].accessKeyId}, the only key left, was adopted and its secret is unknown` : "every key of this set was forgotten (forgetKeys)";
+        return decide(input, mintBeside(state, now, reason), warnings);
     }
     if (reconciled.finish && state) {
         // A revoke keeps the dead key Inactive beside the replacement, whatever the request says.
@@ -158,6 +180,8 @@ function startRequest(state: SetState, request: RotationRequest | undefined, now
 interface Step {
     step: StepName;
     reason: string;
+    /** Key ids this run adopts: declared with the `import` option. */
+    adopted?: string[];
     state: SetState;
     minted?: number;
 }
@@ -172,7 +196,7 @@ function dueStep(state: SetState, policy: RotationPolicy, request: RotationReque
             return { dueAt, reason: `${keyName(old)} is older than ${policy.every.toISO()}`, waiting: `${keyName(old)} is due for rotation at ${iso(dueAt)}` };
         }
         case "pushed": {
-            const dueAt = at(current.pushedAt ?? current.createdAt).plus(policy.overlap);
+            const dueAt = at(handedOverAt(old, current)).plus(policy.overlap);
             return {
                 dueAt,
                 reason: `${keyName(current)} has been in every target for ${policy.overlap.toISO()}`,
@@ -195,11 +219,11 @@ type GateOutcome = { kind: "pass"; warning?: string } | { kind: "wait"; reason: 
 /** Step 4 of the recipe: the old key must not be in use after the new one settled in. */
 function lastUsedGate(input: PlanInput, old: KeyRecord, current: KeyRecord, policy: RotationPolicy, dueAt: DateTime): GateOutcome {
     const use = input.lastUse!;
-    const settledAt = at(current.pushedAt ?? current.createdAt).plus(policy.settle);
+    const settledAt = at(handedOverAt(old, current)).plus(policy.settle);
     if (!use.at || at(use.at) <= settledAt) return { kind: "pass" };
     const where = [use.service, use.region].filter(Boolean).join(" in ");
     const timeoutAt = dueAt.plus(policy.gateTimeout);
-    const seen = `key ${old.accessKeyId} (generation ${old.generation}) of set "${input.set}" was last used at ${use.at}${where ? ` (${where})` : ""}, after the new key was pushed at ${current.pushedAt ?? current.createdAt}: something still uses the old key`;
+    const seen = `key ${old.accessKeyId} (generation ${old.generation}) of set "${input.set}" was last used at ${use.at}${where ? ` (${where})` : ""}, ${old.adoptedAt ? `after it was adopted at ${old.adoptedAt}` : `after the new key was pushed at ${current.pushedAt ?? current.createdAt}`}: something still uses the old key`;
     if (input.now < timeoutAt) {
         return { kind: "wait", reason: `the last-used gate holds: ${seen}`, warning: `${seen}. Deactivation waits until that stops, or until ${iso(timeoutAt)} (gateTimeout).` };
     }
@@ -209,6 +233,87 @@ function lastUsedGate(input: PlanInput, old: KeyRecord, current: KeyRecord, poli
     return {
         kind: "blocked",
         message: `${seen}. The gate timed out at ${iso(timeoutAt)} and onGateTimeout is "fail". Find the consumer (CloudTrail shows calls by ${old.accessKeyId}) and switch it to the new key, or set \`lastUsedGate: false\` or \`onGateTimeout: proceed\` for this set.`,
+    };
+}
+
+/**
+ * Since when consumers of the old key have had the new one: its push, or, for a key adopted
+ * later than that, the adoption (whatever uses an adopted key learns of the rotation only then).
+ */
+function handedOverAt(old: KeyRecord, current: KeyRecord): string {
+    const pushed = current.pushedAt ?? current.createdAt;
+    return old.adoptedAt && at(old.adoptedAt) > at(pushed) ? old.adoptedAt : pushed;
+}
+
+/** A mint beside a key that stays: an Inactive old key goes straight to `retiring`. */
+function mintBeside(state: SetState, now: DateTime, reason: string): Step {
+    const [old] = state.keys;
+    if (!old || isActive(old.status)) return mint(state, now, false, reason);
+    const minted = mint(state, now, true, reason);
+    return { ...minted, step: "mint", state: { ...minted.state, keys: [{ ...old, deactivatedAt: old.deactivatedAt ?? iso(now) }, minted.state.keys[1]] } };
+}
+
+/**
+ * Take over keys listed in `adoptKeys` that the state does not know (I9's second way out). An
+ * adopted key's secret is unknown, so it can only ever be the *old* key of a rotation:
+ * - with rotation state (steady on one key), it joins as the old key beside the current one and
+ *   is deactivated (gated) and deleted like any old key; no mint is needed;
+ * - without rotation state, the run mints the set's first pushable key beside it.
+ * Its generation is the next unused one, so its resource name never clashes with a key the
+ * engine knows; an interrupted mint's key adopted by mistake lands on its own name.
+ */
+function adopt(input: PlanInput): { state: SetState | undefined; adopted: string[]; warnings: string[]; leftover?: string[] } | { blocked: string } {
+    const { state, observed, set, user, now } = input;
+    const warnings: string[] = [];
+    const wanted = input.adopt ?? [];
+    if (wanted.length === 0) return { state, adopted: [], warnings };
+    const seen = new Map(observed.map((k) => [k.accessKeyId, k]));
+    const known = new Set([...(state?.keys.map((k) => k.accessKeyId) ?? []), ...(state?.retired ?? [])]);
+    const setting = `${input.configPath ?? `set "${set}"`}.adoptKeys`;
+    for (const id of wanted) {
+        if (!seen.has(id) && !known.has(id)) warnings.push(`set "${set}": \`${setting}\` lists key ${id}, which IAM does not list for user ${user}; remove it from \`${setting}\``);
+    }
+    const candidates = observed.filter((k) => wanted.includes(k.accessKeyId) && !known.has(k.accessKeyId));
+    if (candidates.length === 0) return { state, adopted: [], warnings };
+    const t = iso(now);
+    const bad = candidates.find((k) => k.status !== "Active" && k.status !== "Inactive");
+    if (bad) {
+        return {
+            blocked: `set "${set}": key ${bad.accessKeyId} listed in \`${setting}\` is ${bad.status} in IAM and cannot be adopted: delete it (aws iam delete-access-key --user-name ${user} --access-key-id ${bad.accessKeyId}) and remove it from \`${setting}\`.`,
+        };
+    }
+    const record = (k: ObservedKey, generation: number): KeyRecord => ({
+        generation,
+        accessKeyId: k.accessKeyId,
+        status: k.status as "Active" | "Inactive",
+        createdAt: k.createDate ? iso(at(k.createDate)) : t,
+        adoptedAt: t,
+        ...(k.status === "Inactive" ? { deactivatedAt: t } : {}),
+    });
+    if (!state) {
+        if (candidates.length > 1) {
+            return {
+                blocked: `set "${set}": \`${setting}\` lists two keys of IAM user ${user}, but a set without rotation state must mint a key the targets can hold, and AWS allows two per user. Delete one of ${candidates.map((k) => k.accessKeyId).join(", ")} (aws iam delete-access-key --user-name ${user} --access-key-id <id>), keep the other in \`${setting}\`, and run again.`,
+            };
+        }
+        const others = observed.filter((k) => k !== candidates[0]);
+        if (others.length > 0) warnings.push(`set "${set}": key ${others[0].accessKeyId} exists without state beside adopted key ${candidates[0].accessKeyId}; treating it as the key an interrupted run minted`);
+        const state: SetState = { generation: 1, phase: "steady", keys: [record(candidates[0], 1)], changedAt: t };
+        if (input.request) state.lastRequest = input.request.id; // the key this run mints already answers it
+        return { state, adopted: [candidates[0].accessKeyId], warnings, leftover: others.map((k) => k.accessKeyId) };
+    }
+    if (state.phase !== "steady" || state.keys.length !== 1 || candidates.length > 1) {
+        return {
+            blocked: `set "${set}": key ${candidates.map((k) => k.accessKeyId).join(", ")} listed in \`${setting}\` can only be adopted while the set holds a single key (it is ${state.phase} with ${state.keys.length}). Run again once the current rotation has finished.`,
+        };
+    }
+    const [current] = state.keys;
+    const k = candidates[0];
+    const generation = state.generation + 1;
+    return {
+        state: { ...state, generation, phase: k.status === "Active" ? "pushed" : "retiring", keys: [record(k, generation), current], changedAt: t },
+        adopted: [k.accessKeyId],
+        warnings,
     };
 }
 
@@ -256,10 +361,16 @@ function decide(input: PlanInput, step: Step, warnings: string[]): PlanResult {
         state = rest;
     }
     const newest = [...state.keys].reverse().find((k) => isActive(k.status)) ?? state.keys[state.keys.length - 1];
+    if (newest.adoptedAt && !newest.pushedAt) {
+        // Never reached by the steps above; a guard, because pushing an adopted key would write an
+        // unknown (empty) secret to every target.
+        return { kind: "blocked", message: `set "${input.set}": key ${newest.accessKeyId} was adopted and its secret is unknown, so it cannot be the key targets hold. Remove it from \`adoptKeys\` and delete it, then run again.` };
+    }
     const keys: DesiredKey[] = state.keys.map((k) => ({
         generation: k.generation,
         status: k.status,
         ...(k.generation === step.minted ? {} : { accessKeyId: k.accessKeyId }),
+        ...(step.adopted?.includes(k.accessKeyId) ? { import: k.accessKeyId } : {}),
     }));
     const activeRequest = state.request && input.request?.id === state.request.id ? input.request : undefined;
     return {
@@ -300,6 +411,7 @@ function reconcile(
     const { state, observed, user, set, now } = input;
     const ids = (keys: { accessKeyId: string }[]) => keys.map((k) => k.accessKeyId).join(", ");
     const deleteCmd = (id: string) => `aws iam delete-access-key --user-name ${user} --access-key-id ${id}`;
+    const adoptCmd = (id: string) => `pulumi config set --path 'ci-key-rotation:${input.configPath ?? "credentials[<i>]"}.adoptKeys[0]' ${id}`;
 
     if (!state) {
         if (observed.length === 0) return { state: undefined, warnings };
@@ -308,7 +420,7 @@ function reconcile(
             return { state: undefined, warnings };
         }
         return {
-            blocked: `set "${set}": IAM user ${user} already has keys ${ids(observed)} but this stack has no rotation state for it. ci-key-rotation only manages keys it minted: delete them (${deleteCmd("<id>")}) or point the set at a new user.`,
+            blocked: `set "${set}": IAM user ${user} already has keys ${ids(observed)} but this stack has no rotation state for it. ci-key-rotation manages only keys it minted or adopted: delete them (${deleteCmd("<id>")}), or delete one and adopt the other (${adoptCmd("<id>")}), or point the set at a new user.`,
         };
     }
 
@@ -320,6 +432,11 @@ function reconcile(
         const keys = state.keys.filter((k) => !forgotten.includes(k));
         warnings.push(`set "${set}": forgetting key ${ids(forgotten)} (forgetKeys); remove it from forgetKeys after this run`);
         if (keys.length === 0) return { state: { ...state, keys: [], phase: "steady", changedAt: iso(now) }, done: "none", warnings, empty: true };
+        const last = keys[keys.length - 1];
+        if (last.adoptedAt && !last.pushedAt) {
+            // An adopted key cannot be pushed: mint beside it at once, as for a set without keys.
+            return { state: { ...state, keys: [last], phase: "steady", changedAt: iso(now) }, done: "none", warnings, empty: true };
+        }
         return reconcile({ ...input, forget: [], state: { ...state, keys: [keys[keys.length - 1]], phase: "steady" } }, warnings);
     }
     const known = new Map(state.keys.map((k) => [k.accessKeyId, k]));
@@ -377,7 +494,7 @@ function reconcile(
     const problems: string[] = [];
     for (const k of unknown) {
         problems.push(
-            `IAM shows key ${k.accessKeyId} (${k.status}${k.createDate ? `, created ${k.createDate}` : ""}) that ci-key-rotation does not manage. No key is minted while it exists: delete it if nothing uses it (${deleteCmd(k.accessKeyId)}).`,
+            `IAM shows key ${k.accessKeyId} (${k.status}${k.createDate ? `, created ${k.createDate}` : ""}) that ci-key-rotation does not manage. No key is minted while it exists. Either delete it if nothing uses it (${deleteCmd(k.accessKeyId)}), or adopt it so it is retired like an old key, deactivated only when the last-used gate shows nothing uses it (${adoptCmd(k.accessKeyId)}).`,
         );
     }
     for (const k of missing) {

@@ -43,6 +43,14 @@ export interface RotationPolicy {
     onGateTimeout: "proceed" | "fail";
     /** Freeze the set: take no step at all. Default `false`. */
     paused: boolean;
+    /**
+     * Step 2's check: how long a run keeps retrying STS GetCallerIdentity with a newly minted key
+     * before it fails. IAM is eventually consistent and documents no bound; a new key usually
+     * authenticates within seconds. Default `PT30S`: long enough for the usual delay, short enough
+     * that a key that never works fails the run quickly (the key stays, nothing is deactivated, and
+     * the next run checks it again). At most `PT10M`, since the engine waits inline.
+     */
+    validateTimeout: Duration;
 }
 
 /** The defaults documented on each field of {@link RotationPolicy}. */
@@ -55,10 +63,11 @@ export const defaultPolicy: Readonly<RotationPolicy> = Object.freeze({
     gateTimeout: Duration.fromISO("P1D"),
     onGateTimeout: "fail" as const,
     paused: false,
+    validateTimeout: Duration.fromISO("PT30S"),
 });
 
 /** The fields of {@link RotationPolicy} that are durations. */
-export const durationFields = ["every", "overlap", "retireAfter", "settle", "gateTimeout"] as const;
+export const durationFields = ["every", "overlap", "retireAfter", "settle", "gateTimeout", "validateTimeout"] as const;
 
 /** What an operator asked for through `ci-key-rotation:request` and its flags. */
 export interface RotationRequest {

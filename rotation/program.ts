@@ -80,6 +80,8 @@ async function decideSet(set: CredentialSetConfig, config: StackConfig, state: S
         request,
         now,
         forget: config.forgetKeys,
+        adopt: set.adoptKeys,
+        configPath: set.path,
     };
     let result = plan(input);
     if (result.kind === "needs-last-use") {

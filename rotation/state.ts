@@ -19,6 +19,11 @@ export interface KeyRecord {
     pushedAt?: string;
     /** When the key was deactivated. */
     deactivatedAt?: string;
+    /**
+     * When ci-key-rotation took this key over (`credentials[].adoptKeys`). Its secret is unknown,
+     * so it is never the key targets hold: it is always the old key of a rotation.
+     */
+    adoptedAt?: string;
 }
 
 /** A rotation request being worked on: done when every key it names is deleted. */

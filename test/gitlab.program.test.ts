@@ -45,7 +45,7 @@ before(async () => {
     outputs = (await program(deps)) as unknown as Record<string, pulumi.Output<unknown>>;
     await unwrap(outputs.rotation);
     await settle();
-    variables = mocks.registrations.filter((r) => r.type === "pulumi-nodejs:dynamic:Resource");
+    variables = mocks.registrations.filter((r) => r.type === "pulumi-nodejs:dynamic:Resource" && r.inputs.kind === "gitlab-variable");
 });
 
 after(() => {

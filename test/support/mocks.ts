@@ -7,6 +7,8 @@ export interface Registration {
     inputs: Record<string, any>;
     provider?: string;
     id: string;
+    /** The `import` resource option, when set (the mock monitor passes it as the id to import). */
+    importId?: string;
 }
 
 /** One invoke seen by the mock monitor. */
@@ -24,6 +26,8 @@ export interface MockWorld {
     repoIds?: Record<string, number>;
     /** Ids for new access keys by resource name; default derived from the name. */
     keyIds?: Record<string, string>;
+    /** Outputs a real provider would add (e.g. GitHub's `updatedAt`, IAM's `createDate`). */
+    extraState?: (resource: { type: string; name: string; inputs: Record<string, any> }) => Record<string, any> | undefined;
 }
 
 /** A fake secret that still looks like AWS's 40-character secret access keys. */
@@ -46,11 +50,14 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
                     const outputs = world.stackOutputs ?? {};
                     return { id: args.name, state: { name: args.inputs.name, outputs, secretOutputNames: [] } };
                 }
-                const id = args.type === "aws:iam/accessKey:AccessKey" ? (world.keyIds?.[args.name] ?? keyIdFor(args.name)) : `${args.name}-id`;
-                registrations.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, id });
+                // An imported resource keeps the id it was imported by.
+                const id = args.id || (args.type === "aws:iam/accessKey:AccessKey" ? (world.keyIds?.[args.name] ?? keyIdFor(args.name)) : `${args.name}-id`);
+                registrations.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, id, ...(args.id ? { importId: args.id } : {}) });
                 const state: Record<string, any> = { ...args.inputs };
                 if (args.type === "aws:iam/user:User") state.arn = `arn:aws:iam::123456789012:user${args.inputs.path ?? "/"}${args.inputs.name}`;
-                if (args.type === "aws:iam/accessKey:AccessKey") state.secret = pulumi.secret(fakeSecretFor(args.name));
+                // IAM never returns the secret of an existing key: an imported key has none.
+                if (args.type === "aws:iam/accessKey:AccessKey" && !args.id) state.secret = pulumi.secret(fakeSecretFor(args.name));
+                Object.assign(state, world.extraState?.({ type: args.type, name: args.name, inputs: args.inputs }));
                 return { id, state };
             },
             call(args) {
