@@ -232,19 +232,8 @@ function filter(v: GitlabVariableInputs): Record<string, string> {
 }
 
 function createBody(v: GitlabVariableInputs): Record<string, unknown> {
-    const body: Record<string, unknown> = {
-        key: v.key,
-        value: v.value,
-        variable_type: "env_var",
-        protected: v.protected,
-        masked: v.masked,
-        raw: v.raw,
-        environment_scope: v.environmentScope,
-        description: v.description,
-    };
     // Only sent when wanted: GitLab before 17.4 does not know the field.
-    if (v.hidden) body.masked_and_hidden = true;
-    return body;
+    return { key: v.key, ...updateBody(v), ...(v.hidden ? { masked_and_hidden: true } : {}) };
 }
 
 function updateBody(v: GitlabVariableInputs): Record<string, unknown> {
