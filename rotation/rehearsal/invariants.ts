@@ -273,6 +273,12 @@ export class InvariantChecker {
         if (texts.length === 0) this.check("I7", true, () => "");
     }
 
+    /** `text` with every known secret replaced: reports must not carry a leak further. */
+    redact(text: string): string {
+        const pattern = this.pattern();
+        return pattern ? text.replace(new RegExp(pattern.source, "g"), "[secret redacted]") : text;
+    }
+
     private leakedKey(text: string): string {
         return [...this.world.iam.history.values()].find((k) => text.includes(k.secret))?.accessKeyId ?? "a key";
     }

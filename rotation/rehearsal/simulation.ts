@@ -197,7 +197,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             at: new Date(at).toISOString(),
             ...(twinOf !== undefined ? { twinOf } : {}),
             ok: result.ok,
-            ...(result.failure ? { error: result.failure } : {}),
+            ...(result.failure ? { error: checker.redact(result.failure) } : {}),
             faults: injected,
             operations: result.operations,
             sets: describeSets(config!, result, engine.outputs, world),
