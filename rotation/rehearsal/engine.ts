@@ -162,9 +162,12 @@ export class Engine {
 
         const restore = captureConsole(run.logs);
         const stackTraceLimit = Error.stackTraceLimit;
-        // The SDK records a stack trace for every promise and resource; with source maps that is
-        // most of a mocked run's time, and no simulated run needs them.
+        const prepareStackTrace = Error.prepareStackTrace;
+        // The SDK records a stack trace for every promise and resource (and raises the limit to
+        // find source positions); formatting them is most of a mocked run's time, and no
+        // simulated run needs them. Messages are kept; only stacks go.
         Error.stackTraceLimit = 0;
+        Error.prepareStackTrace = (err: Error) => `${err.name}: ${err.message}`;
         let outputs: Record<string, unknown> | undefined;
         const secretOutputs: string[] = [];
         try {
@@ -194,6 +197,7 @@ export class Engine {
                 run.failure ??= messageOf(err);
             }
             Error.stackTraceLimit = stackTraceLimit;
+            Error.prepareStackTrace = prepareStackTrace;
             restore();
         }
         if (run.failure !== undefined) return { ...run, ok: false, secretOutputs };
@@ -223,7 +227,17 @@ export class Engine {
                     return { id, state: args.inputs };
                 }
                 const owner = args.provider ? (providers.get(args.provider.split("::").pop()!)?.owner as string | undefined) : undefined;
-                const record = this.register(args.type, args.name, inputs, owner, run);
+                let record: ResourceRecord;
+                try {
+                    record = this.register(args.type, args.name, inputs, owner, run);
+                } catch {
+                    // The run has failed (recorded on `run`): the engine applies nothing more and
+                    // writes no outputs. The program gets a stand-in instead of a rejection, because
+                    // rejected outputs nobody awaits would surface as unhandled rejections in the
+                    // host process, where a real engine would simply have stopped the program.
+                    const existing = this.resources.get(key(args.type, args.name));
+                    return { id: existing?.id ?? `${args.name}-not-created`, state: existing ? this.state(existing, args.inputs) : { ...args.inputs, secret: pulumi.secret("") } };
+                }
                 registered.add(key(args.type, args.name));
                 return { id: record.id, state: this.state(record, args.inputs) };
             },
