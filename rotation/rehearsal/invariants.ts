@@ -101,6 +101,9 @@ export class InvariantChecker {
         this.sets = sets;
         this.previous = previous;
         this.run = emptyCounts();
+        // The first scheduled run counts as the start of the first gap: faults that delay the
+        // first successful run delay the first key's push just as they delay later ones.
+        this.lastSuccess ??= at;
         // Freshness peaks just before a run: the key has aged for the whole gap.
         this.checkFreshness(at);
     }
