@@ -10,6 +10,9 @@ const runs = Number(process.env.REHEARSAL_PROPERTY_RUNS ?? 300);
 //   keeps `changedAt`, so a second run at the same instant takes the next step;
 // - I5: a key adopted from an interrupted mint gets the adopting run's time as `createdAt`, not
 //   IAM's createDate, so a later delay stacks on the first and the key outlives every + gap.
+// Also open, not yet diagnosed: I5 when `every` is barely above overlap + gateTimeout +
+// retireAfter (cadence rounding of each step pushes the mint past every + gap), and I8 runs
+// blocked with "does not match its rotation state" after injected faults.
 // Reproduce with REHEARSAL_PROPERTY_SEED=20261123; remove `todo` once plan.ts is fixed.
 test(`${runs} random scenarios of at least 60 runs keep every invariant`, { timeout: 600_000, todo: "program bugs found: see comment" }, async () => {
     let totalRuns = 0;
