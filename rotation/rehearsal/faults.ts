@@ -1,0 +1,116 @@
+import { CrashSignal, type PendingOperation, type RunContext } from "./engine";
+import type { Random } from "./random";
+import { ApiError } from "./world";
+
+/** A time window, epoch milliseconds, `from` included and `until` excluded. */
+export interface Window {
+    from: number;
+    until: number;
+}
+
+/** The faults a rehearsal injects. Every field is optional; the default injects nothing. */
+export interface FaultOptions {
+    /** Probability that any one write operation fails with an API error. */
+    failRate?: number;
+    /** An API error at operation `op` (1-based) of the first run at or after `at`. */
+    failAt?: { at: number; op: number }[];
+    /** A crash (the `pulumi up` process killed) after `after` operations of the first run at or after `at`. */
+    crashAt?: { at: number; after: number }[];
+    /** Probability that a run crashes after a random number of its operations. */
+    crashRate?: number;
+    /** Targets whose store addresses contain `match` (every target when absent) reject writes in the window. */
+    rejectWrites?: (Window & { match?: string })[];
+    /** Probability that a scheduled run does not happen (a missed cron trigger). */
+    missRate?: number;
+    /** Windows in which no run happens. */
+    outages?: Window[];
+    /** Each run starts up to this many milliseconds after its scheduled time. */
+    jitterMs?: number;
+    /**
+     * Probability that a second run is triggered at the same instant right after a run (two
+     * cron triggers, or a person and cron). Runs that changed something always get one.
+     */
+    twinRate?: number;
+}
+
+/** Turns {@link FaultOptions} into decisions, run by run and operation by operation. */
+export class FaultInjector {
+    private readonly failAt: { at: number; op: number; used: boolean }[];
+    private readonly crashAt: { at: number; after: number; used: boolean }[];
+    private run?: { failOp?: number; crashAfter?: number; injected: string[] };
+
+    constructor(
+        readonly options: FaultOptions,
+        private readonly random: Random,
+    ) {
+        this.failAt = (options.failAt ?? []).map((f) => ({ ...f, used: false }));
+        this.crashAt = (options.crashAt ?? []).map((c) => ({ ...c, used: false }));
+    }
+
+    /** Does the run scheduled at `at` happen? */
+    runs(at: number): boolean {
+        if ((this.options.outages ?? []).some((w) => at >= w.from && at < w.until)) return false;
+        return !this.random.chance(this.options.missRate ?? 0);
+    }
+
+    /** Delay of a run after its scheduled time. */
+    jitter(): number {
+        return this.options.jitterMs ? Math.floor(this.random.next() * this.options.jitterMs) : 0;
+    }
+
+    /** Should a twin run follow this one? */
+    twin(changed: boolean): boolean {
+        return changed || this.random.chance(this.options.twinRate ?? 0);
+    }
+
+    /** Prepare the faults of a run starting at `at`; `twin` runs get no scheduled faults. */
+    startRun(at: number, twin: boolean): void {
+        const run: NonNullable<typeof this.run> = { injected: [] };
+        if (!twin) {
+            const fail = this.failAt.find((f) => !f.used && at >= f.at);
+            if (fail) {
+                fail.used = true;
+                run.failOp = fail.op;
+            }
+            const crash = this.crashAt.find((c) => !c.used && at >= c.at);
+            if (crash) {
+                crash.used = true;
+                run.crashAfter = crash.after;
+            } else if (this.random.chance(this.options.crashRate ?? 0)) {
+                run.crashAfter = Math.floor(this.random.next() * 12);
+            }
+        }
+        this.run = run;
+    }
+
+    /** Faults injected into the current run, in words. */
+    injected(): string[] {
+        return this.run?.injected ?? [];
+    }
+
+    /** Engine hook: maybe fail or crash before an operation. */
+    beforeOperation(op: PendingOperation, ctx: RunContext): void {
+        const run = this.run!;
+        const n = ctx.operations.length;
+        if (run.crashAfter !== undefined && n >= run.crashAfter) {
+            run.injected.push(`crash after ${n} operation(s)`);
+            run.crashAfter = undefined;
+            throw new CrashSignal(n);
+        }
+        if (run.failOp === n + 1) {
+            run.injected.push(`API error at operation ${n + 1} (${op.action} ${op.name})`);
+            throw new ApiError("ServiceUnavailable", `injected failure at operation ${n + 1}`);
+        }
+        const rejecting = (this.options.rejectWrites ?? []).find(
+            (w) => ctx.at >= w.from && ctx.at < w.until && op.addresses?.some((a) => !w.match || a.includes(w.match.toLowerCase())),
+        );
+        if (rejecting) {
+            run.injected.push(`target rejected ${op.action} ${op.name}`);
+            throw new ApiError("HTTP 503", `the target rejected the write to ${op.name}`);
+        }
+        if (this.random.chance(this.options.failRate ?? 0)) {
+            run.injected.push(`random API error at operation ${n + 1} (${op.action} ${op.name})`);
+            throw new ApiError("Throttling", `injected failure at operation ${n + 1}`);
+        }
+    }
+}

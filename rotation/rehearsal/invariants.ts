@@ -1,0 +1,325 @@
+import type { StackConfig } from "../config";
+import { effectivePolicy } from "../policy";
+import type { RotationState } from "../state";
+import type { EngineRun, Operation, PendingOperation, RunContext } from "./engine";
+import { viewOf, type TargetView } from "./targets";
+import type { FakeKey, World } from "./world";
+
+/** The invariants of DESIGN.md §3. */
+export const invariantIds = ["I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "I9"] as const;
+/** One invariant's id. */
+export type InvariantId = (typeof invariantIds)[number];
+
+/** One invariant that did not hold. */
+export interface Violation {
+    invariant: InvariantId;
+    /** Instant of the run (ISO). */
+    at: string;
+    /** Index of the run in `runs`. */
+    run: number;
+    message: string;
+}
+
+/** Checks made and failed per invariant (in one run, or in a whole rehearsal). */
+export type CheckCounts = Record<InvariantId, { checked: number; failed: number }>;
+
+/** A set as the checker needs it. */
+interface SetModel {
+    name: string;
+    user: string;
+    targets: TargetView[];
+    retireAfterMs: number;
+    everyMs: number;
+    paused: boolean;
+    /** The configured request applies to the set and is emergency / revoke. */
+    emergency: boolean;
+    revoke: boolean;
+    requestId?: string;
+}
+
+const ms = (d: { toMillis(): number }) => d.toMillis();
+
+/** The sets of a validated configuration, as the checker sees them. */
+export function setModels(config: StackConfig): SetModel[] {
+    return config.sets.map((set) => {
+        const request = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
+        const effective = effectivePolicy(set.policy, request);
+        return {
+            name: set.name,
+            user: set.user.name,
+            targets: set.targets.map((t) => viewOf(t.target, t.store.label(t.target))),
+            retireAfterMs: ms(effective.retireAfter),
+            everyMs: ms(set.policy.every),
+            paused: set.policy.paused,
+            emergency: request?.emergency === true,
+            revoke: request?.revoke === true,
+            requestId: request?.id,
+        };
+    });
+}
+
+function emptyCounts(): CheckCounts {
+    return Object.fromEntries(invariantIds.map((id) => [id, { checked: 0, failed: 0 }])) as CheckCounts;
+}
+
+const iso = (t: number) => new Date(t).toISOString();
+
+/**
+ * Checks I1–I9 after every operation and every run. It reads the fake world and the engine's
+ * saved state directly, so a violation is what a person would see in AWS and GitHub.
+ */
+export class InvariantChecker {
+    readonly violations: Violation[] = [];
+    /** Violations beyond this many are counted but not listed. */
+    maxListed = 500;
+    readonly totals = emptyCounts();
+    run = emptyCounts();
+    private runIndex = 0;
+    private runAt = 0;
+    private sets: SetModel[] = [];
+    private previous?: RotationState;
+    /** Sets where a revoke deactivated the key the targets hold; closed by the next successful run. */
+    private readonly revokeWindow = new Set<string>();
+    /** Targets that have received a key at least once (labels). */
+    private readonly pushed = new Set<string>();
+    /** The last run that counts for I5's gap: a successful one, or one that failed with no injected fault. */
+    private lastSuccess?: number;
+    private longestGapMs = 0;
+    /** Targets holding an id whose secret does not match it, after a run ended. */
+    tornTargets: { at: string; target: string; accessKeyId?: string }[] = [];
+    /** Oldest key age (ms) any target held at a check. */
+    oldestTargetKeyAgeMs = 0;
+    private secretPattern?: RegExp;
+    private secretCount = 0;
+
+    constructor(private readonly world: World) {}
+
+    /** Start checking a run. `previous` is the state the run reads (the saved `rotation` output). */
+    startRun(index: number, at: number, sets: SetModel[], previous: RotationState | undefined): void {
+        this.runIndex = index;
+        this.runAt = at;
+        this.sets = sets;
+        this.previous = previous;
+        this.run = emptyCounts();
+        // The first scheduled run counts as the start of the first gap: faults that delay the
+        // first successful run delay the first key's push just as they delay later ones.
+        this.lastSuccess ??= at;
+        // Freshness peaks just before a run: the key has aged for the whole gap.
+        this.checkFreshness(at);
+    }
+
+    /** Count a check of `id`; record a violation when `ok` is false. */
+    check(id: InvariantId, ok: boolean, message: () => string): boolean {
+        this.totals[id].checked++;
+        this.run[id].checked++;
+        if (ok) return true;
+        this.totals[id].failed++;
+        this.run[id].failed++;
+        if (this.violations.length < this.maxListed) {
+            const text = message();
+            if (!this.violations.some((v) => v.run === this.runIndex && v.invariant === id && v.message === text)) {
+                this.violations.push({ invariant: id, at: iso(this.runAt), run: this.runIndex, message: text });
+            }
+        }
+        return false;
+    }
+
+    private setOfUser(user: string | undefined): SetModel | undefined {
+        return this.sets.find((s) => s.user === user);
+    }
+
+    private held(view: TargetView): { accessKeyId?: string; secret?: string; key?: FakeKey } {
+        const c = view.holds(this.world.stores);
+        return { ...c, key: this.world.iam.history.get(c.accessKeyId ?? "") };
+    }
+
+    /** Engine hook, before the world changes: the preconditions of I1, I4 and I9. */
+    beforeOperation(op: PendingOperation): void {
+        if (op.type !== "aws:iam/accessKey:AccessKey") return;
+        const set = this.setOfUser(op.user);
+        const iam = this.world.iam;
+        if (op.action === "create") {
+            const keys = iam.users.get(op.user!)?.keys ?? [];
+            this.check("I1", keys.length < 2, () => `the program created a third access key for ${op.user} (${op.name}) while ${keys.map((k) => `${k.accessKeyId} (${k.status})`).join(" and ")} exist`);
+            const known = new Set(set ? (this.previous?.sets[set.name]?.keys ?? []).map((k) => k.accessKeyId) : []);
+            const unknown = keys.filter((k) => !known.has(k.accessKeyId));
+            this.check("I9", unknown.length === 0, () => `the program minted ${op.name} while IAM shows ${unknown.map((k) => k.accessKeyId).join(", ")}, which the rotation state does not manage`);
+            return;
+        }
+        const key = iam.key(op.accessKeyId);
+        if (!key || !set) return;
+        if (op.action === "update" && op.status === "Inactive" && key.status === "Active") {
+            if (set.revoke) this.revokeWindow.add(set.name);
+            if (!set.revoke) {
+                for (const view of set.targets) {
+                    const held = this.held(view);
+                    this.check(
+                        "I4",
+                        held.accessKeyId !== key.accessKeyId && held.key !== undefined && held.key.createdAt > key.createdAt,
+                        () => `key ${key.accessKeyId} was deactivated while ${view.label} holds ${held.accessKeyId ?? "no key"}, not a newer key`,
+                    );
+                }
+                const others = iam.listKeys(set.user).filter((k) => k !== key && k.status === "Active");
+                this.check("I9", others.length > 0, () => `key ${key.accessKeyId} was deactivated although it is the last Active key of ${set.user}`);
+            }
+        }
+        if (op.action === "delete") {
+            const inactiveFor = key.deactivatedAt === undefined ? -1 : this.runAt - key.deactivatedAt;
+            this.check(
+                "I4",
+                key.status === "Inactive" && inactiveFor >= set.retireAfterMs,
+                () =>
+                    key.status !== "Inactive"
+                        ? `key ${key.accessKeyId} was deleted while Active`
+                        : `key ${key.accessKeyId} was deleted after ${Math.round(inactiveFor / 60000)} minutes inactive, before retireAfter (${Math.round(set.retireAfterMs / 60000)} minutes)`,
+            );
+        }
+    }
+
+    /** Engine hook, after an operation: I1 and I2 must hold at every instant. */
+    afterOperation(_: Operation, __: RunContext): void {
+        this.checkKeysAndTargets();
+    }
+
+    private checkKeysAndTargets(): void {
+        for (const set of this.sets) {
+            const keys = this.world.iam.users.get(set.user)?.keys ?? [];
+            this.check("I1", keys.length <= 2, () => `${set.user} has ${keys.length} access keys`);
+            if (this.revokeWindow.has(set.name)) continue;
+            for (const view of set.targets) {
+                const held = this.held(view);
+                if (held.accessKeyId === undefined && !this.pushed.has(view.label)) continue;
+                this.check("I2", held.key !== undefined && held.key.deletedAt === undefined && held.key.status === "Active", () =>
+                    held.accessKeyId === undefined
+                        ? `${view.label} holds no key`
+                        : `${view.label} holds key ${held.accessKeyId}, which is ${held.key?.deletedAt !== undefined ? "deleted" : held.key ? held.key.status : "unknown to IAM"}`,
+                );
+            }
+        }
+    }
+
+    /** I5: no target holds a key older than `every` plus the longest gap between successful runs. */
+    private checkFreshness(at: number): void {
+        const gap = Math.max(this.longestGapMs, this.lastSuccess === undefined ? 0 : at - this.lastSuccess);
+        for (const set of this.sets) {
+            for (const view of set.targets) {
+                const held = this.held(view);
+                if (!held.key) continue;
+                const age = at - held.key.createdAt;
+                this.oldestTargetKeyAgeMs = Math.max(this.oldestTargetKeyAgeMs, age);
+                if (set.paused) continue;
+                this.check("I5", age <= set.everyMs + gap, () => `${view.label} holds key ${held.accessKeyId}, ${hours(age)} old: more than every (${hours(set.everyMs)}) + the longest gap between runs (${hours(gap)})`);
+            }
+        }
+    }
+
+    /**
+     * After a run: I3 (a successful run leaves every target on the newest Active key), I5, I7
+     * (no secret in outputs, logs or errors) and I8 (a run fails only because of an injected fault).
+     */
+    endRun(result: EngineRun, injected: string[]): void {
+        this.checkKeysAndTargets();
+        for (const set of this.sets) {
+            for (const view of set.targets) {
+                const held = this.held(view);
+                if (held.accessKeyId !== undefined && held.key && held.key.secret !== held.secret) {
+                    this.tornTargets.push({ at: iso(this.runAt), target: view.label, accessKeyId: held.accessKeyId });
+                }
+            }
+        }
+        // I5 allows `every` plus the longest gap between runs. A run that failed because of an
+        // injected fault (like a missed one) widens the gap; a run that failed on its own (the
+        // last-used gate giving up) is a run that happened, so it cannot excuse a stale key.
+        if (result.ok || injected.length === 0) {
+            if (this.lastSuccess !== undefined) this.longestGapMs = Math.max(this.longestGapMs, this.runAt - this.lastSuccess);
+            this.lastSuccess = this.runAt;
+        }
+        if (result.ok) {
+            this.revokeWindow.clear();
+            for (const set of this.sets) {
+                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active");
+                const newest = active.reduce<FakeKey | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
+                for (const view of set.targets) {
+                    this.pushed.add(view.label);
+                    const held = this.held(view);
+                    this.check(
+                        "I3",
+                        newest !== undefined && held.accessKeyId === newest.accessKeyId && held.secret === newest.secret,
+                        () => `after a successful run ${view.label} holds ${held.accessKeyId ?? "no key"}${held.key && held.secret !== held.key.secret ? " with a secret that does not match it" : ""}, not the newest Active key ${newest?.accessKeyId ?? "(none)"}`,
+                    );
+                }
+            }
+            this.checkFreshness(this.runAt);
+        }
+        this.checkNoSecrets("stack outputs", result.outputs ? [JSON.stringify(result.outputs)] : []);
+        this.checkNoSecrets("a log line", result.logs);
+        this.checkNoSecrets("an error message", result.errors);
+        if (!result.ok) {
+            const gate = /gate timed out/.test(result.failure ?? "");
+            this.check("I8", injected.length > 0 || gate, () => `the run failed with no injected fault, so it needs a manual step: ${firstLine(result.failure ?? "")}`);
+        }
+    }
+
+    /** I6: a second run at the same instant changed nothing. */
+    checkTwin(twin: EngineRun): void {
+        this.check("I6", twin.operations.length === 0, () => `a second run at the same instant made ${twin.operations.length} change(s): ${twin.operations.map((o) => `${o.action} ${o.name}`).join(", ")}`);
+    }
+
+    /** Engine hook: I7 for resource inputs (a secret must arrive wrapped as a secret). */
+    inspectInputs(type: string, name: string, inputs: Record<string, unknown>): void {
+        const plainStrings: string[] = [];
+        collectPlainStrings(inputs, plainStrings);
+        this.checkNoSecrets(`the non-secret inputs of ${name} (${type})`, plainStrings);
+    }
+
+    private checkNoSecrets(where: string, texts: string[]): void {
+        const pattern = this.pattern();
+        for (const text of texts) {
+            const found = pattern !== undefined && pattern.test(text);
+            // Name the key whose secret leaked, never the secret.
+            if (!this.check("I7", !found, () => `the secret access key of ${this.leakedKey(text)} appears in plaintext in ${where}`)) return;
+        }
+        if (texts.length === 0) this.check("I7", true, () => "");
+    }
+
+    /** `text` with every known secret replaced: reports must not carry a leak further. */
+    redact(text: string): string {
+        const pattern = this.pattern();
+        return pattern ? text.replace(new RegExp(pattern.source, "g"), "[secret redacted]") : text;
+    }
+
+    private leakedKey(text: string): string {
+        return [...this.world.iam.history.values()].find((k) => text.includes(k.secret))?.accessKeyId ?? "a key";
+    }
+
+    private pattern(): RegExp | undefined {
+        const secrets = this.world.secrets();
+        if (secrets.length === 0) return undefined;
+        if (secrets.length !== this.secretCount) {
+            this.secretCount = secrets.length;
+            this.secretPattern = new RegExp(secrets.map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("|"));
+        }
+        return this.secretPattern;
+    }
+}
+
+const secretSig = "4dabf18193072939515e22adb298388d";
+
+/** Strings of an input tree that are not inside a secret (including serialized closures). */
+function collectPlainStrings(value: unknown, out: string[]): void {
+    if (typeof value === "string") out.push(value);
+    else if (Array.isArray(value)) value.forEach((v) => collectPlainStrings(v, out));
+    else if (value && typeof value === "object") {
+        if (secretSig in (value as object)) return;
+        for (const v of Object.values(value)) collectPlainStrings(v, out);
+    }
+}
+
+function hours(msValue: number): string {
+    const h = msValue / 3_600_000;
+    return h >= 48 ? `${(h / 24).toFixed(1)} days` : `${h.toFixed(1)} hours`;
+}
+
+function firstLine(text: string): string {
+    return text.split("\n").slice(0, 3).join(" ").slice(0, 400);
+}

@@ -1,0 +1,298 @@
+import { ConfigError, decodeRawConfig, validateConfig, type StackConfig } from "../config";
+import { parseState, type RotationState } from "../state";
+import type { SetSummary } from "../credential-set";
+import { Engine, type EngineRun, type Operation } from "./engine";
+import { FaultInjector, type FaultOptions } from "./faults";
+import { invariantIds, InvariantChecker, setModels, type CheckCounts, type Violation } from "./invariants";
+import { CiJobs, type BrokenJob, type JobOptions } from "./jobs";
+import { Random } from "./random";
+import { viewOf } from "./targets";
+import { World } from "./world";
+
+/** A rotation request an operator makes during the rehearsal (`--request-at`). */
+export interface ScheduledRequest {
+    /** Epoch milliseconds. */
+    at: number;
+    mode: "normal" | "emergency" | "revoke";
+}
+
+/** Everything a rehearsal needs. */
+export interface SimulationOptions {
+    /** Stack config as Pulumi holds it: full keys (`ci-key-rotation:every`), string values. */
+    config: Record<string, string>;
+    project?: string;
+    stack: string;
+    /** First scheduled run, epoch milliseconds. */
+    start: number;
+    /** Simulated span, milliseconds. */
+    durationMs: number;
+    /** Time between scheduled runs, milliseconds (the cron cadence). */
+    cadenceMs: number;
+    requests?: ScheduledRequest[];
+    faults?: FaultOptions;
+    jobs?: JobOptions;
+    seed: number;
+    /** Called now and then with progress, for a progress line. */
+    onProgress?(done: number, total: number, at: number): void;
+}
+
+/** What one set looked like after a run. */
+export interface SetAfterRun {
+    step: string;
+    phase?: string;
+    generation?: number;
+    keys: { generation: number; accessKeyId: string; status: string }[];
+    /** The key id the set's targets hold (the first target's view). */
+    targetKey?: string;
+    warnings?: string[];
+}
+
+/** One run of the program in a rehearsal (JSON `runs[]`). */
+export interface RunRecord {
+    index: number;
+    at: string;
+    /** A second run at the same instant, right after run `twinOf`. */
+    twinOf?: number;
+    ok: boolean;
+    error?: string;
+    /** Faults injected into this run. */
+    faults: string[];
+    operations: Operation[];
+    sets: Record<string, SetAfterRun>;
+    checks: CheckCounts;
+    violations: number;
+}
+
+/** The result of a rehearsal. */
+export interface SimulationResult {
+    runs: RunRecord[];
+    violations: Violation[];
+    checks: CheckCounts;
+    jobs: { started: number; broken: BrokenJob[]; rogueUses: number; rogueFailures: number };
+    summary: Summary;
+    /** Key lifetimes for pictures: one entry per key ever minted (no secrets). */
+    keys: { accessKeyId: string; user: string; set?: string; createdAt: string; deactivatedAt?: string; deletedAt?: string }[];
+    scheduled: number;
+    missed: number;
+    elapsedMs: number;
+}
+
+/** The summary a person reads (and JSON `summary`). */
+export interface Summary {
+    runs: number;
+    runsFailed: number;
+    runsWithoutChange: number;
+    keysMinted: number;
+    /** Oldest key age seen in a target, hours. */
+    oldestTargetKeyAgeHours: number;
+    /** Longest stretch with two Active keys for one user, hours. */
+    longestTwoActiveHours: number;
+    brokenJobs: number;
+    tornTargets: number;
+    violations: Violation[];
+    violationCount: number;
+    runsPerSecond: number;
+}
+
+/** Read the stack config into the program's validated form, or throw its ConfigError. */
+export function validatedConfig(config: Record<string, string>): StackConfig {
+    const values: Record<string, string> = {};
+    for (const [key, value] of Object.entries(config)) if (key.startsWith("ci-key-rotation:")) values[key.slice("ci-key-rotation:".length)] = value;
+    const { raw, problems } = decodeRawConfig(values);
+    const result = validateConfig(raw);
+    if (!result.ok || problems.length > 0) throw new ConfigError([...problems, ...(result.ok ? [] : result.problems)]);
+    return result.config;
+}
+
+function configAt(options: SimulationOptions, at: number): Record<string, string> {
+    const applied = (options.requests ?? []).filter((r) => r.at <= at);
+    if (applied.length === 0) return options.config;
+    const last = applied[applied.length - 1];
+    return {
+        ...options.config,
+        "ci-key-rotation:request": `rehearsal-request-${applied.length}`,
+        "ci-key-rotation:emergency": String(last.mode === "emergency"),
+        "ci-key-rotation:revoke": String(last.mode === "revoke"),
+    };
+}
+
+/**
+ * Run the real program at every scheduled instant over the span, with CI jobs between runs and
+ * the configured faults, checking every invariant after every operation and every run.
+ */
+export async function simulate(options: SimulationOptions): Promise<SimulationResult> {
+    const started = Date.now();
+    const random = new Random(options.seed);
+    const world = new World(new Random(options.seed ^ 0x5eed));
+    const faults = new FaultInjector(options.faults ?? {}, new Random(options.seed ^ 0xfa17));
+    const checker = new InvariantChecker(world);
+    const engine = new Engine(world, { project: options.project ?? "ci-key-rotation", stack: options.stack }, {
+        beforeOperation(op, run) {
+            faults.beforeOperation(op, run);
+            checker.beforeOperation(op);
+        },
+        afterOperation: (op, run) => checker.afterOperation(op, run),
+        inspectInputs: (type, name, inputs) => checker.inspectInputs(type, name, inputs),
+    });
+
+    let configText = "";
+    let config: StackConfig | undefined;
+    let sets: ReturnType<typeof setModels> = [];
+    const refreshConfig = (raw: Record<string, string>) => {
+        const text = JSON.stringify(raw);
+        if (text === configText) return;
+        configText = text;
+        config = validatedConfig(raw);
+        sets = setModels(config);
+    };
+    refreshConfig(options.config);
+    const jobs = new CiJobs(world, random, options.jobs ?? {}, sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), options.start);
+
+    // Unawaited outputs of a failed registration reject with nobody listening; they are part of the run.
+    let current: EngineRun | { errors: string[] } | undefined;
+    const onRejection = (reason: unknown) => current?.errors.push(reason instanceof Error ? reason.message : String(reason));
+    process.on("unhandledRejection", onRejection);
+
+    const runs: RunRecord[] = [];
+    const twoActiveSince = new Map<string, number>();
+    let longestTwoActive = 0;
+    const trackTwoActive = (at: number) => {
+        for (const set of sets) {
+            const active = (world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active").length;
+            const since = twoActiveSince.get(set.user);
+            if (active >= 2 && since === undefined) twoActiveSince.set(set.user, at);
+            if (active < 2 && since !== undefined) {
+                longestTwoActive = Math.max(longestTwoActive, at - since);
+                twoActiveSince.delete(set.user);
+            }
+        }
+    };
+
+    const runOnce = async (at: number, twinOf?: number): Promise<RunRecord> => {
+        const raw = configAt(options, at);
+        refreshConfig(raw);
+        jobs.setConsumers(sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), at);
+        const index = runs.length;
+        let previous: RotationState | undefined;
+        try {
+            previous = parseState(engine.outputs?.rotation);
+        } catch {
+            previous = undefined;
+        }
+        checker.startRun(index, at, sets, previous);
+        faults.startRun(at, twinOf !== undefined);
+        const context = { errors: [] as string[] };
+        current = context;
+        const result = await engine.run(at, raw);
+        // Give rejections that surface a turn late a chance to be counted in this run.
+        await new Promise((r) => setImmediate(r));
+        result.errors.push(...context.errors);
+        current = undefined;
+        const injected = [...faults.injected()];
+        checker.endRun(result, injected);
+        if (twinOf !== undefined) checker.checkTwin(result);
+        trackTwoActive(at);
+        const record: RunRecord = {
+            index,
+            at: new Date(at).toISOString(),
+            ...(twinOf !== undefined ? { twinOf } : {}),
+            ok: result.ok,
+            ...(result.failure ? { error: checker.redact(result.failure) } : {}),
+            faults: injected,
+            operations: result.operations,
+            sets: describeSets(config!, result, engine.outputs, world),
+            checks: checker.run,
+            violations: invariantIds.reduce((n, id) => n + checker.run[id].failed, 0),
+        };
+        runs.push(record);
+        return record;
+    };
+
+    const total = Math.floor(options.durationMs / options.cadenceMs) + 1;
+    let missed = 0;
+    try {
+        for (let i = 0; i < total; i++) {
+            const scheduled = options.start + i * options.cadenceMs;
+            if (!faults.runs(scheduled)) {
+                missed++;
+                continue;
+            }
+            const at = scheduled + faults.jitter();
+            jobs.advance(at);
+            const record = await runOnce(at);
+            // I6 is about a run that succeeded: a second trigger at the same instant must find
+            // nothing to do. (A run after a failed one at the same instant is a retry.)
+            if (record.ok && faults.twin(record.operations.length > 0)) await runOnce(at, record.index);
+            if (options.onProgress && i % 200 === 199) options.onProgress(i + 1, total, at);
+        }
+        const end = options.start + options.durationMs;
+        jobs.advance(end);
+        trackTwoActive(end);
+        for (const since of twoActiveSince.values()) longestTwoActive = Math.max(longestTwoActive, end - since);
+    } finally {
+        process.off("unhandledRejection", onRejection);
+    }
+
+    const elapsedMs = Date.now() - started;
+    const violationCount = invariantIds.reduce((n, id) => n + checker.totals[id].failed, 0);
+    const userToSet = new Map(sets.map((s) => [s.user, s.name]));
+    return {
+        runs,
+        violations: checker.violations,
+        checks: checker.totals,
+        jobs: { started: jobs.started, broken: jobs.broken, rogueUses: jobs.rogueUses, rogueFailures: jobs.rogueFailures },
+        keys: [...world.iam.history.values()].map((k) => ({
+            accessKeyId: k.accessKeyId,
+            user: k.user,
+            set: userToSet.get(k.user),
+            createdAt: new Date(k.createdAt).toISOString(),
+            ...(k.deactivatedAt !== undefined ? { deactivatedAt: new Date(k.deactivatedAt).toISOString() } : {}),
+            ...(k.deletedAt !== undefined ? { deletedAt: new Date(k.deletedAt).toISOString() } : {}),
+        })),
+        scheduled: total,
+        missed,
+        elapsedMs,
+        summary: {
+            runs: runs.length,
+            runsFailed: runs.filter((r) => !r.ok).length,
+            runsWithoutChange: runs.filter((r) => r.ok && r.operations.length === 0).length,
+            keysMinted: world.iam.history.size,
+            oldestTargetKeyAgeHours: round1(Math.max(checker.oldestTargetKeyAgeMs, jobs.oldestKeyAgeMs) / 3_600_000),
+            longestTwoActiveHours: round1(longestTwoActive / 3_600_000),
+            brokenJobs: jobs.broken.length,
+            tornTargets: checker.tornTargets.length,
+            violations: checker.violations,
+            violationCount,
+            runsPerSecond: round1(runs.length / (elapsedMs / 1000)),
+        },
+    };
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+function describeSets(config: StackConfig, result: EngineRun, saved: Record<string, unknown> | undefined, world: World): Record<string, SetAfterRun> {
+    const summaries = (result.ok ? result.outputs?.sets : undefined) as Record<string, SetSummary> | undefined;
+    const state = (saved?.rotation ?? undefined) as RotationState | undefined;
+    const out: Record<string, SetAfterRun> = {};
+    for (const set of config.sets) {
+        const summary = summaries?.[set.name];
+        const keys = (world.iam.users.get(set.user.name)?.keys ?? []).map((k) => {
+            const gen = state?.sets[set.name]?.keys.find((r) => r.accessKeyId === k.accessKeyId)?.generation ?? 0;
+            return { generation: gen, accessKeyId: k.accessKeyId, status: k.status };
+        });
+        const firstTarget = set.targets[0];
+        const viewKey = firstTarget ? targetKeyOf(world, firstTarget.target) : undefined;
+        out[set.name] = {
+            step: summary?.step ?? (result.ok ? "none" : "failed"),
+            ...(summary ? { phase: summary.phase, generation: summary.generation } : {}),
+            keys,
+            ...(viewKey ? { targetKey: viewKey } : {}),
+            ...(summary?.warnings.length ? { warnings: summary.warnings } : {}),
+        };
+    }
+    return out;
+}
+
+function targetKeyOf(world: World, target: StackConfig["sets"][number]["targets"][number]["target"]): string | undefined {
+    return viewOf(target, "").holds(world.stores).accessKeyId;
+}

@@ -1,0 +1,183 @@
+import type { Random } from "./random";
+
+/**
+ * The fake outside world of a rehearsal: IAM (users, access keys, last use), STS, and every
+ * secret store a target writes to. It enforces the rules the real services enforce (two keys
+ * per user, inactive keys count, a wrong secret does not authenticate), so what the simulator
+ * reports is observed behaviour, not a model of what the program meant to do.
+ */
+
+/** An error as an AWS or CI API would return it: the code is what callers branch on. */
+export class ApiError extends Error {
+    constructor(
+        readonly code: string,
+        message: string,
+    ) {
+        super(`${code}: ${message}`);
+        this.name = "ApiError";
+    }
+}
+
+/** One IAM access key. `secret` is fake material that the simulator never prints. */
+export interface FakeKey {
+    accessKeyId: string;
+    secret: string;
+    user: string;
+    status: "Active" | "Inactive";
+    /** Epoch milliseconds. */
+    createdAt: number;
+    deactivatedAt?: number;
+    deletedAt?: number;
+    /** Last successful authentication, as GetAccessKeyLastUsed reports it. */
+    lastUsedAt?: number;
+}
+
+/** What a consumer reads from a target: either half may be missing. */
+export interface Credentials {
+    accessKeyId?: string;
+    secret?: string;
+}
+
+/** IAM and STS with AWS's rules for access keys. */
+export class FakeIam {
+    readonly users = new Map<string, { name: string; keys: FakeKey[] }>();
+    /** Every key ever minted, deleted ones included (for ages and pictures). */
+    readonly history = new Map<string, FakeKey>();
+
+    constructor(private readonly random: Random) {}
+
+    createUser(name: string): void {
+        if (!this.users.has(name)) this.users.set(name, { name, keys: [] });
+    }
+
+    deleteUser(name: string): void {
+        const user = this.users.get(name);
+        if (user && user.keys.length > 0) throw new ApiError("DeleteConflict", `Cannot delete entity, must delete access keys first (user ${name}).`);
+        this.users.delete(name);
+    }
+
+    createAccessKey(userName: string, now: number): FakeKey {
+        const user = this.users.get(userName);
+        if (!user) throw new ApiError("NoSuchEntity", `The user with name ${userName} cannot be found.`);
+        // AWS counts inactive keys too: a third key is refused whatever the first two's status.
+        if (user.keys.length >= 2) throw new ApiError("LimitExceeded", `Cannot exceed quota for AccessKeysPerUser: 2 (user ${userName}).`);
+        const key: FakeKey = {
+            accessKeyId: `AKIA${this.random.text(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")}`,
+            secret: this.random.text(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+            user: userName,
+            status: "Active",
+            createdAt: now,
+        };
+        user.keys.push(key);
+        this.history.set(key.accessKeyId, key);
+        return key;
+    }
+
+    updateAccessKey(accessKeyId: string, status: "Active" | "Inactive", now: number): FakeKey {
+        const key = this.live(accessKeyId);
+        if (key.status !== status) {
+            key.status = status;
+            key.deactivatedAt = status === "Inactive" ? now : undefined;
+        }
+        return key;
+    }
+
+    deleteAccessKey(accessKeyId: string, now: number): void {
+        const key = this.live(accessKeyId);
+        const user = this.users.get(key.user)!;
+        user.keys = user.keys.filter((k) => k !== key);
+        key.deletedAt = now;
+    }
+
+    /** `ListAccessKeys` (what `aws.iam.getAccessKeys` returns). */
+    listKeys(userName: string): FakeKey[] {
+        const user = this.users.get(userName);
+        if (!user) throw new ApiError("NoSuchEntity", `The user with name ${userName} cannot be found.`);
+        return user.keys;
+    }
+
+    /** A live key by id, or undefined. */
+    key(accessKeyId: string | undefined): FakeKey | undefined {
+        if (!accessKeyId) return undefined;
+        const key = this.history.get(accessKeyId);
+        return key && key.deletedAt === undefined ? key : undefined;
+    }
+
+    /**
+     * STS GetCallerIdentity signed with the given credentials: fails for unknown, deleted or
+     * inactive keys and for a secret that does not match. A success records the key's last use.
+     */
+    authenticate(credentials: Credentials, now: number): { ok: true; key: FakeKey } | { ok: false; reason: string } {
+        if (!credentials.accessKeyId || !credentials.secret) return { ok: false, reason: "no credentials in the target" };
+        const key = this.key(credentials.accessKeyId);
+        if (!key) return { ok: false, reason: `InvalidClientTokenId: key ${credentials.accessKeyId} does not exist` };
+        if (key.status !== "Active") return { ok: false, reason: `InvalidClientTokenId: key ${credentials.accessKeyId} is inactive` };
+        if (key.secret !== credentials.secret) return { ok: false, reason: `SignatureDoesNotMatch: the secret does not belong to key ${credentials.accessKeyId}` };
+        key.lastUsedAt = Math.max(key.lastUsedAt ?? 0, now);
+        return { ok: true, key };
+    }
+
+    private live(accessKeyId: string): FakeKey {
+        const key = this.key(accessKeyId);
+        if (!key) throw new ApiError("NoSuchEntity", `The Access Key with id ${accessKeyId} cannot be found.`);
+        return key;
+    }
+}
+
+/** One value held by a secret store. */
+export interface StoredValue {
+    value: string;
+    /** Written as a secret (encrypted by the CI service) rather than a plain variable. */
+    secret: boolean;
+    /** Extra attributes some stores have (an organisation secret's visibility). */
+    meta?: Record<string, unknown>;
+    writtenAt: number;
+}
+
+/**
+ * Every CI secret store, as one map from an address to a value. An address names the service,
+ * the scope and the name (`github:acme/api:actions:secret:aws_access_key_id`), so adding a store
+ * (GitLab project or group variables, SSM parameters) needs only new address shapes.
+ */
+export class SecretStores {
+    readonly entries = new Map<string, StoredValue>();
+
+    write(address: string, value: Omit<StoredValue, "writtenAt">, now: number): void {
+        this.entries.set(address, { ...value, writtenAt: now });
+    }
+
+    delete(address: string): void {
+        this.entries.delete(address);
+    }
+
+    read(address: string): StoredValue | undefined {
+        return this.entries.get(address);
+    }
+}
+
+/** GitHub repository ids, as `github.getRepository` returns them. */
+export class FakeGithub {
+    private readonly ids = new Map<string, number>();
+
+    repoId(fullName: string): number {
+        const key = fullName.toLowerCase();
+        if (!this.ids.has(key)) this.ids.set(key, 100000 + this.ids.size);
+        return this.ids.get(key)!;
+    }
+}
+
+/** The whole fake world of one rehearsal. */
+export class World {
+    readonly iam: FakeIam;
+    readonly stores = new SecretStores();
+    readonly github = new FakeGithub();
+
+    constructor(readonly random: Random) {
+        this.iam = new FakeIam(random);
+    }
+
+    /** Every secret value the world ever minted, to search outputs, logs and inputs for (I7). */
+    secrets(): string[] {
+        return [...this.iam.history.values()].map((k) => k.secret);
+    }
+}

@@ -1,0 +1,97 @@
+import fc from "fast-check";
+import { simulate, type ScheduledRequest, type SimulationResult } from "../../rotation/rehearsal/simulation";
+
+/**
+ * Random configurations, cadences, gaps, requests and faults; every invariant of DESIGN.md is
+ * checked by the simulator after every operation and every run. Durations are drawn in hours so
+ * that 60–90 runs see several complete rotations.
+ */
+
+const hour = 3_600_000;
+const start = Date.parse("2026-03-01T00:00:00Z");
+
+const targetArb = fc.constantFrom(
+    { type: "github-repository", repository: "acme/api" },
+    { type: "github-environment", repository: "acme/api", environment: "production" },
+    { type: "github-organization", organization: "acme", visibility: "selected", repositories: ["web"] },
+    { type: "github-organization", organization: "acme", visibility: "all" },
+    { type: "github-dependabot", repository: "acme/bot" },
+);
+
+export const scenarioArb = fc
+    .record({
+        sets: fc.integer({ min: 1, max: 2 }),
+        targets: fc.uniqueArray(targetArb, { minLength: 1, maxLength: 2, selector: (t) => (t.type === "github-organization" ? t.type : JSON.stringify(t)) }),
+        overlapH: fc.integer({ min: 1, max: 4 }),
+        settleH: fc.integer({ min: 1, max: 4 }),
+        retireH: fc.integer({ min: 0, max: 3 }),
+        gate: fc.boolean(),
+        gateTimeoutH: fc.integer({ min: 1, max: 3 }),
+        slackH: fc.integer({ min: 1, max: 12 }),
+        cadenceMin: fc.constantFrom(30, 60, 90),
+        runCount: fc.integer({ min: 60, max: 90 }),
+        requests: fc.array(fc.record({ run: fc.integer({ min: 1, max: 80 }), mode: fc.constantFrom("normal", "emergency", "revoke") }), { maxLength: 2 }),
+        failRate: fc.constantFrom(0, 0, 0.03, 0.1),
+        crashRate: fc.constantFrom(0, 0, 0.05),
+        missRate: fc.constantFrom(0, 0.1),
+        jitterMin: fc.constantFrom(0, 10),
+        reject: fc.option(fc.record({ run: fc.integer({ min: 1, max: 60 }), lengthH: fc.integer({ min: 1, max: 6 }) }), { nil: undefined }),
+        seed: fc.integer({ min: 1, max: 1_000_000 }),
+    })
+    .map((s) => ({ ...s, settleH: Math.min(s.settleH, s.overlapH) }));
+
+export type Scenario = typeof scenarioArb extends fc.Arbitrary<infer T> ? T : never;
+
+export function stackConfig(s: Scenario): Record<string, string> {
+    // `every` must exceed overlap + gateTimeout + retireAfter (the program validates it); the
+    // slack, and cadence rounding, decide how close to that bound the scenario runs.
+    const cycleH = s.overlapH + s.retireH + (s.gate ? s.gateTimeoutH : 0);
+    const credentials = Array.from({ length: s.sets }, (_, i) => ({
+        name: `set${i}`,
+        targets: s.targets.map((t) => ({ ...t, names: { accessKeyId: `S${i}_AWS_ACCESS_KEY_ID`, secretAccessKey: `S${i}_AWS_SECRET_ACCESS_KEY` } })),
+    }));
+    return {
+        "ci-key-rotation:credentials": JSON.stringify(credentials),
+        "ci-key-rotation:every": `PT${cycleH + s.slackH}H`,
+        "ci-key-rotation:overlap": `PT${s.overlapH}H`,
+        "ci-key-rotation:settle": `PT${s.settleH}H`,
+        "ci-key-rotation:retireAfter": `PT${s.retireH}H`,
+        "ci-key-rotation:lastUsedGate": String(s.gate),
+        "ci-key-rotation:gateTimeout": `PT${s.gateTimeoutH}H`,
+    };
+}
+
+
+/** Rehearse one generated scenario. */
+export function runScenario(s: Scenario): Promise<SimulationResult> {
+    const cadenceMs = s.cadenceMin * 60_000;
+    const requests: ScheduledRequest[] = s.requests.map((r) => ({ at: start + r.run * cadenceMs + 60_000, mode: r.mode as ScheduledRequest["mode"] }));
+    requests.sort((a, b) => a.at - b.at);
+    return simulate({
+        config: stackConfig(s),
+        stack: "property",
+        start,
+        durationMs: (s.runCount - 1) * cadenceMs,
+        cadenceMs,
+        requests,
+        seed: s.seed,
+        faults: {
+            failRate: s.failRate,
+            crashRate: s.crashRate,
+            missRate: s.missRate,
+            jitterMs: s.jitterMin * 60_000,
+            twinRate: 0.1,
+            ...(s.reject ? { rejectWrites: [{ from: start + s.reject.run * cadenceMs, until: start + s.reject.run * cadenceMs + s.reject.lengthH * hour }] } : {}),
+        },
+        // Jobs never outlast `settle`: the documented contract of the last-used gate.
+        jobs: { perDay: 24, longestMs: s.settleH * hour },
+    });
+}
+
+/** Violations of a result, one per line, for assertion messages. */
+export function describeViolations(result: SimulationResult): string {
+    return result.violations
+        .slice(0, 8)
+        .map((v) => `${v.invariant} at ${v.at} (run ${v.run}): ${v.message}`)
+        .join("\n");
+}
