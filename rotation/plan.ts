@@ -130,7 +130,7 @@ export function plan(input: PlanInput): PlanResult {
         // A revoke keeps the dead key Inactive beside the replacement, whatever the request says.
         const revoke = reconciled.finish === "revoke" || (input.request?.revoke === true && input.request.id !== state.lastRequest);
         const reason = reconciled.finish === "revoke" ? `key ${state.keys[0].accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
-        return decide(input, mint(startRequest(state, input.request, now), now, revoke, reason), warnings);
+        return decide(input, mint(startRequest(state, input.request, now), now, revoke, reason, reconciled.createdAt), warnings);
     }
 
     // A new request id snapshots the keys it must see deleted.
@@ -139,15 +139,16 @@ export function plan(input: PlanInput): PlanResult {
     const activeRequest = state?.request && request?.id === state.request.id ? request : undefined;
     const policy = effectivePolicy(input.policy, activeRequest);
 
-    if (!state) return decide(input, firstMint(input), warnings);
+    if (!state) return decide(input, firstMint(input, reconciled.createdAt), warnings);
     if (done) return decide(input, { step: done, reason: `finished the ${done} that an interrupted run started`, state }, warnings);
     if (input.policy.paused) return decide(input, { step: "none", reason: "paused", state }, warnings);
     if (now.toMillis() <= at(state.changedAt).toMillis()) {
         return decide(input, { step: "none", reason: `this set already took a step at ${state.changedAt}`, state }, warnings);
     }
     if (state.retired?.length) {
-        // Removed from the program by the previous run; the engine deletes it after this one.
-        return decide(input, { step: "none", reason: `the engine is still deleting key ${state.retired.join(", ")}`, state }, warnings);
+        // Removed from the program by the previous run; the engine finishes deleting it in this
+        // one. That completes the previous step now, so nothing else happens at this instant.
+        return decide(input, { step: "none", reason: `the engine is still deleting key ${state.retired.join(", ")}`, state: { ...state, changedAt: iso(now) } }, warnings);
     }
 
     const due = dueStep(state, policy, activeRequest);
@@ -317,18 +318,22 @@ function adopt(input: PlanInput): { state: SetState | undefined; adopted: string
     };
 }
 
-function firstMint(input: PlanInput): Step {
+/**
+ * `createdAt` is IAM's creation date of a key an interrupted run already created: its age (and
+ * so the next rotation) counts from then, not from the run that finishes the mint.
+ */
+function firstMint(input: PlanInput, createdAt?: string): Step {
     const now = iso(input.now);
-    const key: KeyRecord = { generation: 1, accessKeyId: "", status: "Active", createdAt: now, pushedAt: now };
+    const key: KeyRecord = { generation: 1, accessKeyId: "", status: "Active", createdAt: createdAt ? iso(at(createdAt)) : now, pushedAt: now };
     const state: SetState = { generation: 1, phase: "steady", keys: [key], changedAt: now };
     if (input.request) state.lastRequest = input.request.id; // a brand-new key already answers it
     return { step: "mint", reason: "first run of this set", state, minted: 1 };
 }
 
-function mint(state: SetState, now: DateTime, revoke: boolean, reason: string): Step {
+function mint(state: SetState, now: DateTime, revoke: boolean, reason: string, createdAt?: string): Step {
     const t = iso(now);
     const generation = state.generation + 1;
-    const fresh: KeyRecord = { generation, accessKeyId: "", status: "Active", createdAt: t, pushedAt: t };
+    const fresh: KeyRecord = { generation, accessKeyId: "", status: "Active", createdAt: createdAt ? iso(at(createdAt)) : t, pushedAt: t };
     const [old] = state.keys;
     if (!old) return { step: "mint", reason, minted: generation, state: { ...state, generation, phase: "steady", keys: [fresh], changedAt: t } };
     if (revoke) {
@@ -407,7 +412,7 @@ function nextStep(state: SetState, policy: RotationPolicy, request: RotationRequ
 function reconcile(
     input: PlanInput,
     warnings: string[] = [],
-): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean; finish?: "mint" | "revoke" } | { blocked: string } {
+): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean; finish?: "mint" | "revoke"; createdAt?: string } | { blocked: string } {
     const { state, observed, user, set, now } = input;
     const ids = (keys: { accessKeyId: string }[]) => keys.map((k) => k.accessKeyId).join(", ");
     const deleteCmd = (id: string) => `aws iam delete-access-key --user-name ${user} --access-key-id ${id}`;
@@ -417,7 +422,7 @@ function reconcile(
         if (observed.length === 0) return { state: undefined, warnings };
         if (observed.length === 1) {
             warnings.push(`set "${set}": key ${observed[0].accessKeyId} exists without state; treating it as the first key from an interrupted first run`);
-            return { state: undefined, warnings };
+            return { state: undefined, warnings, createdAt: observed[0].createDate };
         }
         return {
             blocked: `set "${set}": IAM user ${user} already has keys ${ids(observed)} but this stack has no rotation state for it. ci-key-rotation manages only keys it minted or adopted: delete them (${deleteCmd("<id>")}), or delete one and adopt the other (${adoptCmd("<id>")}), or point the set at a new user.`,
@@ -478,7 +483,7 @@ function reconcile(
         warnings.push(`set "${set}": key ${unknown[0].accessKeyId} is from an interrupted mint; this run finishes it`);
         // Finish it even if it is no longer due: a job may already have read the new key from a
         // target the interrupted run wrote, so the key must stay and every target must get it.
-        return { state, warnings, finish: flipped.length > 0 ? "revoke" : "mint" };
+        return { state, warnings, finish: flipped.length > 0 ? "revoke" : "mint", createdAt: unknown[0].createDate };
     }
     if (inFlightDeactivate) {
         return { state: deactivate(state, now, "").state, done: "deactivate", warnings };

@@ -326,6 +326,33 @@ describe("plan: finishing what an interrupted run started", () => {
         assert.equal(dec.keys.length, 1);
     });
 
+    test("waiting for the engine to delete a retired key counts as this instant's step", () => {
+        const s = { ...steady(2, T0), retired: ["AKIAGEN0000000000001"] };
+        const now = T0.plus(d("P30D"));
+        const first = decided(plan(input(s, now, { observed: [...observed(s.keys), { accessKeyId: "AKIAGEN0000000000001", status: "Inactive" }] })));
+        assert.equal(first.step, "none");
+        assert.equal(first.state.changedAt, iso(now));
+        // The engine deleted it; a second run at the same instant still takes no step.
+        const again = decided(plan(input(first.state, now)));
+        assert.equal(again.step, "none");
+        assert.equal(decided(plan(input(first.state, now.plus(d("PT1M"))))).step, "mint");
+    });
+
+    test("a finished interrupted mint keeps IAM's creation date, so the next rotation is not late", () => {
+        const s = steady(1, T0);
+        const created = T0.plus(d("P7D"));
+        const leftover = { accessKeyId: "AKIALEFTOVER00000002", status: "Active", createDate: iso(created) };
+        const dec = decided(plan(input(s, T0.plus(d("P7DT5H")), { observed: [...observed(s.keys), leftover] })));
+        assert.equal(dec.state.keys[1].createdAt, iso(created));
+        assert.equal(dec.state.keys[1].pushedAt, iso(T0.plus(d("P7DT5H"))));
+    });
+
+    test("an interrupted first run's key keeps IAM's creation date", () => {
+        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }] })));
+        assert.equal(dec.state.keys[0].createdAt, iso(T0));
+        assert.equal(dec.next.dueAt, iso(T0.plus(d("P7D"))));
+    });
+
     test("a key created before the set's last step is never taken for an interrupted mint", () => {
         const s = { ...steady(1, T0), changedAt: iso(T0.plus(d("P2D"))) };
         const stray = { accessKeyId: "AKIASTRAY", status: "Active", createDate: iso(T0.plus(day)) };
