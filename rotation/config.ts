@@ -55,6 +55,11 @@ export interface StackConfig {
     request?: RotationRequest & { sets?: string[] };
     /** Access key ids deleted outside the program that the state may forget (`forgetKeys`). */
     forgetKeys: string[];
+    /**
+     * How often `pulumi up` runs (`cadence`). Default `PT1H`, the recommended hourly cron. Each
+     * step may wait up to one run after it is due, so rotation timing is checked against it.
+     */
+    cadence: Duration;
 }
 
 /** Result of {@link validateConfig}: typed config, or every problem found. */
@@ -162,6 +167,7 @@ const topLevel = {
     emergency: flag,
     revoke: flag,
     forgetKeys: z.array(accessKeyId, { error: "must be a list of access key ids" }).optional(),
+    cadence: isoDuration.refine((d) => d.toMillis() > 0, "must be longer than zero (e.g. PT1H for an hourly cron)"),
 } as const;
 
 type Path = readonly PropertyKey[];
@@ -232,6 +238,7 @@ export function validateConfig(raw: unknown): ConfigResult {
         top[key] = parseAt(schema, input[key], key, problems);
     }
 
+    const cadence = (top.cadence as Duration | undefined) ?? Duration.fromObject({ hours: 1 });
     const stackPolicy: RotationPolicy = { ...defaultPolicy };
     for (const key of Object.keys(policyShape)) {
         if (top[key] !== undefined) (stackPolicy as unknown as Record<string, unknown>)[key] = top[key];
@@ -279,7 +286,7 @@ export function validateConfig(raw: unknown): ConfigResult {
         });
 
         const policy: RotationPolicy = { ...stackPolicy, ...(set.rotation as Partial<RotationPolicy> | undefined) };
-        problems.push(...checkTiming(policy, set.rotation ? `${at}.rotation` : at));
+        problems.push(...checkTiming(policy, set.rotation ? `${at}.rotation` : at, cadence));
 
         sets.push({
             name: set.name,
@@ -323,22 +330,30 @@ export function validateConfig(raw: unknown): ConfigResult {
             sets,
             request: request === undefined ? undefined : { id: request, emergency: emergency || revoke, revoke, sets: requestSets },
             forgetKeys: (top.forgetKeys as string[] | undefined) ?? [],
+            cadence,
         },
     };
 }
 
-function checkTiming(policy: RotationPolicy, at: string): string[] {
+function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): string[] {
     const problems: string[] = [];
     const ms = (d: Duration) => d.toMillis();
     if (ms(policy.every) <= 0) problems.push(`${at}: every must be longer than zero`);
     if (ms(policy.settle) > ms(policy.overlap)) {
         problems.push(`${at}: settle (${policy.settle.toISO()}) must not exceed overlap (${policy.overlap.toISO()})`);
     }
-    const cycle = policy.overlap.plus(policy.retireAfter).plus(policy.lastUsedGate ? policy.gateTimeout : Duration.fromMillis(0));
+    // The deactivation and the delete may each run up to one cadence after they are due; the
+    // rotation must still be over when the next mint is due, or the key in targets outlives
+    // `every` plus a gap between runs (I5).
+    const cycle = policy.overlap
+        .plus(policy.retireAfter)
+        .plus(policy.lastUsedGate ? policy.gateTimeout : Duration.fromMillis(0))
+        .plus(cadence)
+        .plus(cadence);
     if (ms(cycle) >= ms(policy.every)) {
         const parts = policy.lastUsedGate ? "overlap + gateTimeout + retireAfter" : "overlap + retireAfter";
         problems.push(
-            `${at}: every (${policy.every.toISO()}) must be longer than ${parts} (${cycle.shiftTo("days", "hours").toHuman()}) so a rotation finishes before the next one is due`,
+            `${at}: every (${policy.every.toISO()}) must be longer than ${parts} + 2 × cadence (${cycle.shiftTo("days", "hours", "minutes").toHuman({ listStyle: "narrow" })}) so a rotation finishes before the next one is due`,
         );
     }
     return problems;

@@ -128,6 +128,12 @@ const malformed: { what: string; raw: unknown; problems: (string | RegExp)[] }[]
         problems: [/^credentials\[0\]: every \(P2D\) must be longer than overlap \+ gateTimeout \+ retireAfter/],
     },
     {
+        what: "a rotation that only fits if every run is on time",
+        raw: stack({ every: "P5DT1H", cadence: "PT1H" }),
+        problems: [/^credentials\[0\]: every \(P5DT1H\) must be longer than overlap \+ gateTimeout \+ retireAfter \+ 2 × cadence \(5 days, 2 hours/],
+    },
+    { what: "cadence that is not a duration", raw: stack({ cadence: "hourly" }), problems: ['cadence must be an ISO-8601 duration such as "P7D" or "PT12H" (got "hourly")'] },
+    {
         what: "settle longer than overlap",
         raw: stack({}, [set({ rotation: { overlap: "PT2H", settle: "PT3H" } })]),
         problems: ["credentials[0].rotation: settle (PT3H) must not exceed overlap (PT2H)"],
