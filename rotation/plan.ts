@@ -361,10 +361,8 @@ function decide(input: PlanInput, step: Step, warnings: string[]): PlanResult {
         const { request: finished, ...rest } = state;
         state = { ...rest, lastRequest: finished!.id };
     }
-    if (step.step !== "delete" && state.retired) {
-        const { retired: _, ...rest } = state;
-        state = rest;
-    }
+    // `retired` stays until IAM no longer lists the key (reconcile prunes it): a delete that failed
+    // again must still be recognised as ours by the next run.
     const newest = [...state.keys].reverse().find((k) => isActive(k.status)) ?? state.keys[state.keys.length - 1];
     if (newest.adoptedAt && !newest.pushedAt) {
         // Never reached by the steps above; a guard, because pushing an adopted key would write an
