@@ -71,6 +71,8 @@ interface Command {
     help: string;
     options: NonNullable<ParseArgsConfig["options"]>;
     run(values: Record<string, string | boolean | undefined>, io: CliIo): Promise<number>;
+    /** A command with its own argument parser gets the raw arguments instead (`simulate`). */
+    runRaw?(argv: string[], io: CliIo): Promise<number>;
 }
 
 const common = {
@@ -174,6 +176,18 @@ ${exitCodeHelp}`,
             return exitCodes.ok;
         },
     },
+    simulate: {
+        summary: "Rehearse the stack's rotations offline: the real program, a simulated year, faults",
+        help: "", // filled in lazily: the simulator is loaded only when asked for
+        options: {},
+        run: async () => exitCodes.usage,
+        async runRaw(argv, io) {
+            // Loaded on demand: it brings the program and Pulumi's mocks, which no other command needs.
+            const { simulateCommand } = await import("./rehearsal/cli");
+            const args = argv.includes("--dir") || argv.includes("--help") || argv.includes("-h") ? argv : ["--dir", io.cwd, ...argv];
+            return simulateCommand(args, { stdout: { write: (t: string) => io.stdout(t) }, stderr: { write: (t: string) => io.stderr(t) } });
+        },
+    },
     serve: {
         summary: "Run the chatops endpoint for Slack's /rotate command",
         help: `Usage: ci-key-rotation serve [--port <n>] [--host <addr>] [--config <file>] [--audit-log <file>] [--cwd <dir>]
@@ -227,12 +241,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
                 io.stderr(overview());
                 return exitCodes.usage;
             }
+            if (topic && commands[topic].runRaw) return await commands[topic].runRaw!(["--help"], io);
             io.stdout(topic ? `${commands[topic].help}\n` : overview());
             return exitCodes.ok;
         }
         const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
         if (!command) throw new UsageError(`unknown command \`${name}\` (commands: ${Object.keys(commands).join(", ")})`);
         commandName = name;
+        if (command.runRaw) return await command.runRaw(rest, io);
         let values: Record<string, string | boolean | undefined>;
         try {
             values = parseArgs({ args: rest, options: command.options, strict: true, allowPositionals: false }).values as typeof values;

@@ -265,3 +265,21 @@ describe("help", () => {
         assert.equal(bare.code, exitCodes.usage);
     });
 });
+
+describe("ci-key-rotation simulate", () => {
+    const root = join(__dirname, "..");
+
+    it("rehearses the project's dev stack and exits 0 when every invariant held", async () => {
+        const run = await cli(["simulate", "--days", "9"], { cwd: root });
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /Rehearsal of stack "dev"/);
+        assert.match(run.stdout, /invariant violations:\s+0/);
+        assert.match(run.stdout, /deploy\s+mint/);
+    });
+
+    it("answers a bad option with usage and exit code 2, simulating nothing", async () => {
+        const run = await cli(["simulate", "--dayz", "9"], { cwd: root });
+        assert.equal(run.code, 2);
+        assert.doesNotMatch(run.stdout, /Rehearsal of stack/);
+    });
+});

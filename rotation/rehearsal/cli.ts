@@ -46,7 +46,10 @@ and check the invariants of DESIGN.md after every operation and run.
   --svg FILE                 draw key lifetimes on a time axis
   --quiet                    no table, no progress; the summary only
 
-Exit status: 0 when every invariant held, 1 when any was violated, 2 on bad options or config.
+Exit codes:
+  0  every invariant held
+  1  an invariant was violated (the summary lists each violation)
+  2  bad options or invalid stack configuration
 `;
 
 class UsageError extends Error {}
