@@ -31,6 +31,9 @@ function inChild(share: PropertyShare): Promise<PropertyOutcome> {
 // Also open, not yet diagnosed: I5 when `every` is barely above overlap + gateTimeout +
 // retireAfter (cadence rounding of each step pushes the mint past every + gap), and I8 runs
 // blocked with "does not match its rotation state" after injected faults.
+// Since the key check is modelled, a mint whose key check gives up (slow IAM, short
+// validateTimeout) leaves a key that the next run adopts, so the I5 adoption bug shows more often
+// (e.g. REHEARSAL_PROPERTY_SEED=20261123 REHEARSAL_PROPERTY_WORKERS=1, scenario path "1").
 // Reproduce with REHEARSAL_PROPERTY_SEED=20261123; remove `todo` once plan.ts is fixed.
 test(`${runs} random scenarios of at least 60 runs keep every invariant`, { timeout: 600_000, todo: "program bugs found: see comment" }, async () => {
     const started = Date.now();
