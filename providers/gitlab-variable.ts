@@ -109,15 +109,7 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
         },
 
         async diff(_id, olds, news) {
-            const replaces = (["scope", "owner", "key", "environmentScope", "hidden"] as const).filter((k) => olds[k] !== news[k]);
-            const updates = (["value", "protected", "masked", "raw", "description"] as const).filter((k) => olds[k] !== news[k]);
-            return {
-                changes: replaces.length + updates.length > 0,
-                replaces,
-                // The replacement has the same key (and often the same scope) in GitLab: creating it
-                // first would adopt the old variable, and deleting the old one would then remove it.
-                deleteBeforeReplace: replaces.length > 0,
-            };
+            return variableDiff(olds, news);
         },
 
         async create(inputs) {
@@ -174,6 +166,26 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
         },
     };
     return provider;
+}
+
+/**
+ * The provider's diff, as a pure function (the rehearsal simulator applies the same rule): a
+ * change of where the variable lives, or of `hidden`, replaces it; the value and flags update it
+ * in place; `target` (messages only) is never compared.
+ */
+export function variableDiff(
+    olds: Partial<GitlabVariableOutputs>,
+    news: Partial<GitlabVariableInputs>,
+): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+    const replaces = (["scope", "owner", "key", "environmentScope", "hidden"] as const).filter((k) => olds[k] !== news[k]);
+    const updates = (["value", "protected", "masked", "raw", "description"] as const).filter((k) => olds[k] !== news[k]);
+    return {
+        changes: replaces.length + updates.length > 0,
+        replaces,
+        // The replacement has the same key (and often the same scope) in GitLab: creating it
+        // first would adopt the old variable, and deleting the old one would then remove it.
+        deleteBeforeReplace: replaces.length > 0,
+    };
 }
 
 interface Connection {

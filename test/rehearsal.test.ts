@@ -6,6 +6,10 @@ import { test } from "node:test";
 import { simulateCommand } from "../rotation/rehearsal/cli";
 import { simulate, type SimulationOptions, type SimulationResult } from "../rotation/rehearsal/simulation";
 import { readStackConfig } from "../rotation/rehearsal/stack";
+import { dynamicModels, gitlabAddress, modelFor, resourceModels, scopeMatches, viewOf } from "../rotation/rehearsal/targets";
+import { Random } from "../rotation/rehearsal/random";
+import { SecretStores, World } from "../rotation/rehearsal/world";
+import type { Target } from "../providers";
 
 const root = join(__dirname, "..");
 const dev = readStackConfig(root, "dev");
@@ -126,4 +130,119 @@ test("simulate rejects bad options with exit 2 and names the option", async () =
     const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => out.push(t) } };
     assert.equal(await simulateCommand(["--dir", root, "--cadence", "hourly"], io), 2);
     assert.match(out.join(""), /`--cadence` must be a positive ISO-8601 duration/);
+});
+
+const gitlabStack = {
+    ...dev.config,
+    "ci-key-rotation:credentials": JSON.stringify([
+        {
+            name: "deploy",
+            user: { name: "ci-deploy", path: "/ci/" },
+            targets: [
+                { type: "gitlab-project", project: "acme/platform/api", environmentScope: "production", variables: { AWS_REGION: "eu-west-1" } },
+                { type: "gitlab-group", group: "acme/platform" },
+                { type: "github-repository", repository: "acme/api" },
+            ],
+        },
+    ]),
+};
+
+test("GitLab project and group targets rotate with every invariant held and no broken GitLab job", async () => {
+    const result = await rehearse({ config: gitlabStack, durationMs: 16 * day });
+    assert.equal(result.summary.violationCount, 0, violations(result));
+    assert.equal(result.summary.brokenJobs, 0);
+    assert.equal(result.summary.keysMinted, 3);
+    const mint = changed(result).find((r) => r.at.startsWith("2026-01-08"))!;
+    assert.equal(mint.sets.deploy.step, "mint");
+    const names = mint.operations.map((o) => `${o.action} ${o.name}`);
+    // The key check passes before any target is written; the target check comes after the writes.
+    const check = names.indexOf("update deploy-key-check");
+    assert.ok(check > names.indexOf("create deploy-key-2"));
+    for (const variable of names.filter((n) => n.includes("gitlab"))) assert.ok(names.indexOf(variable) > check, variable);
+    assert.equal(names.filter((n) => /update deploy-gitlab-(project|group)-.*AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)$/.test(n)).length, 4);
+    assert.equal(names[names.length - 1], "update deploy-target-check");
+    assert.equal(mint.sets.deploy.targetKey, mint.operations.find((o) => o.name === "deploy-key-2")!.accessKeyId);
+});
+
+test("a GitLab job reads a project variable over a group one, and the most specific environment scope", () => {
+    const names = { accessKeyId: "AWS_ACCESS_KEY_ID", secretAccessKey: "AWS_SECRET_ACCESS_KEY" };
+    const stores = new SecretStores();
+    const put = (scope: string, owner: string, env: string, value: string) => stores.write(gitlabAddress(scope, owner, names.accessKeyId, env), { value, secret: false }, 0);
+    put("group", "acme", "*", "acme-any");
+    put("group", "acme/platform", "*", "platform-any");
+    put("group", "acme/platform", "review/*", "platform-review");
+    put("project", "acme/platform/api", "production", "api-production");
+    const read = (target: Target) => viewOf(target, "").consumers[0].read(stores, new World(new Random(1))).accessKeyId;
+    const project = { type: "gitlab-project", names, protected: true, masked: true, hidden: false, raw: true } as const;
+    assert.equal(read({ ...project, project: "acme/platform/api", environmentScope: "production" }), "api-production");
+    // No project variable in scope: the nearest group's, most specific scope first.
+    assert.equal(read({ ...project, project: "acme/platform/api", environmentScope: "review/*" }), "platform-review");
+    assert.equal(read({ ...project, project: "acme/platform/web", environmentScope: "*" }), "platform-any");
+    assert.equal(read({ ...project, project: "acme/tools", environmentScope: "*" }), "acme-any");
+    assert.equal(scopeMatches("review/*", "review/feature-1"), true);
+    assert.equal(scopeMatches("production", "production-eu"), false);
+    assert.equal(scopeMatches("production", undefined), false);
+});
+
+test("a resource the rehearsal has no model of fails the run and stops the rehearsal", async () => {
+    const model = dynamicModels["key-check"];
+    delete dynamicModels["key-check"];
+    try {
+        await assert.rejects(rehearse({ durationMs: 2 * day }), /no model of deploy-key-check, a dynamic resource of kind "key-check"/);
+    } finally {
+        dynamicModels["key-check"] = model;
+    }
+    assert.throws(() => modelFor("pulumi-nodejs:dynamic:Resource", "mystery", {}), /mystery, a dynamic resource without a `kind` input/);
+    assert.throws(() => modelFor("aws:ssm/parameter:Parameter", "param", {}), /no model of param \(aws:ssm\/parameter:Parameter\)/);
+});
+
+test("when IAM is slow to make a new key usable, the key check fails the mint run before any target is written; the next run pushes it", async () => {
+    const result = await rehearse({ durationMs: 10 * day, faults: { slowKeyRate: 1 } });
+    assert.equal(result.summary.violationCount, 0, violations(result));
+    assert.equal(result.summary.brokenJobs, 0);
+    assert.equal(result.summary.keysMinted, 2);
+    const failed = result.runs.filter((r) => !r.ok);
+    assert.deepEqual(
+        failed.map((r) => r.at),
+        // The first key became usable after the first run gave up: it was pushed an hour later.
+        ["2026-01-01T00:00:00.000Z", "2026-01-08T01:00:00.000Z"],
+    );
+    const mint = failed[1];
+    assert.match(mint.error!, /deploy-key-check: Key AKIA\w+ of set "deploy" did not authenticate with STS GetCallerIdentity .* within 30s/);
+    assert.ok(mint.faults.some((f) => /^IAM slow/.test(f)), mint.faults.join("; "));
+    assert.deepEqual(
+        mint.operations.map((o) => `${o.action} ${o.name}`),
+        ["create deploy-key-2"],
+    );
+    const previous = result.runs[mint.index - 1].sets.deploy.targetKey;
+    assert.equal(mint.sets.deploy.targetKey, previous, "the unverified key reached no target");
+    const next = result.runs[mint.index + 1];
+    assert.ok(next.ok && next.operations.some((o) => o.name === "deploy-key-check"));
+    assert.equal(next.sets.deploy.targetKey, mint.operations[0].accessKeyId);
+});
+
+test("the target check reads the GitHub secrets' updatedAt: a write the evidence dates before the key fails the run", async () => {
+    const model = resourceModels["github:index/actionsSecret:ActionsSecret"];
+    resourceModels["github:index/actionsSecret:ActionsSecret"] = { ...model, outputs: () => ({ updatedAt: "2025-12-31T00:00:00Z" }) };
+    try {
+        const result = await rehearse({ durationMs: 2 * day });
+        const first = result.runs[0];
+        assert.equal(first.ok, false);
+        assert.match(first.error!, /create deploy-target-check: Set "deploy": 2 targets did not take key AKIA\w+:/);
+        assert.match(first.error!, /`credentials\[0\]\.targets\[0\]` \(github repository acme\/api\): secret AWS_ACCESS_KEY_ID was last written at 2025-12-31T00:00:00Z/);
+    } finally {
+        resourceModels["github:index/actionsSecret:ActionsSecret"] = model;
+    }
+});
+
+test("I7 covers the state of dynamic resources: a key check whose outputs carried the secret is a violation", async () => {
+    const model = dynamicModels["key-check"];
+    // (An output named like the secret input would be re-marked secret by the engine; another name is not.)
+    dynamicModels["key-check"] = { ...model, outputs: async (inputs, ctx) => ({ ...(await model.outputs!(inputs, ctx)), signedWith: inputs.secretAccessKey }) };
+    try {
+        const result = await rehearse({ durationMs: 1 * day });
+        assert.ok(result.violations.some((v) => v.invariant === "I7" && /appears in plaintext in the state of deploy-key-check/.test(v.message)), violations(result));
+    } finally {
+        dynamicModels["key-check"] = model;
+    }
 });

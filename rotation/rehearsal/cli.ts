@@ -33,6 +33,8 @@ and check the invariants of DESIGN.md after every operation and run.
   --crash-at ISO#N           crash after N writes of the first run at or after ISO (repeatable)
   --crash-rate P             each run crashes with probability P after a random number of writes
   --reject FROM/UNTIL[=TEXT] targets whose address contains TEXT (all when absent) reject writes (repeatable)
+  --slow-key-rate P          IAM takes 1-10 minutes instead of seconds to make a new key usable,
+                             with probability P per key (the key check gives up after validateTimeout)
   --miss-rate P              each scheduled run is missed with probability P
   --outage FROM/UNTIL        no runs in the window (repeatable)
   --jitter DURATION          runs start up to this late
@@ -114,6 +116,7 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
             "crash-rate": { type: "string" },
             reject: { type: "string", multiple: true },
             "miss-rate": { type: "string" },
+            "slow-key-rate": { type: "string" },
             outage: { type: "string", multiple: true },
             jitter: { type: "string" },
             "twin-rate": { type: "string" },
@@ -155,6 +158,7 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
         crashRate: probability(values["crash-rate"], "--crash-rate"),
         rejectWrites: reject,
         missRate: probability(values["miss-rate"], "--miss-rate"),
+        slowKeyRate: probability(values["slow-key-rate"], "--slow-key-rate"),
         outages: (values.outage ?? []).map((w) => window(w, "--outage")),
         jitterMs: values.jitter === undefined ? undefined : duration(values.jitter, "--jitter"),
         twinRate: probability(values["twin-rate"], "--twin-rate"),

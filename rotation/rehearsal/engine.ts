@@ -2,7 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type { IAMClient } from "@aws-sdk/client-iam";
 import { providerObserver } from "../aws";
 import { clockVariable } from "../clock";
-import { modelFor, type PlainInputs, type StoreWrite } from "./targets";
+import type { RetryClock } from "../aws-calls";
+import { modelFor, UnmodelledResourceError, type Change, type ModelContext, type PlainInputs, type ResourceModel, type StoreWrite } from "./targets";
 import type { World } from "./world";
 
 /**
@@ -17,7 +18,10 @@ import type { World } from "./world";
  *   the deletes come after, so a failed delete fails the run but keeps the new outputs (as the
  *   real engine's checkpoint does), and a replaced resource whose delete did not happen is
  *   deleted first on the next run;
- * - a run that fails or crashes keeps what it applied and writes no outputs.
+ * - a run that fails or crashes keeps what it applied and writes no outputs;
+ * - a dynamic provider's own diff decides whether its resource changes, and its create or update
+ *   may take simulated time (the key check retrying while IAM makes a key usable);
+ * - a resource the rehearsal has no model of fails the run, and the rehearsal stops.
  */
 
 /** The secret sentinel the SDK puts around secret values it sends to the (mock) monitor. */
@@ -54,6 +58,8 @@ export interface EngineHooks {
     afterOperation(op: Operation, run: RunContext): void;
     /** Every registration's inputs as the monitor received them (for secrets in plain inputs). */
     inspectInputs(type: string, name: string, inputs: Record<string, unknown>, run: RunContext): void;
+    /** A dynamic provider's state after each registration: the outputs the engine stores unencrypted. */
+    inspectState(type: string, name: string, plaintextOutputs: Record<string, unknown>, run: RunContext): void;
 }
 
 /** Thrown by a hook to end the run at once, as a killed `pulumi up` would. */
@@ -76,6 +82,12 @@ export interface RunContext {
     /** First failure; the engine applies nothing after it. */
     failure?: string;
     crashed: boolean;
+    /** Simulated time the run has spent so far (providers waiting and retrying), ms. */
+    elapsedMs: number;
+    /** Faults the world caused during the run (IAM slow to make a key usable). */
+    worldFaults: string[];
+    /** Set when the program registered a resource the rehearsal has no model of. */
+    unmodelled?: string;
 }
 
 /** Result of one engine run. */
@@ -126,7 +138,16 @@ function canonical(value: unknown): string {
 }
 
 const accessKeyType = "aws:iam/accessKey:AccessKey";
-const accessKeyReplaceOn = ["user", "pgpKey"];
+const userType = "aws:iam/user:User";
+const dynamicType = "pulumi-nodejs:dynamic:Resource";
+
+/** Whether a serialized input value was a secret. */
+function isSecretInput(value: unknown): boolean {
+    return !!value && typeof value === "object" && (value as Record<string, unknown>)[secretSig] === secretSigValue;
+}
+
+/** The run's simulated instant, ms. */
+const nowOf = (run: RunContext) => run.at + run.elapsedMs;
 
 /** The engine model: one per rehearsal, holding the stack's resources and outputs between runs. */
 export class Engine {
@@ -151,7 +172,7 @@ export class Engine {
 
     /** Run the program once at `at` with the given stack config (full keys, string values). */
     async run(at: number, config: Record<string, string>): Promise<EngineRun> {
-        const run: RunContext = { at, operations: [], logs: [], errors: [], crashed: false };
+        const run: RunContext = { at, operations: [], logs: [], errors: [], crashed: false, elapsedMs: 0, worldFaults: [] };
         const registered = new Set<string>();
 
         // Deletes a failed run left pending come first, as the engine does on the next update.
@@ -168,6 +189,7 @@ export class Engine {
         // simulated run needs them. Messages are kept; only stacks go.
         Error.stackTraceLimit = 0;
         Error.prepareStackTrace = (err: Error) => `${err.name}: ${err.message}`;
+        const restoreSdk = withoutSdkDiagnostics();
         let outputs: Record<string, unknown> | undefined;
         const secretOutputs: string[] = [];
         try {
@@ -198,6 +220,7 @@ export class Engine {
             }
             Error.stackTraceLimit = stackTraceLimit;
             Error.prepareStackTrace = prepareStackTrace;
+            restoreSdk();
             restore();
         }
         if (run.failure !== undefined) return { ...run, ok: false, secretOutputs };
@@ -227,19 +250,34 @@ export class Engine {
                     return { id, state: args.inputs };
                 }
                 const owner = args.provider ? (providers.get(args.provider.split("::").pop()!)?.owner as string | undefined) : undefined;
-                let record: ResourceRecord;
-                try {
-                    record = this.register(args.type, args.name, inputs, owner, run);
-                } catch {
-                    // The run has failed (recorded on `run`): the engine applies nothing more and
-                    // writes no outputs. The program gets a stand-in instead of a rejection, because
-                    // rejected outputs nobody awaits would surface as unhandled rejections in the
-                    // host process, where a real engine would simply have stopped the program.
+                // The run has failed (recorded on `run`): the engine applies nothing more and
+                // writes no outputs. The program gets a stand-in instead of a rejection, because
+                // rejected outputs nobody awaits would surface as unhandled rejections in the
+                // host process, where a real engine would simply have stopped the program.
+                const standIn = () => {
                     const existing = this.resources.get(key(args.type, args.name));
                     return { id: existing?.id ?? `${args.name}-not-created`, state: existing ? this.state(existing, args.inputs) : { ...args.inputs, secret: pulumi.secret("") } };
+                };
+                const done = (record: ResourceRecord) => {
+                    registered.add(key(args.type, args.name));
+                    if (record.type === dynamicType) {
+                        const plaintext = Object.fromEntries(Object.entries(record.outputs).filter(([name]) => !isSecretInput(args.inputs[name])));
+                        this.hooks.inspectState(args.type, args.name, plaintext, run);
+                    }
+                    return { id: record.id, state: this.state(record, args.inputs) };
+                };
+                let result: ResourceRecord | Promise<ResourceRecord>;
+                try {
+                    result = this.register(args.type, args.name, inputs, owner, run);
+                } catch (err) {
+                    this.fail(run, err);
+                    return standIn();
                 }
-                registered.add(key(args.type, args.name));
-                return { id: record.id, state: this.state(record, args.inputs) };
+                if (!(result instanceof Promise)) return done(result);
+                return result.then(done, (err: unknown) => {
+                    this.fail(run, err);
+                    return standIn();
+                });
             },
             call: (args) => {
                 if (args.token === "aws:iam/getAccessKeys:getAccessKeys") {
@@ -278,66 +316,131 @@ export class Engine {
         };
     }
 
-    /** The state the mock returns for a resource: its stored outputs, the key's secret as a secret. */
+    /**
+     * The state the mock returns for a resource. Under mocks the engine does not mark provider
+     * outputs secret (FACTS.md): the mock must. An output is secret when the input of the same
+     * name was, as the engine re-marks it, and the access key's `secret` always is. A dynamic
+     * provider's state is its outputs alone (the real provider's `outs`).
+     */
     private state(record: ResourceRecord, rawInputs: Record<string, unknown>): Record<string, unknown> {
-        if (record.type !== accessKeyType) return { ...rawInputs, ...record.outputs };
-        const { secret, ...rest } = record.outputs;
-        // Under mocks the engine does not mark provider outputs secret: the mock must (FACTS.md).
-        return { ...rawInputs, ...rest, secret: pulumi.secret(secret as string) };
+        const outputs = Object.fromEntries(
+            Object.entries(record.outputs).map(([name, value]) => [
+                name,
+                (record.type === accessKeyType && name === "secret") || isSecretInput(rawInputs[name]) ? pulumi.secret(value) : value,
+            ]),
+        );
+        return record.type === dynamicType ? outputs : { ...rawInputs, ...outputs };
     }
 
-    /** Create, update, replace or keep a registered resource, applying the change to the world. */
-    private register(type: string, name: string, inputs: PlainInputs, owner: string | undefined, run: RunContext): ResourceRecord {
-        const existing = this.resources.get(key(type, name));
-        if (existing && canonical(existing.inputs) === canonical(inputs)) return existing;
-        if (run.failure !== undefined) throw new Error(`the update was stopped by an earlier failure; ${name} was not ${existing ? "updated" : "created"}`);
-        const model = type === accessKeyType ? undefined : modelFor(type, inputs);
-        const replaceOn = type === accessKeyType ? accessKeyReplaceOn : (model?.replaceOn ?? []);
-        const replace = existing !== undefined && replaceOn.some((f) => canonical(existing.inputs[f]) !== canonical(inputs[f]));
-        // Where the resource will write, so a fault can reject writes to one target.
-        const writes = model?.writes(inputs, owner).map((w) => w.address) ?? [];
-        const where = writes.length ? { addresses: writes } : {};
+    /** A failure that escaped an operation (the engine's own checks) still fails the run. */
+    private fail(run: RunContext, err: unknown): void {
+        if (err instanceof UnmodelledResourceError) run.unmodelled ??= err.message;
+        if (run.failure === undefined || err instanceof UnmodelledResourceError) {
+            const message = messageOf(err);
+            if (!run.errors.includes(message)) run.errors.push(message);
+            run.failure ??= message;
+        }
+    }
 
-        if (!existing || replace) {
-            const record = this.apply(run, { action: "create", type, name, ...where, ...(type === accessKeyType ? { user: String(inputs.user) } : {}) }, () => this.create(type, name, inputs, owner, run.at));
-            if (existing) this.pendingDeletes.push(existing);
+    /** What changes for a resource that exists: the provider's diff, or any input change. */
+    private change(existing: ResourceRecord, model: ResourceModel, inputs: PlainInputs): Change {
+        if (model.diff) return model.diff(existing.outputs, inputs);
+        if (canonical(existing.inputs) === canonical(inputs)) return "none";
+        return (model.replaceOn ?? []).some((f) => canonical(existing.inputs[f]) !== canonical(inputs[f])) ? "replace" : "update";
+    }
+
+    /**
+     * Create, update, replace or keep a registered resource, applying the change to the world.
+     * Returns a promise when the provider takes (simulated) time.
+     */
+    private register(type: string, name: string, inputs: PlainInputs, owner: string | undefined, run: RunContext): ResourceRecord | Promise<ResourceRecord> {
+        const model = modelFor(type, name, inputs);
+        const existing = this.resources.get(key(type, name));
+        const change = existing ? this.change(existing, model, inputs) : "create";
+        if (existing && change === "none") {
+            // Same resource: the engine keeps its outputs and records the new inputs.
+            if (model.diff) this.resources.set(key(type, name), { ...existing, inputs });
+            return existing;
+        }
+        if (run.failure !== undefined) throw new Error(`the update was stopped by an earlier failure; ${name} was not ${existing ? "updated" : "created"}`);
+        // Where the resource will write, so a fault can reject writes to one target.
+        const writes = model.writes?.(inputs, owner).map((w) => w.address) ?? [];
+        const where = writes.length ? { addresses: writes } : {};
+        const keyInfo = type === accessKeyType ? { user: String(inputs.user) } : {};
+        const ctx = this.context(run, owner);
+
+        if (!existing || change === "replace") {
+            if (existing && model.deleteBeforeReplace) {
+                // The old resource goes first; a failed create then leaves nothing (FACTS.md).
+                if (!this.destroy(existing, run)) throw new Error(`${name} was not replaced: its delete failed`);
+                this.resources.delete(key(type, name));
+            }
+            const created = this.apply(run, { action: "create", type, name, ...where, ...keyInfo }, () => this.create(type, name, model, inputs, ctx));
+            const store = (record: ResourceRecord) => {
+                if (existing && !model.deleteBeforeReplace) this.pendingDeletes.push(existing);
+                this.resources.set(key(type, name), record);
+                return record;
+            };
+            return created instanceof Promise ? created.then(store) : store(created);
+        }
+        const status = type === accessKeyType ? { accessKeyId: existing.id, status: inputs.status as "Active" | "Inactive" } : {};
+        const updated = this.apply(run, { action: "update", type, name, ...where, ...keyInfo, ...status }, () => this.update(existing, model, inputs, ctx));
+        const store = (record: ResourceRecord) => {
             this.resources.set(key(type, name), record);
             return record;
-        }
-        const updated = this.apply(run, { action: "update", type, name, ...where, ...(type === accessKeyType ? { accessKeyId: existing.id, user: String(inputs.user), status: inputs.status as "Active" | "Inactive" } : {}) }, () =>
-            this.update(existing, inputs, owner, run.at),
-        );
-        this.resources.set(key(type, name), updated);
-        return updated;
+        };
+        return updated instanceof Promise ? updated.then(store) : store(updated);
     }
 
-    /** Run one operation through the hooks; a failure is recorded on the run and rethrown. */
-    private apply<T extends ResourceRecord | void>(run: RunContext, pending: PendingOperation, effect: () => T): T {
-        try {
-            this.hooks.beforeOperation(pending, run);
-            const result = effect();
-            const op: Operation = { ...pending, index: run.operations.length + 1 };
-            if (result && pending.action === "create" && pending.type === accessKeyType) op.accessKeyId = result.id;
-            run.operations.push(op);
-            this.hooks.afterOperation(op, run);
-            return result;
-        } catch (err) {
+    /** What a model's create or update can reach: the world and the run's simulated clock. */
+    private context(run: RunContext, owner: string | undefined): ModelContext {
+        const clock: RetryClock = {
+            now: () => nowOf(run),
+            sleep: async (ms) => {
+                run.elapsedMs += ms;
+            },
+        };
+        return { world: this.world, clock, owner, noteFault: (text) => run.worldFaults.push(text) };
+    }
+
+    /**
+     * Run one operation through the hooks; a failure is recorded on the run and rethrown. An
+     * effect that returns a promise (a provider taking simulated time) is applied when it settles.
+     */
+    private apply<T extends ResourceRecord | void>(run: RunContext, pending: PendingOperation, effect: () => T | Promise<T>): T | Promise<T> {
+        const failed = (err: unknown): never => {
             if (err instanceof CrashSignal) run.crashed = true;
             const message = `${pending.action} ${pending.name}: ${messageOf(err)}`;
             run.errors.push(message);
             run.failure ??= message;
             throw err instanceof CrashSignal ? err : new Error(message);
+        };
+        const applied = (result: T): T => {
+            const op: Operation = { ...pending, index: run.operations.length + 1 };
+            if (result && pending.action === "create" && pending.type === accessKeyType) op.accessKeyId = result.id;
+            run.operations.push(op);
+            this.hooks.afterOperation(op, run);
+            return result;
+        };
+        try {
+            this.hooks.beforeOperation(pending, run);
+            const result = effect();
+            if (result instanceof Promise) return result.then(applied, failed);
+            return applied(result);
+        } catch (err) {
+            return failed(err);
         }
     }
 
-    private create(type: string, name: string, inputs: PlainInputs, owner: string | undefined, at: number): ResourceRecord {
+    private create(type: string, name: string, model: ResourceModel, inputs: PlainInputs, ctx: ModelContext): ResourceRecord | Promise<ResourceRecord> {
         const iam = this.world.iam;
+        const at = ctx.clock.now();
         const record: ResourceRecord = { type, name, id: `${name}-id`, inputs, outputs: {}, writes: [], seq: ++this.seq };
         switch (type) {
-            case "aws:iam/user:User":
-                iam.createUser(String(inputs.name));
+            case userType:
+                iam.createUser(String(inputs.name), String(inputs.path ?? "/"));
                 record.id = String(inputs.name);
-                record.outputs = { name: inputs.name, arn: `arn:aws:iam::123456789012:user${inputs.path ?? "/"}${inputs.name}` };
+                record.outputs = { name: inputs.name, arn: iam.userArn(String(inputs.name)) };
                 return record;
             case accessKeyType: {
                 const created = iam.createAccessKey(String(inputs.user), at);
@@ -347,25 +450,30 @@ export class Engine {
                 return record;
             }
         }
-        record.writes = this.write(type, inputs, owner, at);
-        return record;
+        record.writes = this.write(model, inputs, ctx);
+        const finish = (outputs: Record<string, unknown>): ResourceRecord => ({ ...record, outputs, id: model.id?.(inputs, outputs) ?? record.id });
+        const outputs = model.outputs?.(inputs, ctx) ?? {};
+        return outputs instanceof Promise ? outputs.then(finish) : finish(outputs);
     }
 
-    private update(existing: ResourceRecord, inputs: PlainInputs, owner: string | undefined, at: number): ResourceRecord {
+    private update(existing: ResourceRecord, model: ResourceModel, inputs: PlainInputs, ctx: ModelContext): ResourceRecord | Promise<ResourceRecord> {
         if (existing.type === accessKeyType) {
             const status = (inputs.status as "Active" | "Inactive" | undefined) ?? "Active";
-            this.world.iam.updateAccessKey(existing.id, status, at);
+            this.world.iam.updateAccessKey(existing.id, status, ctx.clock.now());
             return { ...existing, inputs, outputs: { ...existing.outputs, status } };
         }
-        const writes = this.write(existing.type, inputs, owner, at);
+        if (existing.type === userType) return { ...existing, inputs };
+        const writes = this.write(model, inputs, ctx);
         // An address the new inputs no longer write (a repository dropped from a list) is cleared.
         for (const old of existing.writes) if (!writes.some((w) => w.address === old.address)) this.world.stores.delete(old.address);
-        return { ...existing, inputs, writes };
+        const finish = (outputs: Record<string, unknown>): ResourceRecord => ({ ...existing, inputs, writes, outputs: model.dynamic ? outputs : { ...existing.outputs, ...outputs } });
+        const outputs = model.outputs?.(inputs, ctx) ?? {};
+        return outputs instanceof Promise ? outputs.then(finish) : finish(outputs);
     }
 
-    private write(type: string, inputs: PlainInputs, owner: string | undefined, at: number): StoreWrite[] {
-        const writes = modelFor(type, inputs)?.writes(inputs, owner) ?? [];
-        for (const w of writes) this.world.stores.write(w.address, { value: w.value, secret: w.secret, meta: w.meta }, at);
+    private write(model: ResourceModel, inputs: PlainInputs, ctx: ModelContext): StoreWrite[] {
+        const writes = model.writes?.(inputs, ctx.owner) ?? [];
+        for (const w of writes) this.world.stores.write(w.address, { value: w.value, secret: w.secret, meta: w.meta }, ctx.clock.now());
         return writes;
     }
 
@@ -380,8 +488,8 @@ export class Engine {
         };
         try {
             this.apply(run, pending, () => {
-                if (record.type === accessKeyType) this.world.iam.deleteAccessKey(record.id, run.at);
-                else if (record.type === "aws:iam/user:User") this.world.iam.deleteUser(record.id);
+                if (record.type === accessKeyType) this.world.iam.deleteAccessKey(record.id, nowOf(run));
+                else if (record.type === userType) this.world.iam.deleteUser(record.id);
                 for (const w of record.writes) this.world.stores.delete(w.address);
             });
             return true;
@@ -406,6 +514,28 @@ function withDetails(mocks: pulumi.runtime.Mocks): pulumi.runtime.Mocks {
         }
     };
     return { newResource: wrap(mocks.newResource.bind(mocks)), call: wrap(mocks.call.bind(mocks)) };
+}
+
+/**
+ * Switch off two debugging aids of the SDK for the length of a run, and return the function that
+ * switches them back on. Both capture a stack trace: `debuggablePromise` on every promise the
+ * runtime makes (to name leaked promises when the process exits), `Resource.callsites` on every
+ * registration (a source position for the engine's display, which the mock monitor drops). They
+ * were a third of a mocked run's time and change nothing the program or the engine model does.
+ */
+function withoutSdkDiagnostics(): () => void {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const debuggable = require("@pulumi/pulumi/runtime/debuggable") as { debuggablePromise?: unknown };
+    const resource = require("@pulumi/pulumi/resource") as { Resource?: { callsites?: unknown } };
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    const promise = debuggable.debuggablePromise;
+    const callsites = resource.Resource?.callsites;
+    if (typeof promise === "function") debuggable.debuggablePromise = <T>(p: Promise<T>) => p;
+    if (resource.Resource && typeof callsites === "function") resource.Resource.callsites = () => [];
+    return () => {
+        if (typeof promise === "function") debuggable.debuggablePromise = promise;
+        if (resource.Resource && typeof callsites === "function") resource.Resource.callsites = callsites;
+    };
 }
 
 /** Route console output (where the SDK's `pulumi.log` goes without an engine) into `lines`. */

@@ -1,6 +1,6 @@
 import { CrashSignal, type PendingOperation, type RunContext } from "./engine";
-import type { Random } from "./random";
-import { ApiError } from "./world";
+import { Random } from "./random";
+import { ApiError, defaultPropagationMs } from "./world";
 
 /** A time window, epoch milliseconds, `from` included and `until` excluded. */
 export interface Window {
@@ -27,6 +27,11 @@ export interface FaultOptions {
     /** Each run starts up to this many milliseconds after its scheduled time. */
     jitterMs?: number;
     /**
+     * Probability that IAM is slow to make a new key usable: from one to ten minutes instead of
+     * the usual few seconds, longer than the key check's default `validateTimeout` (PT30S).
+     */
+    slowKeyRate?: number;
+    /**
      * Probability that a second run is triggered at the same instant right after a run (two
      * cron triggers, or a person and cron). Runs that changed something always get one.
      */
@@ -38,6 +43,7 @@ export class FaultInjector {
     private readonly failAt: { at: number; op: number; used: boolean }[];
     private readonly crashAt: { at: number; after: number; used: boolean }[];
     private run?: { failOp?: number; crashAfter?: number; injected: string[] };
+    private readonly iamRandom: Random;
 
     constructor(
         readonly options: FaultOptions,
@@ -45,6 +51,8 @@ export class FaultInjector {
     ) {
         this.failAt = (options.failAt ?? []).map((f) => ({ ...f, used: false }));
         this.crashAt = (options.crashAt ?? []).map((c) => ({ ...c, used: false }));
+        // A stream of its own, so how many keys a run mints does not shift the other faults.
+        this.iamRandom = new Random(Math.floor(random.next() * 2 ** 32));
     }
 
     /** Does the run scheduled at `at` happen? */
@@ -56,6 +64,16 @@ export class FaultInjector {
     /** Delay of a run after its scheduled time. */
     jitter(): number {
         return this.options.jitterMs ? Math.floor(this.random.next() * this.options.jitterMs) : 0;
+    }
+
+    /** How long IAM takes to make a key created now usable, ms. */
+    propagationMs(): number {
+        if (this.iamRandom.chance(this.options.slowKeyRate ?? 0)) {
+            const ms = 60_000 + Math.floor(this.iamRandom.next() * 540_000);
+            this.run?.injected.push(`IAM slow: a new key became usable after ${Math.round(ms / 1000)} s`);
+            return ms;
+        }
+        return Math.floor(this.iamRandom.next() * defaultPropagationMs);
     }
 
     /** Should a twin run follow this one? */

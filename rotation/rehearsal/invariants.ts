@@ -272,6 +272,13 @@ export class InvariantChecker {
         this.checkNoSecrets(`the non-secret inputs of ${name} (${type})`, plainStrings);
     }
 
+    /** Engine hook: I7 for the state a dynamic provider keeps (its outputs the engine does not encrypt). */
+    inspectState(type: string, name: string, plaintextOutputs: Record<string, unknown>): void {
+        const plainStrings: string[] = [];
+        collectPlainStrings(plaintextOutputs, plainStrings);
+        this.checkNoSecrets(`the state of ${name} (${type})`, plainStrings);
+    }
+
     private checkNoSecrets(where: string, texts: string[]): void {
         const pattern = this.pattern();
         for (const text of texts) {

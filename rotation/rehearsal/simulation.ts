@@ -125,6 +125,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const random = new Random(options.seed);
     const world = new World(new Random(options.seed ^ 0x5eed));
     const faults = new FaultInjector(options.faults ?? {}, new Random(options.seed ^ 0xfa17));
+    world.iam.propagationMs = () => faults.propagationMs();
     const checker = new InvariantChecker(world);
     const engine = new Engine(world, { project: options.project ?? "ci-key-rotation", stack: options.stack }, {
         beforeOperation(op, run) {
@@ -133,6 +134,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         },
         afterOperation: (op, run) => checker.afterOperation(op, run),
         inspectInputs: (type, name, inputs) => checker.inspectInputs(type, name, inputs),
+        inspectState: (type, name, outputs) => checker.inspectState(type, name, outputs),
     });
 
     let configText = "";
@@ -188,7 +190,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         await new Promise((r) => setImmediate(r));
         result.errors.push(...context.errors);
         current = undefined;
-        const injected = [...faults.injected()];
+        if (result.unmodelled) throw new Error(result.unmodelled);
+        const injected = [...faults.injected(), ...result.worldFaults];
         checker.endRun(result, injected);
         if (twinOf !== undefined) checker.checkTwin(result);
         trackTwoActive(at);

@@ -10,7 +10,7 @@ export function renderSvg(result: SimulationResult, options: SimulationOptions):
     const end = options.start + options.durationMs;
     const width = 1200;
     const left = 110;
-    const right = 20;
+    const right = 45;
     const x = (t: number) => left + ((Math.min(Math.max(t, start), end) - start) / (end - start)) * (width - left - right);
     const sets = [...new Set(result.keys.map((k) => k.set ?? k.user))];
     const laneHeight = 14;

@@ -1,13 +1,20 @@
+import type { RetryClock } from "../aws-calls";
 import type { Target } from "../../providers";
+import type { GitlabTarget } from "../../providers/gitlab";
+import { variableDiff } from "../../providers/gitlab-variable";
 import { defaultKeyNames } from "../../providers/types";
+import { keyCheckModel, targetCheckModel } from "./gates";
 import type { Credentials, SecretStores, World } from "./world";
 
 /**
- * How the simulator understands the program's target resources and targets, per store:
- * - a {@link ResourceModel} turns a registered resource into writes to {@link SecretStores};
+ * How the simulator understands the program's resources and targets:
+ * - a {@link ResourceModel} says what creating or updating a registered resource does in the
+ *   fake world (writes to {@link SecretStores}, a call to STS) and what the provider returns;
  * - a {@link TargetView} reads what a configured target holds, and what a CI job there reads.
- * Adding a store (GitLab variables arrive as dynamic resources with `kind: "gitlab-variable"`)
- * means one resource model keyed by its type or kind and one target view keyed by target type.
+ * Every resource the program registers needs a model: the engine fails the run, and the
+ * rehearsal stops, on a resource it has no model of, rather than pretend it did its work.
+ * Adding a store means one resource model keyed by its type (or dynamic `kind`) and one target
+ * view keyed by target type.
  */
 
 /** Inputs of a registered resource with secret values unwrapped (the engine sees plain values). */
@@ -21,12 +28,42 @@ export interface StoreWrite {
     meta?: Record<string, unknown>;
 }
 
-/** The simulator's understanding of one resource type that writes to a secret store. */
+/** What the engine does with a registered resource that already exists. */
+export type Change = "none" | "update" | "replace";
+
+/** What a model's create or update can reach. */
+export interface ModelContext {
+    world: World;
+    /** The run's simulated clock: `sleep` advances it (a provider retrying inside a create). */
+    clock: RetryClock;
+    /** GitHub owner of the provider the resource was given, if any. */
+    owner?: string;
+    /** Record a fault the world caused (IAM being slow), for the run's list of faults. */
+    noteFault(text: string): void;
+}
+
+/** The simulator's understanding of one resource type. */
 export interface ResourceModel {
-    /** Inputs whose change replaces the resource (the provider's ForceNew fields). */
-    replaceOn: readonly string[];
+    /** Inputs whose change replaces the resource (the provider's ForceNew fields); for the default diff. */
+    replaceOn?: readonly string[];
+    /**
+     * A dynamic provider's own diff, given the old outputs and the new inputs. Without it, any
+     * input change updates the resource and a change of a `replaceOn` input replaces it.
+     */
+    diff?(olds: Record<string, unknown>, news: PlainInputs): Change;
+    /** Replacement deletes the old resource before creating the new one (`deleteBeforeReplace`). */
+    deleteBeforeReplace?: boolean;
     /** The writes that creating or updating the resource makes. */
-    writes(inputs: PlainInputs, owner: string | undefined): StoreWrite[];
+    writes?(inputs: PlainInputs, owner: string | undefined): StoreWrite[];
+    /**
+     * What a create or update returns, after its writes (it may call the world, and throw to fail
+     * the operation). For a dynamic provider these are its `outs`, the resource's whole state.
+     */
+    outputs?(inputs: PlainInputs, ctx: ModelContext): Record<string, unknown> | Promise<Record<string, unknown>>;
+    /** The id a create gives the resource. Default `<name>-id`. */
+    id?(inputs: PlainInputs, outputs: Record<string, unknown>): string;
+    /** A dynamic provider: the state is its outputs alone, not the inputs merged with them. */
+    dynamic?: boolean;
 }
 
 const lower = (s: unknown): string => String(s ?? "").toLowerCase();
@@ -40,6 +77,9 @@ function githubModel(scope: (i: PlainInputs, owner: string) => string, kind: "se
             const meta = inputs.visibility === undefined ? undefined : { visibility: inputs.visibility };
             return [{ address: `github:${scope(inputs, lower(owner))}:${kind}:${lower(inputs[nameField])}`, value: String(inputs.value ?? ""), secret: kind === "secret", meta }];
         },
+        // The provider reads the secret back after each write and records GitHub's `updated_at`:
+        // the target check's evidence. It moves only when the provider writes.
+        outputs: (_, ctx) => ({ updatedAt: new Date(ctx.clock.now()).toISOString() }),
     };
 }
 
@@ -59,8 +99,57 @@ const envScope = (i: PlainInputs, owner: string) => `${owner}/${lower(i.reposito
 const orgScope = (_: PlainInputs, owner: string) => `${owner}:org`;
 const dependabotScope = (i: PlainInputs, owner: string) => `${owner}/${lower(i.repository)}:dependabot`;
 
-/** Resource models by Pulumi type token. */
+/** The store address of one GitLab variable: owner paths are case-insensitive, keys and scopes are not. */
+export function gitlabAddress(scope: string, owner: string, key: string, environmentScope: string): string {
+    return `gitlab:${scope}:${lower(owner)}:var:${key}:${environmentScope}`;
+}
+
+/**
+ * GitLab CI/CD variables (`providers/gitlab-variable.ts`): the provider's own diff (moving a
+ * variable or changing `hidden` replaces it, deleting first), one write per variable, and the
+ * outputs the provider returns (the inputs as GitLab reports them).
+ */
+const gitlabVariableModel: ResourceModel = {
+    dynamic: true,
+    diff(olds, news) {
+        const d = variableDiff(olds, news);
+        return d.replaces.length > 0 ? "replace" : d.changes ? "update" : "none";
+    },
+    deleteBeforeReplace: true,
+    writes: (i) => [
+        {
+            address: gitlabAddress(String(i.scope), String(i.owner), String(i.key), String(i.environmentScope)),
+            value: String(i.value ?? ""),
+            secret: i.masked === true,
+            meta: { protected: i.protected, masked: i.masked, hidden: i.hidden, raw: i.raw },
+        },
+    ],
+    outputs: (i) => ({
+        kind: "gitlab-variable",
+        scope: i.scope,
+        owner: i.owner,
+        key: i.key,
+        value: i.value,
+        environmentScope: i.environmentScope,
+        protected: i.protected,
+        masked: i.masked,
+        hidden: i.hidden,
+        raw: i.raw,
+        description: i.description,
+        target: i.target,
+    }),
+    id: (i) => `${String(i.scope)}:${String(i.owner)}:${String(i.key)}:${String(i.environmentScope)}`,
+};
+
+/** Resources that change nothing the rehearsal observes (policies), kept so nothing goes unmodelled. */
+const inert: ResourceModel = {};
+
+/** Resource models by Pulumi type token. The IAM user and access keys are the engine's own. */
 export const resourceModels: Record<string, ResourceModel> = {
+    "aws:iam/user:User": inert,
+    "aws:iam/accessKey:AccessKey": { replaceOn: ["user", "pgpKey"] },
+    "aws:iam/userPolicy:UserPolicy": inert,
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": inert,
     "github:index/actionsSecret:ActionsSecret": githubModel(repoScope, "secret", ["repository", "secretName"]),
     "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret": githubModel(envScope, "secret", ["repository", "environment", "secretName"]),
     "github:index/actionsOrganizationSecret:ActionsOrganizationSecret": githubModel(orgScope, "secret", ["secretName"]),
@@ -74,20 +163,40 @@ export const resourceModels: Record<string, ResourceModel> = {
 
 /**
  * Models of dynamic-provider resources (`pulumi-nodejs:dynamic:Resource`), by the `kind` input
- * the store module puts on them. Empty until a dynamic store (GitLab variables) exists; a
- * dynamic resource of an unknown kind stops the rehearsal with a message naming the kind.
+ * every dynamic resource of the program carries.
  */
-export const dynamicModels: Record<string, ResourceModel> = {};
+export const dynamicModels: Record<string, ResourceModel> = {
+    "key-check": keyCheckModel,
+    "target-check": targetCheckModel,
+    "gitlab-variable": gitlabVariableModel,
+};
 
-/** The model of a registered resource, or undefined for resources that write no secret store. */
-export function modelFor(type: string, inputs: PlainInputs): ResourceModel | undefined {
+/** Thrown for a registered resource the rehearsal has no model of: the rehearsal cannot vouch for a run that contains one. */
+export class UnmodelledResourceError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "UnmodelledResourceError";
+    }
+}
+
+/** The model of a registered custom resource; throws {@link UnmodelledResourceError} when there is none. */
+export function modelFor(type: string, name: string, inputs: PlainInputs): ResourceModel {
     if (type === "pulumi-nodejs:dynamic:Resource") {
-        const kind = String(inputs.kind ?? "");
-        const model = dynamicModels[kind];
-        if (!model) throw new Error(`the rehearsal has no model of dynamic resources of kind "${kind}"; add one to dynamicModels in rotation/rehearsal/targets.ts`);
+        const kind = inputs.kind;
+        const model = typeof kind === "string" ? dynamicModels[kind] : undefined;
+        if (!model) {
+            throw new UnmodelledResourceError(
+                `the rehearsal has no model of ${name}, a dynamic resource ${typeof kind === "string" ? `of kind "${kind}"` : "without a `kind` input"}: ` +
+                    "without one it cannot tell what the resource would do. Add a model to `dynamicModels` in rotation/rehearsal/targets.ts.",
+            );
+        }
         return model;
     }
-    return resourceModels[type];
+    const model = resourceModels[type];
+    if (!model) {
+        throw new UnmodelledResourceError(`the rehearsal has no model of ${name} (${type}): without one it cannot tell what the resource would do. Add a model to \`resourceModels\` in rotation/rehearsal/targets.ts.`);
+    }
+    return model;
 }
 
 /** One place a CI job runs and reads the key (a repository, an environment, ...). */
@@ -150,6 +259,75 @@ function githubJob(owner: string, repo: string, environment: string | undefined,
     };
 }
 
+/** Does a GitLab environment scope apply to a job in `environment` (none for jobs without one)? `*` matches any characters. */
+export function scopeMatches(scope: string, environment: string | undefined): boolean {
+    if (scope === "*") return true;
+    if (environment === undefined) return false;
+    return new RegExp(`^${scope.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*")}$`).test(environment);
+}
+
+/** Of several scopes of one key that match, GitLab uses the most specific: a name, then the longest wildcard pattern, then `*`. */
+function specificity(scope: string): number {
+    if (scope === "*") return 0;
+    return scope.includes("*") ? 1 + scope.replace(/\*/g, "").length : Number.MAX_SAFE_INTEGER;
+}
+
+/** The value a job sees for `key` at one level (a project or a group), or undefined. */
+function gitlabLevel(stores: SecretStores, scope: "project" | "group", owner: string, key: string, environment: string | undefined): string | undefined {
+    const prefix = gitlabAddress(scope, owner, key, "");
+    let best: { specificity: number; value: string } | undefined;
+    for (const [address, stored] of stores.entries) {
+        if (!address.startsWith(prefix)) continue;
+        const envScope = address.slice(prefix.length);
+        if (!scopeMatches(envScope, environment)) continue;
+        const rank = specificity(envScope);
+        if (!best || rank > best.specificity) best = { specificity: rank, value: stored.value };
+    }
+    return best?.value;
+}
+
+/**
+ * A pipeline job in GitLab project `project` (a full path), in `environment` if any, on a protected
+ * branch (deploy pipelines run there, so protected variables reach it). GitLab resolves each key
+ * on its own: a project variable overrides a group variable, a subgroup's overrides its parent's,
+ * and within one project or group the most specific matching environment scope wins.
+ */
+function gitlabJob(project: string, environment: string | undefined, names: Names): Consumer {
+    const path = lower(project);
+    const groups = path.split("/").slice(0, -1).map((_, i, parts) => parts.slice(0, parts.length - i).join("/"));
+    const read1 = (stores: SecretStores, key: string): string | undefined => {
+        const own = gitlabLevel(stores, "project", path, key, environment);
+        if (own !== undefined) return own;
+        for (const group of groups) {
+            const inherited = gitlabLevel(stores, "group", group, key, environment);
+            if (inherited !== undefined) return inherited;
+        }
+        return undefined;
+    };
+    return {
+        label: `gitlab job in ${path}${environment ? ` (environment ${environment})` : ""}`,
+        read: (stores) => ({ accessKeyId: read1(stores, names.accessKeyId), secret: read1(stores, names.secretAccessKey) }),
+    };
+}
+
+/** An environment a job in `scope` runs in: none for `*`, the name itself, or a name the wildcard matches. */
+function environmentIn(scope: string): string | undefined {
+    return scope === "*" ? undefined : scope.replace(/\*/g, "rehearsal");
+}
+
+function gitlabView(target: GitlabTarget, label: string, names: Names): TargetView {
+    const scope = target.type === "gitlab-project" ? "project" : "group";
+    const owner = lower(target.type === "gitlab-project" ? target.project : target.group);
+    const at = (key: string) => gitlabAddress(scope, owner, key, target.environmentScope);
+    // A group's variables reach every project below it: one project stands for all.
+    const project = scope === "project" ? owner : `${owner}/any-project`;
+    return {
+        label,
+        holds: (s) => ({ accessKeyId: s.read(at(names.accessKeyId))?.value, secret: s.read(at(names.secretAccessKey))?.value }),
+        consumers: [gitlabJob(project, environmentIn(target.environmentScope), names)],
+    };
+}
+
 /** The simulator's view of a configured target; throws for a target type it has no model of. */
 export function viewOf(target: Target, label: string): TargetView {
     const names = namesOf(target);
@@ -181,6 +359,9 @@ export function viewOf(target: Target, label: string): TargetView {
                 consumers: [{ label: `dependabot job in ${owner}/${repo}`, read: (s) => readScope(s, scope, names) }],
             };
         }
+        case "gitlab-project":
+        case "gitlab-group":
+            return gitlabView(target, label, names);
         default:
             throw new Error(`the rehearsal has no model of targets of type \`${(target as { type: string }).type}\` yet; add a view in rotation/rehearsal/targets.ts`);
     }

@@ -30,6 +30,11 @@ export interface FakeKey {
     deletedAt?: number;
     /** Last successful authentication, as GetAccessKeyLastUsed reports it. */
     lastUsedAt?: number;
+    /**
+     * When STS first accepts the key. IAM is eventually consistent: a new key is refused for a
+     * few seconds after CreateAccessKey returned it (FACTS.md: no fixed bound is documented).
+     */
+    usableAt: number;
 }
 
 /** What a consumer reads from a target: either half may be missing. */
@@ -38,16 +43,34 @@ export interface Credentials {
     secret?: string;
 }
 
+/** The account every fake IAM user lives in. */
+export const fakeAccountId = "123456789012";
+
+/** Longest time, by default, IAM takes to make a new key usable (ms): "several seconds". */
+export const defaultPropagationMs = 10_000;
+
 /** IAM and STS with AWS's rules for access keys. */
 export class FakeIam {
-    readonly users = new Map<string, { name: string; keys: FakeKey[] }>();
+    readonly users = new Map<string, { name: string; path: string; keys: FakeKey[] }>();
     /** Every key ever minted, deleted ones included (for ages and pictures). */
     readonly history = new Map<string, FakeKey>();
+    /**
+     * How long IAM takes to make the next new key usable, in ms. The fault injector replaces it
+     * to make IAM slow; by default a key works within {@link defaultPropagationMs}.
+     */
+    propagationMs: () => number;
 
-    constructor(private readonly random: Random) {}
+    constructor(private readonly random: Random) {
+        this.propagationMs = () => Math.floor(random.next() * defaultPropagationMs);
+    }
 
-    createUser(name: string): void {
-        if (!this.users.has(name)) this.users.set(name, { name, keys: [] });
+    createUser(name: string, path = "/"): void {
+        if (!this.users.has(name)) this.users.set(name, { name, path, keys: [] });
+    }
+
+    /** The user's ARN, as IAM and STS report it. */
+    userArn(name: string): string {
+        return `arn:aws:iam::${fakeAccountId}:user${this.users.get(name)?.path ?? "/"}${name}`;
     }
 
     deleteUser(name: string): void {
@@ -67,6 +90,7 @@ export class FakeIam {
             user: userName,
             status: "Active",
             createdAt: now,
+            usableAt: now + this.propagationMs(),
         };
         user.keys.push(key);
         this.history.set(key.accessKeyId, key);
@@ -113,8 +137,24 @@ export class FakeIam {
         if (!key) return { ok: false, reason: `InvalidClientTokenId: key ${credentials.accessKeyId} does not exist` };
         if (key.status !== "Active") return { ok: false, reason: `InvalidClientTokenId: key ${credentials.accessKeyId} is inactive` };
         if (key.secret !== credentials.secret) return { ok: false, reason: `SignatureDoesNotMatch: the secret does not belong to key ${credentials.accessKeyId}` };
+        if (now < key.usableAt) return { ok: false, reason: `InvalidClientTokenId: key ${credentials.accessKeyId} is not usable yet (IAM makes it usable ${Math.ceil((key.usableAt - now) / 1000)} s later)` };
         key.lastUsedAt = Math.max(key.lastUsedAt ?? 0, now);
         return { ok: true, key };
+    }
+
+    /**
+     * STS GetCallerIdentity as an SDK client sees it: the caller's ARN, or an error whose `name`
+     * is STS's error code (as the SDK throws it). Never mentions the secret.
+     */
+    getCallerIdentity(credentials: Credentials, now: number): { Arn: string; Account: string; UserId: string } {
+        const result = this.authenticate(credentials, now);
+        if (!result.ok) {
+            const [code, ...rest] = result.reason.split(": ");
+            const err = new Error(rest.join(": ") || code);
+            err.name = rest.length ? code : "InvalidClientTokenId";
+            throw err;
+        }
+        return { Arn: this.userArn(result.key.user), Account: fakeAccountId, UserId: `AIDA${result.key.accessKeyId.slice(4)}` };
     }
 
     private live(accessKeyId: string): FakeKey {

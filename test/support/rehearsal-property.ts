@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { describeViolations, runScenario, scenarioArb } from "./rehearsal-scenarios";
+
+/** One share of the property suite: `numRuns` scenarios drawn with `seed`. */
+export interface PropertyShare {
+    numRuns: number;
+    seed: number;
+}
+
+/** What a share reports. `failure` is fast-check's report (counterexample, seed, path). */
+export interface PropertyOutcome {
+    scenarios: number;
+    runs: number;
+    failure?: string;
+}
+
+/**
+ * Rehearse `numRuns` random scenarios; every invariant of DESIGN.md is checked by the simulator
+ * after every operation and every run, and a scenario passes only with zero violations. Stops at
+ * the first failing scenario, unshrunk (shrinking re-runs whole rehearsals; the seed and path in
+ * the report reproduce it).
+ */
+export async function checkScenarios(share: PropertyShare): Promise<PropertyOutcome> {
+    let scenarios = 0;
+    let runs = 0;
+    try {
+        await fc.assert(
+            fc.asyncProperty(scenarioArb, async (s) => {
+                const result = await runScenario(s);
+                scenarios++;
+                runs += result.runs.length;
+                // A scenario spans at least 60 scheduled runs (a missed cron tick is one of them).
+                assert.ok(result.runs.filter((r) => r.twinOf === undefined).length + result.missed >= 60);
+                // Every run was checked (I7 is checked at least once per run, I1 after every operation).
+                assert.ok(result.checks.I7.checked >= result.runs.length);
+                assert.equal(result.summary.violationCount, 0, describeViolations(result));
+            }),
+            { numRuns: share.numRuns, seed: share.seed, endOnFailure: true },
+        );
+        return { scenarios, runs };
+    } catch (err) {
+        return { scenarios, runs, failure: err instanceof Error ? err.message : String(err) };
+    }
+}
+
+/** Environment variable that makes this module, started as a child process, check one share. */
+export const shareVariable = "REHEARSAL_PROPERTY_SHARE";
+
+// Run as a child process (not a worker thread: the SDK serializes dynamic providers through the
+// inspector, which does not answer in worker threads): check the share and send the outcome.
+if (process.env[shareVariable] && process.send) {
+    void checkScenarios(JSON.parse(process.env[shareVariable]) as PropertyShare).then((outcome) => process.send!(outcome, () => process.exit(0)));
+}
