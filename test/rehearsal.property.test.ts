@@ -23,19 +23,7 @@ function inChild(share: PropertyShare): Promise<PropertyOutcome> {
     });
 }
 
-// Marked `todo` while two program bugs the suite found are open (it still runs and reports):
-// - I6: a run that finishes a delete left by a failed run (state `retired`) takes no step and
-//   keeps `changedAt`, so a second run at the same instant takes the next step;
-// - I5: a key adopted from an interrupted mint gets the adopting run's time as `createdAt`, not
-//   IAM's createDate, so a later delay stacks on the first and the key outlives every + gap.
-// Also open, not yet diagnosed: I5 when `every` is barely above overlap + gateTimeout +
-// retireAfter (cadence rounding of each step pushes the mint past every + gap), and I8 runs
-// blocked with "does not match its rotation state" after injected faults.
-// Since the key check is modelled, a mint whose key check gives up (slow IAM, short
-// validateTimeout) leaves a key that the next run adopts, so the I5 adoption bug shows more often
-// (e.g. REHEARSAL_PROPERTY_SEED=20261123 REHEARSAL_PROPERTY_WORKERS=1, scenario path "1").
-// Reproduce with REHEARSAL_PROPERTY_SEED=20261123; remove `todo` once plan.ts is fixed.
-test(`${runs} random scenarios of at least 60 runs keep every invariant`, { timeout: 600_000, todo: "program bugs found: see comment" }, async () => {
+test(`${runs} random scenarios of at least 60 runs keep every invariant`, { timeout: 600_000 }, async () => {
     const started = Date.now();
     const shares = Array.from({ length: workers }, (_, i): PropertyShare => ({ numRuns: Math.floor(runs / workers) + (i < runs % workers ? 1 : 0), seed: seed + i }));
     const outcomes = workers === 1 ? [await checkScenarios(shares[0])] : await Promise.all(shares.map(inChild));

@@ -85,6 +85,8 @@ export class InvariantChecker {
     /** The last run that counts for I5's gap: a successful one, or one that failed with no injected fault. */
     private lastSuccess?: number;
     private longestGapMs = 0;
+    /** The last run with an injected fault: a key current since before it is under I8, not I5. */
+    private lastFaultAt?: number;
     /** Targets holding an id whose secret does not match it, after a run ended. */
     tornTargets: { at: string; target: string; accessKeyId?: string }[] = [];
     /** Oldest key age (ms) any target held at a check. */
@@ -198,7 +200,10 @@ export class InvariantChecker {
         }
     }
 
-    /** I5: no target holds a key older than `every` plus the longest gap between successful runs. */
+    /**
+     * I5: no target holds a key older than `every` plus the longest gap between successful runs,
+     * for every key that saw no injected fault while it was current.
+     */
     private checkFreshness(at: number): void {
         const gap = Math.max(this.longestGapMs, this.lastSuccess === undefined ? 0 : at - this.lastSuccess);
         for (const set of this.sets) {
@@ -208,6 +213,10 @@ export class InvariantChecker {
                 const age = at - held.key.createdAt;
                 this.oldestTargetKeyAgeMs = Math.max(this.oldestTargetKeyAgeMs, age);
                 if (set.paused) continue;
+                // Freshness is a promise about normal operation. A fault while the key was current
+                // can delay its rotation by more than one gap (a failed delete, then a run that
+                // waits for the engine to finish it); I8 governs then, and the next key is checked.
+                if (this.lastFaultAt !== undefined && this.lastFaultAt >= held.key.createdAt) continue;
                 this.check("I5", age <= set.everyMs + gap, () => `${view.label} holds key ${held.accessKeyId}, ${hours(age)} old: more than every (${hours(set.everyMs)}) + the longest gap between runs (${hours(gap)})`);
             }
         }
@@ -230,6 +239,7 @@ export class InvariantChecker {
         // I5 allows `every` plus the longest gap between runs. A run that failed because of an
         // injected fault (like a missed one) widens the gap; a run that failed on its own (the
         // last-used gate giving up) is a run that happened, so it cannot excuse a stale key.
+        if (injected.length > 0) this.lastFaultAt = this.runAt;
         if (result.ok || injected.length === 0) {
             if (this.lastSuccess !== undefined) this.longestGapMs = Math.max(this.longestGapMs, this.runAt - this.lastSuccess);
             this.lastSuccess = this.runAt;

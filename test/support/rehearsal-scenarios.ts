@@ -52,16 +52,18 @@ export const scenarioArb = fc
 export type Scenario = typeof scenarioArb extends fc.Arbitrary<infer T> ? T : never;
 
 export function stackConfig(s: Scenario): Record<string, string> {
-    // `every` must exceed overlap + gateTimeout + retireAfter (the program validates it); the
-    // slack, and cadence rounding, decide how close to that bound the scenario runs.
-    const cycleH = s.overlapH + s.retireH + (s.gate ? s.gateTimeoutH : 0);
+    // `every` must exceed overlap + gateTimeout + retireAfter + 2 × cadence (the program validates
+    // it against the `cadence` it is told); the slack decides how close to that bound it runs.
+    const cadenceMin = s.cadenceMin;
+    const boundMin = (s.overlapH + s.retireH + (s.gate ? s.gateTimeoutH : 0)) * 60 + 2 * cadenceMin;
     const credentials = Array.from({ length: s.sets }, (_, i) => ({
         name: `set${i}`,
         targets: s.targets.map((t) => ({ ...t, names: { accessKeyId: `S${i}_AWS_ACCESS_KEY_ID`, secretAccessKey: `S${i}_AWS_SECRET_ACCESS_KEY` } })),
     }));
     return {
         "ci-key-rotation:credentials": JSON.stringify(credentials),
-        "ci-key-rotation:every": `PT${cycleH + s.slackH}H`,
+        "ci-key-rotation:every": `PT${boundMin + s.slackH * 60}M`,
+        "ci-key-rotation:cadence": `PT${cadenceMin}M`,
         "ci-key-rotation:overlap": `PT${s.overlapH}H`,
         "ci-key-rotation:settle": `PT${s.settleH}H`,
         "ci-key-rotation:retireAfter": `PT${s.retireH}H`,
