@@ -66,8 +66,6 @@ export const defaultPolicy: Readonly<RotationPolicy> = Object.freeze({
     validateTimeout: Duration.fromISO("PT30S"),
 });
 
-/** The fields of {@link RotationPolicy} that are durations. */
-export const durationFields = ["every", "overlap", "retireAfter", "settle", "gateTimeout", "validateTimeout"] as const;
 
 /** What an operator asked for through `ci-key-rotation:request` and its flags. */
 export interface RotationRequest {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { plan } from "../rotation/plan";
-import { T0, d, decided, input, iso, key, observed, planWithGate, policy, pushed, retiring, steady } from "./support/plan-fixtures";
+import { T0, d, decided, input, iso, observed, planWithGate, policy, pushed, retiring, steady } from "./support/plan-fixtures";
 
 const day = d("P1D");
 const hour = d("PT1H");
@@ -372,8 +372,4 @@ describe("plan: finishing what an interrupted run started", () => {
         const dec = decided(plan(input(s, T0.plus(d("P1DT2H")), { observed: [...observed(s.keys), leftover] })));
         assert.equal(dec.step, "mint");
     });
-});
-
-test("key(): fixture ids look like access key ids", () => {
-    assert.match(key(1, "Active", T0).accessKeyId, /^AKIA[A-Z0-9]{16}$/);
 });
