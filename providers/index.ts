@@ -29,6 +29,3 @@ export function storeFor(type: string): TargetStore<Target> {
     if (!store) throw new Error(`No secret store handles target type \`${type}\``);
     return store;
 }
-
-/** The target types known to this build, for help and messages. */
-export const targetTypes: string[] = [...byType.keys()];
