@@ -1,0 +1,318 @@
+/**
+ * A test-only `pulumi-resource-aws` for the engine conformance suite: the resource and invoke
+ * tokens this program uses, served through `@pulumi/pulumi/provider` and carried out against moto
+ * (the AWS API emulator) with the AWS SDK. The real provider cannot be built from the Go module
+ * proxy (pulumi-aws's go.mod replaces its upstream with a local checkout).
+ *
+ * Tokens (grep of index.ts, rotation/, providers/ for `aws.`): `aws:iam/user:User`,
+ * `aws:iam/userPolicyAttachment:UserPolicyAttachment`, `aws:iam/userPolicy:UserPolicy`,
+ * `aws:iam/accessKey:AccessKey`, and the invoke `aws:iam/getAccessKeys:getAccessKeys`.
+ *
+ * Diff rules and error texts follow hashicorp/terraform-provider-aws, which pulumi-aws bridges:
+ * - internal/service/iam/user.go (resourceUser): `name`, `path`, `permissions_boundary`, `tags`
+ *   update in place (resourceUserUpdate: UpdateUser, Put/DeleteUserPermissionsBoundary,
+ *   TagUser/UntagUser); nothing replaces. Id is the user name.
+ * - internal/service/iam/access_key.go (resourceAccessKey): `user` and `pgp_key` are ForceNew,
+ *   `status` updates in place (UpdateAccessKey). Id is the access key id; `secret` is Sensitive,
+ *   which the bridge returns as a Pulumi secret. `create_date` is RFC 3339. Delete ignores
+ *   NoSuchEntity.
+ * - internal/service/iam/user_policy_attachment.go: `user`, `policy_arn` ForceNew; id is
+ *   `<user>-<unique suffix>` (id.PrefixedUniqueId).
+ * - internal/service/iam/user_policy.go: `user`, `name`, `name_prefix` ForceNew, `policy` in place;
+ *   id `<user>:<name>`.
+ * - internal/service/iam/access_keys_data_source.go (dataSourceAccessKeysRead): a missing user
+ *   fails with `reading IAM Access Keys (<user>): couldn't find resource` (findAccessKeysByUser
+ *   wraps NoSuchEntity in a retry.NotFoundError without a message: the AWS error name is lost;
+ *   also /work/shared/FACTS.md). Keys are `{ accessKeyId, createDate, status }`.
+ * AWS errors read as the Go SDK prints them (`operation error IAM: <Op>, https response error
+ * StatusCode: <n>, RequestID: <id>, <Code>: <message>`) after the resource's own prefix
+ * (`creating IAM Access Key (<user>): ...`).
+ *
+ * Not modelled: `sesSmtpPasswordV4`, `pgpKey`/`encryptedSecret`, `forceDestroy`.
+ *
+ * Run as `node --import tsx test/engine/aws-provider.ts` (the launcher the suite installs as the
+ * plugin binary). The engine passes its address as the first argument.
+ */
+import {
+    AttachUserPolicyCommand,
+    CreateAccessKeyCommand,
+    CreateUserCommand,
+    DeleteAccessKeyCommand,
+    DeleteUserCommand,
+    DeleteUserPermissionsBoundaryCommand,
+    DeleteUserPolicyCommand,
+    DetachUserPolicyCommand,
+    GetUserCommand,
+    IAMClient,
+    ListAccessKeysCommand,
+    PutUserPermissionsBoundaryCommand,
+    PutUserPolicyCommand,
+    TagUserCommand,
+    UntagUserCommand,
+    UpdateAccessKeyCommand,
+    UpdateUserCommand,
+} from "@aws-sdk/client-iam";
+import * as provider from "@pulumi/pulumi/provider";
+import { randomBytes } from "node:crypto";
+
+/** The wire form of a Pulumi secret (sdk/nodejs/runtime/rpc: specialSigKey / specialSecretSig). */
+const secretSig = "4dabf18193072939515e22adb298388d";
+const secretValue = "1b47061264138c4ac30d75fd1eb44270";
+const asSecret = (value: unknown) => ({ [secretSig]: secretValue, value });
+const unwrap = (v: unknown): unknown => (v && typeof v === "object" && (v as Record<string, unknown>)[secretSig] === secretValue ? (v as { value: unknown }).value : v);
+
+const iam = new IAMClient({
+    region: process.env.AWS_REGION ?? "us-east-1",
+    endpoint: process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL,
+    maxAttempts: 1,
+});
+
+type Props = Record<string, unknown>;
+
+/** `urn:pulumi:stack::project::parent$type::name` → `type`. */
+function typeOf(urn: string): string {
+    const qualified = urn.split("::")[2] ?? "";
+    return qualified.split("$").pop()!;
+}
+
+/** `creating IAM Access Key (u): operation error IAM: CreateAccessKey, https response error ...` */
+function awsError(prefix: string, op: string, err: unknown): Error {
+    const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number; requestId?: string } };
+    if (e?.$metadata?.httpStatusCode) {
+        return new Error(
+            `${prefix}: operation error IAM: ${op}, https response error StatusCode: ${e.$metadata.httpStatusCode}, ` +
+                `RequestID: ${e.$metadata.requestId ?? ""}, ${e.name}: ${e.message}`,
+        );
+    }
+    return new Error(`${prefix}: operation error IAM: ${op}, ${e?.message ?? String(err)}`);
+}
+
+const isNoSuchEntity = (err: unknown) => (err as { name?: string })?.name === "NoSuchEntityException" || (err as { name?: string })?.name === "NoSuchEntity";
+
+async function call<T>(prefix: string, op: string, run: () => Promise<T>): Promise<T> {
+    try {
+        return await run();
+    } catch (err) {
+        throw awsError(prefix, op, err);
+    }
+}
+
+const rfc3339 = (d: Date | undefined) => (d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "");
+const tagList = (tags: unknown) => Object.entries((tags ?? {}) as Record<string, string>).map(([Key, Value]) => ({ Key, Value }));
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+const emptyToUndef = (v: unknown) => (v === "" || v === null ? undefined : v);
+
+/** Inputs each type compares, and which of them replace (ForceNew). */
+const rules: Record<string, { fields: string[]; replace: string[] }> = {
+    "aws:iam/user:User": { fields: ["name", "path", "permissionsBoundary", "tags"], replace: [] },
+    "aws:iam/accessKey:AccessKey": { fields: ["user", "pgpKey", "status"], replace: ["user", "pgpKey"] },
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": { fields: ["user", "policyArn"], replace: ["user", "policyArn"] },
+    "aws:iam/userPolicy:UserPolicy": { fields: ["user", "name", "namePrefix", "policy"], replace: ["user", "name", "namePrefix"] },
+};
+
+/** Defaults the real schema applies in Check. */
+function withDefaults(type: string, news: Props): Props {
+    switch (type) {
+        case "aws:iam/user:User":
+            return { path: "/", ...news, tags: news.tags ?? {} };
+        case "aws:iam/accessKey:AccessKey":
+            return { status: "Active", ...news };
+        default:
+            return news;
+    }
+}
+
+const awsProvider: provider.Provider = {
+    version: process.env.ENGINE_AWS_PLUGIN_VERSION ?? "7.48.0",
+
+    async check(urn, _olds, news) {
+        const type = typeOf(urn);
+        if (!rules[type]) throw new Error(`unknown resource type ${type}: the engine suite's AWS plugin implements ${Object.keys(rules).join(", ")}`);
+        return { inputs: withDefaults(type, news) };
+    },
+
+    async diff(_id, urn, olds, news) {
+        const rule = rules[typeOf(urn)];
+        const changed = rule.fields.filter((f) => !same(emptyToUndef(unwrap(olds[f])), emptyToUndef(unwrap(news[f]))));
+        const replaces = changed.filter((f) => rule.replace.includes(f));
+        return { changes: changed.length > 0, replaces };
+    },
+
+    async create(urn, inputs) {
+        const type = typeOf(urn);
+        switch (type) {
+            case "aws:iam/user:User": {
+                const name = String(inputs.name);
+                const out = await call(`creating IAM User (${name})`, "CreateUser", () =>
+                    iam.send(
+                        new CreateUserCommand({
+                            UserName: name,
+                            Path: inputs.path as string,
+                            PermissionsBoundary: emptyToUndef(inputs.permissionsBoundary) as string | undefined,
+                            Tags: tagList(inputs.tags),
+                        }),
+                    ),
+                );
+                return { id: name, outs: userOuts(inputs, out.User!.Arn!, out.User!.UserId!) };
+            }
+            case "aws:iam/accessKey:AccessKey": {
+                const user = String(inputs.user);
+                const out = await call(`creating IAM Access Key (${user})`, "CreateAccessKey", () => iam.send(new CreateAccessKeyCommand({ UserName: user })));
+                const key = out.AccessKey!;
+                if (inputs.status === "Inactive") {
+                    await call(`updating IAM Access Key (${key.AccessKeyId})`, "UpdateAccessKey", () =>
+                        iam.send(new UpdateAccessKeyCommand({ UserName: user, AccessKeyId: key.AccessKeyId!, Status: "Inactive" })),
+                    );
+                }
+                return {
+                    id: key.AccessKeyId!,
+                    outs: { user, status: inputs.status, secret: asSecret(key.SecretAccessKey), createDate: rfc3339(key.CreateDate) },
+                };
+            }
+            case "aws:iam/userPolicyAttachment:UserPolicyAttachment": {
+                const user = String(inputs.user);
+                await call(`attaching IAM Policy (${inputs.policyArn}) to IAM User (${user})`, "AttachUserPolicy", () =>
+                    iam.send(new AttachUserPolicyCommand({ UserName: user, PolicyArn: String(inputs.policyArn) })),
+                );
+                return { id: `${user}-${uniqueSuffix()}`, outs: { user, policyArn: inputs.policyArn } };
+            }
+            case "aws:iam/userPolicy:UserPolicy": {
+                const user = String(inputs.user);
+                const name = String(inputs.name);
+                const policy = typeof inputs.policy === "string" ? inputs.policy : JSON.stringify(inputs.policy);
+                await call(`putting IAM User (${user}) Policy (${name})`, "PutUserPolicy", () =>
+                    iam.send(new PutUserPolicyCommand({ UserName: user, PolicyName: name, PolicyDocument: policy })),
+                );
+                return { id: `${user}:${name}`, outs: { user, name, policy } };
+            }
+        }
+        throw new Error(`unknown resource type ${type}`);
+    },
+
+    async update(id, urn, olds, news) {
+        const type = typeOf(urn);
+        switch (type) {
+            case "aws:iam/user:User": {
+                const oldName = String(olds.name);
+                const name = String(news.name);
+                if (oldName !== name || olds.path !== news.path) {
+                    await call(`updating IAM User (${oldName})`, "UpdateUser", () =>
+                        iam.send(new UpdateUserCommand({ UserName: oldName, NewUserName: name, NewPath: news.path as string })),
+                    );
+                }
+                if (!same(emptyToUndef(olds.permissionsBoundary), emptyToUndef(news.permissionsBoundary))) {
+                    await call(`updating IAM User (${name}) permissions boundary`, news.permissionsBoundary ? "PutUserPermissionsBoundary" : "DeleteUserPermissionsBoundary", () =>
+                        news.permissionsBoundary
+                            ? iam.send(new PutUserPermissionsBoundaryCommand({ UserName: name, PermissionsBoundary: String(news.permissionsBoundary) }))
+                            : iam.send(new DeleteUserPermissionsBoundaryCommand({ UserName: name })),
+                    );
+                }
+                const oldTags = (olds.tags ?? {}) as Record<string, string>;
+                const newTags = (news.tags ?? {}) as Record<string, string>;
+                const removed = Object.keys(oldTags).filter((k) => !(k in newTags));
+                if (removed.length) await call(`untagging IAM User (${name})`, "UntagUser", () => iam.send(new UntagUserCommand({ UserName: name, TagKeys: removed })));
+                if (!same(oldTags, newTags)) await call(`tagging IAM User (${name})`, "TagUser", () => iam.send(new TagUserCommand({ UserName: name, Tags: tagList(newTags) })));
+                const user = await call(`reading IAM User (${name})`, "GetUser", () => iam.send(new GetUserCommand({ UserName: name })));
+                return { outs: userOuts(news, user.User!.Arn!, user.User!.UserId!) };
+            }
+            case "aws:iam/accessKey:AccessKey": {
+                await call(`updating IAM Access Key (${id})`, "UpdateAccessKey", () =>
+                    iam.send(new UpdateAccessKeyCommand({ UserName: String(news.user), AccessKeyId: id, Status: news.status as "Active" | "Inactive" })),
+                );
+                return { outs: { ...olds, status: news.status } };
+            }
+            case "aws:iam/userPolicy:UserPolicy": {
+                const policy = typeof news.policy === "string" ? news.policy : JSON.stringify(news.policy);
+                await call(`putting IAM User (${news.user}) Policy (${news.name})`, "PutUserPolicy", () =>
+                    iam.send(new PutUserPolicyCommand({ UserName: String(news.user), PolicyName: String(news.name), PolicyDocument: policy })),
+                );
+                return { outs: { ...olds, policy } };
+            }
+        }
+        throw new Error(`${type} has no in-place update`);
+    },
+
+    async delete(id, urn, props) {
+        const type = typeOf(urn);
+        const ignoreMissing = async (prefix: string, op: string, run: () => Promise<unknown>) => {
+            try {
+                await run();
+            } catch (err) {
+                if (!isNoSuchEntity(err)) throw awsError(prefix, op, err);
+            }
+        };
+        switch (type) {
+            case "aws:iam/user:User":
+                return ignoreMissing(`deleting IAM User (${id})`, "DeleteUser", () => iam.send(new DeleteUserCommand({ UserName: id })));
+            case "aws:iam/accessKey:AccessKey":
+                return ignoreMissing(`deleting IAM Access Key (${id})`, "DeleteAccessKey", () =>
+                    iam.send(new DeleteAccessKeyCommand({ UserName: String(props.user), AccessKeyId: id })),
+                );
+            case "aws:iam/userPolicyAttachment:UserPolicyAttachment":
+                return ignoreMissing(`detaching IAM Policy (${props.policyArn}) from IAM User (${props.user})`, "DetachUserPolicy", () =>
+                    iam.send(new DetachUserPolicyCommand({ UserName: String(props.user), PolicyArn: String(props.policyArn) })),
+                );
+            case "aws:iam/userPolicy:UserPolicy":
+                return ignoreMissing(`deleting IAM User Policy (${id})`, "DeleteUserPolicy", () =>
+                    iam.send(new DeleteUserPolicyCommand({ UserName: String(props.user), PolicyName: String(props.name) })),
+                );
+        }
+    },
+
+    async read(id, urn, props) {
+        const type = typeOf(urn);
+        if (type === "aws:iam/accessKey:AccessKey") {
+            // Import of an adopted key and refresh: the key as ListAccessKeys shows it (no secret).
+            const user = String(props?.user ?? "");
+            const keys = await listKeys(user);
+            const key = keys.find((k) => k.accessKeyId === id);
+            if (!key) return { id: "", props: {} };
+            const outs = { ...props, user, status: key.status, createDate: key.createDate };
+            return { id, props: outs, inputs: { user, status: key.status } };
+        }
+        return { id, props: props ?? {} };
+    },
+
+    async invoke(token, inputs) {
+        if (token !== "aws:iam/getAccessKeys:getAccessKeys") {
+            throw new Error(`unknown function ${token}: the engine suite's AWS plugin implements aws:iam/getAccessKeys:getAccessKeys`);
+        }
+        const user = String(inputs.user);
+        return { outputs: { id: user, user, accessKeys: await listKeys(user) } };
+    },
+};
+
+function userOuts(inputs: Props, arn: string, uniqueId: string): Props {
+    const tags = (inputs.tags ?? {}) as Record<string, string>;
+    return {
+        name: inputs.name,
+        path: inputs.path ?? "/",
+        permissionsBoundary: inputs.permissionsBoundary ?? "",
+        tags,
+        tagsAll: tags,
+        forceDestroy: false,
+        arn,
+        uniqueId,
+    };
+}
+
+async function listKeys(user: string): Promise<Array<{ accessKeyId: string; createDate: string; status: string }>> {
+    try {
+        const out = await iam.send(new ListAccessKeysCommand({ UserName: user }));
+        return (out.AccessKeyMetadata ?? []).map((k) => ({ accessKeyId: k.AccessKeyId!, createDate: rfc3339(k.CreateDate), status: String(k.Status) }));
+    } catch (err) {
+        if (isNoSuchEntity(err)) throw new Error(`reading IAM Access Keys (${user}): couldn't find resource`);
+        throw awsError(`reading IAM Access Keys (${user})`, "ListAccessKeys", err);
+    }
+}
+
+/** terraform-plugin-sdk id.UniqueId: a timestamp and a counter, 26 characters. */
+function uniqueSuffix(): string {
+    const ts = new Date().toISOString().replace(/[-:TZ.]/g, "").slice(0, 17);
+    return `${ts}${randomBytes(4).toString("hex").slice(0, 9)}`.slice(0, 26);
+}
+
+provider.main(awsProvider, process.argv.slice(2)).catch((err) => {
+    console.error(err);
+    process.exit(1);
+});

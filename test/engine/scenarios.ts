@@ -1,0 +1,424 @@
+/**
+ * Scenarios of the engine conformance suite (issue 13), in order of value. Each runs real `pulumi`
+ * commands against moto and the loopback GitLab server and asserts on IAM, the stored variables,
+ * the saved state and the exit codes.
+ */
+import { ListAccessKeysCommand, ListUsersCommand } from "@aws-sdk/client-iam";
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { startFakeGitlab, type FakeGitlab, type StoredVariable } from "../support/gitlab-server";
+import { createWorkspace, log, type Binaries, type Moto, type RunResult, type Workspace } from "./rig";
+
+/** What every scenario gets. */
+export interface Context {
+    bins: Binaries;
+    moto: Moto;
+    /** Logs of every command run, for the plaintext check (scenario 7). */
+    logs: string[];
+    /** Every secret access key seen in a state (scenario 7). */
+    secrets: Set<string>;
+    /** The stack scenario 2 rotated, reused by 7, 8 and 10. */
+    rotated?: Stack;
+}
+
+export interface Scenario {
+    id: string;
+    title: string;
+    run(ctx: Context): Promise<void>;
+}
+
+const gitlabToken = "glpat-engine-suite-0001";
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** One stack in its own workspace, with the GitLab fake its targets write to. */
+export class Stack {
+    /** Requests to GitLab whose path matches get 403 from the proxy in front of the fake. */
+    block?: RegExp;
+    private proxy?: http.Server;
+
+    constructor(
+        readonly ctx: Context,
+        readonly ws: Workspace,
+        readonly gitlab: FakeGitlab,
+        readonly name: string,
+        /** Real time at the first run; instants are offsets from it. */
+        readonly t0: number,
+    ) {}
+
+    static async create(ctx: Context, name: string, sets: Array<{ name: string; user: string; project: number }>): Promise<Stack> {
+        const projects = Object.fromEntries(sets.map((s) => [s.project, `acme/${s.name}`]));
+        const gitlab = await startFakeGitlab({ tokens: { [gitlabToken]: "maintainer" }, projects });
+        const holder: { stack?: Stack } = {};
+        const proxy = await blockingProxy(gitlab.baseUrl, () => holder.stack?.block);
+        const ws = await createWorkspace(ctx.bins, {
+            ...process.env,
+            AWS_ACCESS_KEY_ID: "testing",
+            AWS_SECRET_ACCESS_KEY: "testing",
+            AWS_REGION: "us-east-1",
+            AWS_ENDPOINT_URL: ctx.moto.url,
+            GITLAB_TOKEN: gitlabToken,
+            GITLAB_BASE_URL: proxy.url,
+        });
+        const stack = new Stack(ctx, ws, gitlab, name, Date.now());
+        holder.stack = stack;
+        stack.proxy = proxy.server;
+        const init = await stack.cmd(["stack", "init", name]);
+        assert.equal(init.code, 0, `pulumi stack init ${name}: ${init.stderr}`);
+        const creds = sets
+            .map(
+                (s) =>
+                    `    - name: ${s.name}\n      user:\n        name: ${s.user}\n      targets:\n        - type: gitlab-project\n          project: ${s.project}\n          protected: false\n`,
+            )
+            .join("");
+        ws.writeStackConfig(name, `config:\n  aws:region: us-east-1\n  ci-key-rotation:lastUsedGate: false\n  ci-key-rotation:credentials:\n${creds}`);
+        return stack;
+    }
+
+    /** `pulumi <args> --stack <name>`, logged. */
+    async cmd(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (c: ChildProcess) => void } = {}): Promise<RunResult> {
+        const r = await this.ws.pulumi([...args, "--stack", this.name], opts);
+        this.ctx.logs.push(r.stdout, r.stderr);
+        return r;
+    }
+
+    /** `pulumi up` at t0 + offset. */
+    up(offsetMs: number, extra: string[] = [], opts: { onSpawn?: (c: ChildProcess) => void } = {}): Promise<RunResult> {
+        return this.cmd(["up", "--yes", "--skip-preview", ...extra], { env: { CI_KEY_ROTATION_NOW: this.at(offsetMs) }, onSpawn: opts.onSpawn });
+    }
+
+    at(offsetMs: number): string {
+        return new Date(this.t0 + offsetMs).toISOString();
+    }
+
+    /** Stack outputs (secrets masked). */
+    async outputs(): Promise<Record<string, any>> {
+        const r = await this.cmd(["stack", "output", "--json"]);
+        assert.equal(r.code, 0, `pulumi stack output: ${r.stderr}`);
+        return JSON.parse(r.stdout);
+    }
+
+    /** `pulumi stack export`, optionally with secrets decrypted. */
+    async exportState(showSecrets = false): Promise<{ text: string; deployment: any }> {
+        const r = await this.cmd(["stack", "export", ...(showSecrets ? ["--show-secrets"] : [])]);
+        assert.equal(r.code, 0, `pulumi stack export: ${r.stderr}`);
+        if (!showSecrets) this.ctx.logs.push(r.stdout);
+        return { text: r.stdout, deployment: JSON.parse(r.stdout).deployment };
+    }
+
+    /** Access key resources in the saved state: id, status, decrypted secret. */
+    async stateKeys(): Promise<Array<{ urn: string; id: string; status: string; secret?: string }>> {
+        const { deployment } = await this.exportState(true);
+        return (deployment.resources ?? [])
+            .filter((r: any) => r.type === "aws:iam/accessKey:AccessKey")
+            .map((r: any) => {
+                const secret = plain(r.outputs?.secret);
+                if (secret) this.ctx.secrets.add(secret);
+                return { urn: r.urn, id: r.id, status: r.outputs?.status, secret };
+            });
+    }
+
+    async iamKeys(user: string): Promise<Array<{ id: string; status: string }>> {
+        const out = await this.ctx.moto.iam.send(new ListAccessKeysCommand({ UserName: user }));
+        return (out.AccessKeyMetadata ?? []).map((k) => ({ id: k.AccessKeyId!, status: String(k.Status) })).sort((a, b) => a.id.localeCompare(b.id));
+    }
+
+    variables(project: number): Map<string, StoredVariable> {
+        return new Map((this.gitlab.variables.get(`project:${project}`) ?? []).map((v) => [v.key, v]));
+    }
+
+    /**
+     * Invariant after a successful run: the project holds exactly one key, it exists in IAM and is
+     * Active, and its secret is the one the state holds for that key.
+     */
+    async assertTargetHoldsLiveKey(user: string, project: number): Promise<string> {
+        const vars = this.variables(project);
+        const id = vars.get("AWS_ACCESS_KEY_ID")?.value;
+        assert.ok(id, `project ${project} has no AWS_ACCESS_KEY_ID`);
+        const iam = await this.iamKeys(user);
+        assert.deepEqual(
+            iam.find((k) => k.id === id),
+            { id, status: "Active" },
+            `the key GitLab holds (${id}) is not Active in IAM: ${JSON.stringify(iam)}`,
+        );
+        const state = await this.stateKeys();
+        const held = state.find((k) => k.id === id);
+        assert.ok(held?.secret, `the state has no secret for ${id}`);
+        assert.ok(vars.get("AWS_SECRET_ACCESS_KEY")?.value === held.secret, `AWS_SECRET_ACCESS_KEY in project ${project} is not the secret of ${id}`);
+        return id;
+    }
+
+    async dispose(): Promise<void> {
+        const proxy = this.proxy;
+        if (proxy) {
+            proxy.closeAllConnections();
+            await new Promise<void>((r) => proxy.close(() => r()));
+        }
+        await this.gitlab.close();
+        this.ws.remove();
+    }
+}
+
+/**
+ * A loopback HTTP proxy in front of the GitLab fake that answers 403 (as GitLab does for a token
+ * without a role on the project) for paths matching `blocked()`, and forwards everything else.
+ */
+async function blockingProxy(target: string, blocked: () => RegExp | undefined): Promise<{ url: string; server: http.Server }> {
+    const upstream = new URL(target);
+    const server = http.createServer((req, res) => {
+        const rule = blocked();
+        if (rule?.test(req.url ?? "")) {
+            req.resume();
+            res.writeHead(403, { "Content-Type": "application/json" });
+            res.end(JSON.stringify({ message: "403 Forbidden" }));
+            return;
+        }
+        const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+        });
+        fwd.on("error", () => {
+            res.writeHead(502);
+            res.end();
+        });
+        req.pipe(fwd);
+    });
+    server.keepAliveTimeout = 1000;
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    return { url: `http://127.0.0.1:${port}${upstream.pathname}`, server };
+}
+
+/** A secret from `stack export --show-secrets`: `{ <sig>: <secret sig>, plaintext: "\"...\"" }` or a string. */
+function plain(value: unknown): string | undefined {
+    if (typeof value === "string") return value;
+    const v = value as { plaintext?: string; value?: unknown } | undefined;
+    if (v?.plaintext !== undefined) {
+        const parsed = JSON.parse(v.plaintext);
+        return typeof parsed === "string" ? parsed : undefined;
+    }
+    if (typeof v?.value === "string") return v.value;
+    return undefined;
+}
+
+function expectOk(r: RunResult, what: string): void {
+    assert.equal(r.code, 0, `${what} exited ${r.code}${r.signal ? ` (${r.signal})` : ""}:\n${tail(r.stdout + r.stderr)}`);
+}
+
+/** The last lines of a command's output, for failure messages. */
+export function tail(text: string, lines = 25): string {
+    return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+async function step(stack: Stack, set = "deploy"): Promise<string> {
+    return (await stack.outputs()).sets?.[set]?.step;
+}
+
+/** The rotation from scenario 2, created on demand for scenarios that need a rotated stack. */
+async function rotatedStack(ctx: Context): Promise<Stack> {
+    if (ctx.rotated) return ctx.rotated;
+    const stack = await Stack.create(ctx, "rotated", [{ name: "deploy", user: "ci-deploy-rot", project: 4242 }]);
+    ctx.rotated = stack;
+    expectOk(await stack.up(0), "first pulumi up");
+    return stack;
+}
+
+export const scenarios: Scenario[] = [
+    {
+        id: "1",
+        title: "first up on an empty backend writes key 1 everywhere; --expect-no-changes passes right after",
+        async run(ctx) {
+            const stack = await Stack.create(ctx, "first", [{ name: "deploy", user: "ci-deploy-first", project: 101 }]);
+            try {
+                expectOk(await stack.up(0), "first pulumi up");
+                const iam = await stack.iamKeys("ci-deploy-first");
+                assert.equal(iam.length, 1, `IAM has ${iam.length} keys after the first run`);
+                const id = await stack.assertTargetHoldsLiveKey("ci-deploy-first", 101);
+                assert.equal(id, iam[0].id);
+                assert.equal(await step(stack), "mint");
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(HOUR) } }), "pulumi up --expect-no-changes");
+                assert.deepEqual(await stack.iamKeys("ci-deploy-first"), iam, "the second run changed IAM");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "2",
+        title: "a full rotation across time: mint, mint (push), deactivate, delete",
+        async run(ctx) {
+            const stack = await rotatedStack(ctx);
+            const user = "ci-deploy-rot";
+            const k1 = await stack.assertTargetHoldsLiveKey(user, 4242);
+            assert.equal(await step(stack), "mint");
+
+            // every P7D: the second key is minted and pushed; both Active through the overlap.
+            expectOk(await stack.up(8 * DAY), "up at +8d");
+            assert.equal(await step(stack), "mint", "+8d: expected a mint");
+            const k2 = await stack.assertTargetHoldsLiveKey(user, 4242);
+            assert.notEqual(k2, k1, "the targets still hold key 1");
+            assert.deepEqual((await stack.iamKeys(user)).map((k) => k.status), ["Active", "Active"]);
+
+            // overlap PT24H later: key 1 is deactivated, key 2 stays.
+            expectOk(await stack.up(10 * DAY), "up at +10d");
+            assert.equal(await step(stack), "deactivate", "+10d: expected deactivate");
+            const keys = await stack.iamKeys(user);
+            assert.deepEqual(keys.find((k) => k.id === k1)?.status, "Inactive");
+            assert.deepEqual(keys.find((k) => k.id === k2)?.status, "Active");
+            assert.equal(await stack.assertTargetHoldsLiveKey(user, 4242), k2);
+
+            // retireAfter P3D later: key 1 is deleted.
+            expectOk(await stack.up(14 * DAY), "up at +14d");
+            assert.equal(await step(stack), "delete", "+14d: expected delete");
+            assert.deepEqual(await stack.iamKeys(user), [{ id: k2, status: "Active" }]);
+            assert.equal(await stack.assertTargetHoldsLiveKey(user, 4242), k2);
+        },
+    },
+    {
+        id: "7",
+        title: "no secret access key in plaintext in stack export or any log",
+        async run(ctx) {
+            const stack = await rotatedStack(ctx);
+            await stack.stateKeys();
+            const { text } = await stack.exportState(false);
+            assert.ok(ctx.secrets.size > 0, "no secret was collected from the states");
+            for (const secret of ctx.secrets) {
+                assert.ok(!text.includes(secret), "pulumi stack export shows a secret access key in plaintext");
+                const at = ctx.logs.findIndex((l) => l.includes(secret));
+                assert.equal(at, -1, `a command's output shows a secret access key in plaintext:\n${tail(ctx.logs[at] ?? "", 10).split(secret).join("[secret]")}`);
+            }
+            // The file backend's checkpoint on disk too.
+            const { readdirSync, readFileSync, statSync } = await import("node:fs");
+            const { join } = await import("node:path");
+            const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
+            for (const file of walk(join(stack.ws.dir, "state"))) {
+                const body = readFileSync(file, "utf8");
+                for (const secret of ctx.secrets) assert.ok(!body.includes(secret), `${file} holds a secret access key in plaintext`);
+            }
+        },
+    },
+    {
+        id: "8",
+        title: "pulumi preview shows the planned step and changes nothing",
+        async run(ctx) {
+            const stack = await rotatedStack(ctx);
+            const user = "ci-deploy-rot";
+            const before = { iam: await stack.iamKeys(user), vars: JSON.stringify([...stack.variables(4242)]), state: (await stack.exportState(false)).text };
+            // Far enough ahead that a mint is due.
+            const r = await stack.cmd(["preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(40 * DAY) } });
+            expectOk(r, "pulumi preview");
+            assert.match(r.stdout + r.stderr, /mint/i, "the preview does not name the planned step");
+            assert.deepEqual(await stack.iamKeys(user), before.iam, "preview changed IAM");
+            assert.equal(JSON.stringify([...stack.variables(4242)]), before.vars, "preview changed GitLab variables");
+            assert.equal((await stack.exportState(false)).text, before.state, "preview changed the saved state");
+        },
+    },
+    {
+        id: "10",
+        title: "pulumi destroy removes the user, the keys and every variable written",
+        async run(ctx) {
+            const stack = await rotatedStack(ctx);
+            try {
+                expectOk(await stack.cmd(["destroy", "--yes"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
+                const users = await ctx.moto.iam.send(new ListUsersCommand({}));
+                assert.ok(!(users.Users ?? []).some((u) => u.UserName === "ci-deploy-rot"), "the IAM user survived destroy");
+                assert.deepEqual([...stack.variables(4242).keys()], [], "GitLab variables survived destroy");
+            } finally {
+                ctx.rotated = undefined;
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "3",
+        title: "a GitLab write failure during a mint: the run fails, state does not advance, CI's key stays Active, the next run completes",
+        async run(ctx) {
+            const user = "ci-deploy-fail";
+            const stack = await Stack.create(ctx, "writefail", [{ name: "deploy", user, project: 303 }]);
+            try {
+                expectOk(await stack.up(0), "first pulumi up");
+                const k1 = await stack.assertTargetHoldsLiveKey(user, 303);
+                const rotationBefore = JSON.stringify((await stack.outputs()).rotation);
+                // Every attempt of the provider's retries answers 500 (5 per request).
+                stack.gitlab.inject(...Array.from({ length: 12 }, () => ({ method: "PUT", status: 500, body: { message: "500 Internal Server Error" } })));
+                const failed = await stack.up(8 * DAY);
+                assert.notEqual(failed.code, 0, "the run with failing writes succeeded");
+                assert.equal(JSON.stringify((await stack.outputs()).rotation), rotationBefore, "the saved rotation state advanced after a failed write");
+                const keys = await stack.iamKeys(user);
+                assert.equal(keys.find((k) => k.id === k1)?.status, "Active", "the key CI holds was deactivated");
+                assert.equal(stack.variables(303).get("AWS_ACCESS_KEY_ID")?.value, k1, "GitLab lost the key it held");
+                expectOk(await stack.up(8 * DAY + HOUR), "the next pulumi up");
+                const k2 = await stack.assertTargetHoldsLiveKey(user, 303);
+                assert.notEqual(k2, k1, "the next run did not complete the rotation");
+                assert.ok((await stack.iamKeys(user)).length <= 2);
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "4",
+        title: "kill -9 of the update after the new key exists: the next runs recover (no third key, no LimitExceeded loop)",
+        async run(ctx) {
+            const user = "ci-deploy-kill";
+            const stack = await Stack.create(ctx, "kill", [{ name: "deploy", user, project: 404 }]);
+            try {
+                expectOk(await stack.up(0), "first pulumi up");
+                const k1 = await stack.assertTargetHoldsLiveKey(user, 404);
+                // Hold GitLab's writes so the update is between "key exists" and "targets written".
+                stack.gitlab.inject(...Array.from({ length: 12 }, () => ({ method: "PUT", status: 503, body: { message: "503" } })));
+                let child: ChildProcess | undefined;
+                const killed = stack.up(8 * DAY, [], { onSpawn: (c) => (child = c) });
+                const deadline = Date.now() + 240_000;
+                while ((await stack.iamKeys(user)).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+                assert.equal((await stack.iamKeys(user)).length, 2, "the second key never appeared");
+                child!.kill("SIGKILL");
+                const r = await killed;
+                assert.equal(r.signal, "SIGKILL");
+                log("scenario 4: killed pulumi up after the second key existed");
+                // The language host and plugins lose their engine; give them a moment to exit.
+                await new Promise((res) => setTimeout(res, 2000));
+                stack.gitlab.inject(); // nothing pending
+                const next = await stack.up(8 * DAY + HOUR);
+                const after = await stack.up(8 * DAY + 2 * HOUR);
+                const keys = await stack.iamKeys(user);
+                assert.ok(keys.length <= 2, `IAM has ${keys.length} keys`);
+                expectOk(after.code === 0 ? after : next, "the runs after the kill");
+                const held = await stack.assertTargetHoldsLiveKey(user, 404);
+                assert.notEqual(held, k1, "the mint the kill interrupted never completed");
+                assert.equal(keys.find((k) => k.id === k1)?.status, "Active", "key 1 (what CI held) was deactivated during the overlap");
+                assert.ok(!/LimitExceeded/.test(after.stdout + after.stderr), "the second run after the kill hit LimitExceeded");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "9",
+        title: "one set blocked: the other set takes its step; the run exits non-zero naming the blocked set",
+        async run(ctx) {
+            const stack = await Stack.create(ctx, "blocked", [
+                { name: "good", user: "ci-good", project: 901 },
+                { name: "bad", user: "ci-bad", project: 902 },
+            ]);
+            try {
+                expectOk(await stack.up(0), "first pulumi up");
+                const good1 = await stack.assertTargetHoldsLiveKey("ci-good", 901);
+                const bad1 = await stack.assertTargetHoldsLiveKey("ci-bad", 902);
+                // GitLab refuses set "bad"'s project from now on (the token lost its role there).
+                stack.block = /\/projects\/902\//;
+                const r = await stack.up(8 * DAY);
+                assert.notEqual(r.code, 0, "the run with a blocked set exited 0");
+                assert.match(r.stdout + r.stderr, /\bbad\b/, "the failure does not name the blocked set");
+                const good2 = stack.variables(901).get("AWS_ACCESS_KEY_ID")?.value;
+                assert.notEqual(good2, good1, "set good did not take its step");
+                assert.equal(stack.variables(902).get("AWS_ACCESS_KEY_ID")?.value, bad1);
+                assert.equal((await stack.iamKeys("ci-bad")).find((k) => k.id === bad1)?.status, "Active", "set bad's held key was deactivated");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+];
