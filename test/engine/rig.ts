@@ -232,7 +232,7 @@ export async function createWorkspace(bins: Binaries, baseEnv: NodeJS.ProcessEnv
 
     // The AWS plugin is Node code; its binary is a launcher with absolute paths.
     const awsLauncher = path.join(dir, "pulumi-resource-aws");
-    const tsx = path.join(repoRoot, "node_modules", "tsx", "dist", "esm", "index.mjs");
+    const tsx = path.join(repoRoot, "node_modules", "tsx", "dist", "loader.mjs");
     fs.writeFileSync(awsLauncher, `#!/bin/sh\nexec node --import ${JSON.stringify(`file://${tsx}`)} ${JSON.stringify(path.join(repoRoot, "test", "engine", "aws-provider.ts"))} "$@"\n`, {
         mode: 0o755,
     });

@@ -73,7 +73,7 @@ export class Stack {
                     `    - name: ${s.name}\n      user:\n        name: ${s.user}\n      targets:\n        - type: gitlab-project\n          project: ${s.project}\n          protected: false\n`,
             )
             .join("");
-        ws.writeStackConfig(name, `config:\n  aws:region: us-east-1\n  ci-key-rotation:lastUsedGate: false\n  ci-key-rotation:credentials:\n${creds}`);
+        ws.writeStackConfig(name, `config:\n  aws:region: us-east-1\n  ci-key-rotation:credentials:\n${creds}`);
         return stack;
     }
 
