@@ -81,7 +81,7 @@ export function run(
 
 function hashFiles(files: string[]): string {
     const h = createHash("sha256");
-    for (const f of files) h.update(f).update(fs.readFileSync(f));
+    for (const f of files) h.update(path.relative(rigModule, f)).update(fs.readFileSync(f));
     return h.digest("hex").slice(0, 12);
 }
 
@@ -105,20 +105,20 @@ export async function ensureBinaries(): Promise<Binaries> {
     const pulumi = path.join(binDir, "pulumi");
     const host = path.join(binDir, "pulumi-language-nodejs");
     let built = false;
-    if (!fs.existsSync(pulumi) || !fs.existsSync(host)) {
-        fs.mkdirSync(binDir, { recursive: true });
-        const ldflags = `-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${pulumiVersion}`;
-        for (const [out, pkg] of [
-            [pulumi, "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"],
-            [host, "./langhost"],
-        ] as const) {
+    fs.mkdirSync(binDir, { recursive: true });
+    const ldflags = `-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${pulumiVersion}`;
+    for (const [out, pkg] of [
+        [pulumi, "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"],
+        [host, "./langhost"],
+    ] as const) {
+        if (!fs.existsSync(out)) {
             log(`building ${path.basename(out)} ${pulumiVersion} (Go, cold builds take many minutes on 2 cores)`);
             const tmp = `${out}.tmp-${process.pid}`;
             const r = await run("nice", ["-n", "19", "go", "build", "-o", tmp, "-ldflags", ldflags, pkg], { cwd: rigModule, env: goEnv });
             if (r.code !== 0) throw new Error(`go build ${pkg} failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
             fs.renameSync(tmp, out);
+            built = true;
         }
-        built = true;
     }
     // What the CLI's distribution ships as sdk/nodejs/dist/pulumi-resource-pulumi-nodejs (pulumi/pulumi at
     // pkg/v3.259.0): resolve @pulumi/pulumi/cmd/dynamic-provider from the working directory and run it.

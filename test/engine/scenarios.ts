@@ -9,7 +9,8 @@ import type { ChildProcess } from "node:child_process";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { startFakeGitlab, type FakeGitlab, type StoredVariable } from "../support/gitlab-server";
-import { createWorkspace, log, type Binaries, type Moto, type RunResult, type Workspace } from "./rig";
+import * as path from "node:path";
+import { createWorkspace, log, repoRoot, run, type Binaries, type Moto, type RunResult, type Workspace } from "./rig";
 
 /** What every scenario gets. */
 export interface Context {
@@ -65,7 +66,7 @@ export class Stack {
         const stack = new Stack(ctx, ws, gitlab, name, Date.now());
         holder.stack = stack;
         stack.proxy = proxy.server;
-        const init = await stack.cmd(["stack", "init", name]);
+        const init = await ws.pulumi(["stack", "init", name]);
         assert.equal(init.code, 0, `pulumi stack init ${name}: ${init.stderr}`);
         const creds = sets
             .map(
@@ -416,6 +417,58 @@ export const scenarios: Scenario[] = [
                 assert.notEqual(good2, good1, "set good did not take its step");
                 assert.equal(stack.variables(902).get("AWS_ACCESS_KEY_ID")?.value, bad1);
                 assert.equal((await stack.iamKeys("ci-bad")).find((k) => k.id === bad1)?.status, "Active", "set bad's held key was deactivated");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "5",
+        title: "two pulumi up at once on one stack: one wins, the other fails on the lock, no third key",
+        async run(ctx) {
+            const user = "ci-deploy-race";
+            const stack = await Stack.create(ctx, "race", [{ name: "deploy", user, project: 505 }]);
+            try {
+                expectOk(await stack.up(0), "first pulumi up");
+                const [a, b] = await Promise.all([stack.up(8 * DAY), stack.up(8 * DAY)]);
+                const codes = [a.code, b.code].sort();
+                assert.equal(codes.filter((c) => c === 0).length, 1, `expected exactly one update to succeed, exit codes ${a.code} and ${b.code}`);
+                const loser = a.code === 0 ? b : a;
+                assert.match(loser.stdout + loser.stderr, /locked|Conflict|another update/i, "the losing update does not say the stack is locked");
+                const keys = await stack.iamKeys(user);
+                assert.equal(keys.length, 2, `IAM has ${keys.length} keys after two concurrent runs`);
+                await stack.assertTargetHoldsLiveKey(user, 505);
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "6",
+        title: "ci-key-rotation rotate --emergency and status drive real updates through the Automation API",
+        async run(ctx) {
+            const user = "ci-deploy-emergency";
+            const stack = await Stack.create(ctx, "emergency", [{ name: "deploy", user, project: 606 }]);
+            try {
+                expectOk(await stack.up(0), "first pulumi up");
+                const k1 = await stack.assertTargetHoldsLiveKey(user, 606);
+                const cli = (args: string[]) =>
+                    run(process.execPath, ["--import", "tsx", path.join(repoRoot, "bin", "ci-key-rotation.ts"), ...args, "--stack", stack.name, "--cwd", stack.ws.projectDir], {
+                        cwd: repoRoot,
+                        env: { ...stack.ws.env, CI_KEY_ROTATION_NOW: stack.at(HOUR) },
+                        timeoutMs: 600_000,
+                    });
+                const rotate = await cli(["rotate", "--emergency", "--yes", "--reason", "engine-suite"]);
+                ctx.logs.push(rotate.stdout, rotate.stderr);
+                expectOk(rotate, "ci-key-rotation rotate --emergency");
+                const keys = await stack.iamKeys(user);
+                assert.equal(keys.length, 1, `IAM has ${keys.length} keys after an emergency rotation: ${JSON.stringify(keys)}`);
+                assert.notEqual(keys[0].id, k1, "the emergency rotation kept the old key");
+                assert.equal(await stack.assertTargetHoldsLiveKey(user, 606), keys[0].id);
+                const status = await cli(["status", "--json"]);
+                ctx.logs.push(status.stdout, status.stderr);
+                expectOk(status, "ci-key-rotation status --json");
+                assert.ok(status.stdout.includes(keys[0].id), "status does not show the current key");
             } finally {
                 await stack.dispose();
             }
