@@ -5,15 +5,16 @@
  *
  * `ENGINE_SCENARIOS=1,2` runs a subset.
  */
-import { ensureBinaries, ensureMoto, log, pulumiVersion, repoRoot, run, startMoto, type Moto } from "./rig";
+import { ensureBinaries, ensureMoto, log, programRoot, pulumiVersion, run, startMoto, type Moto } from "./rig";
 import { scenarios, tail, type Context } from "./scenarios";
 
 async function main(): Promise<number> {
     const started = Date.now();
     const bins = await ensureBinaries();
+    if (process.env.ENGINE_PROGRAM_DIR) log(`program under test: ${programRoot}`);
     log(`${bins.built ? "built" : "reused"} pulumi ${pulumiVersion} and the language host in ${bins.seconds.toFixed(0)} s (${bins.binDir})`);
     // The program runs as compiled JavaScript (Pulumi.yaml: typescript: false).
-    const tsc = await run(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: repoRoot });
+    const tsc = await run(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: programRoot });
     if (tsc.code !== 0) throw new Error(`tsc -p tsconfig.json failed:\n${tail(tsc.stdout + tsc.stderr)}`);
     const motoServer = await ensureMoto();
     let moto: Moto | undefined;

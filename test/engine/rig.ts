@@ -16,6 +16,12 @@ import * as path from "node:path";
 
 /** The repository root (this file is test/engine/rig.ts). */
 export const repoRoot = path.resolve(__dirname, "..", "..");
+/**
+ * The program under test: this checkout, or `ENGINE_PROGRAM_DIR` (another checkout of the project,
+ * e.g. `git archive <branch>` unpacked, with node_modules) to run the same scenarios on another
+ * revision of the program.
+ */
+export const programRoot = path.resolve(process.env.ENGINE_PROGRAM_DIR || repoRoot);
 const rigModule = path.join(repoRoot, "test", "engine", "rig");
 
 /**
@@ -227,8 +233,8 @@ export async function createWorkspace(bins: Binaries, baseEnv: NodeJS.ProcessEnv
     const state = path.join(dir, "state");
     const projectDir = path.join(dir, "project");
     for (const d of [home, state, projectDir]) fs.mkdirSync(d, { recursive: true });
-    fs.copyFileSync(path.join(repoRoot, "Pulumi.yaml"), path.join(projectDir, "Pulumi.yaml"));
-    for (const f of ["package.json", "dist", "node_modules"]) fs.symlinkSync(path.join(repoRoot, f), path.join(projectDir, f));
+    fs.copyFileSync(path.join(programRoot, "Pulumi.yaml"), path.join(projectDir, "Pulumi.yaml"));
+    for (const f of ["package.json", "dist", "node_modules"]) fs.symlinkSync(path.join(programRoot, f), path.join(projectDir, f));
 
     // The AWS plugin is Node code; its binary is a launcher with absolute paths.
     const awsLauncher = path.join(dir, "pulumi-resource-aws");

@@ -10,7 +10,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { startFakeGitlab, type FakeGitlab, type StoredVariable } from "../support/gitlab-server";
 import * as path from "node:path";
-import { createWorkspace, log, repoRoot, run, type Binaries, type Moto, type RunResult, type Workspace } from "./rig";
+import { createWorkspace, log, programRoot, repoRoot, run, type Binaries, type Moto, type RunResult, type Workspace } from "./rig";
 
 /** What every scenario gets. */
 export interface Context {
@@ -81,7 +81,8 @@ export class Stack {
     /** `pulumi <args> --stack <name>`, logged. */
     async cmd(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (c: ChildProcess) => void } = {}): Promise<RunResult> {
         const r = await this.ws.pulumi([...args, "--stack", this.name], opts);
-        this.ctx.logs.push(r.stdout, r.stderr);
+        // The suite's own `--show-secrets` reads are not logs a user would see.
+        if (!args.includes("--show-secrets")) this.ctx.logs.push(r.stdout, r.stderr);
         return r;
     }
 
@@ -105,7 +106,6 @@ export class Stack {
     async exportState(showSecrets = false): Promise<{ text: string; deployment: any }> {
         const r = await this.cmd(["stack", "export", ...(showSecrets ? ["--show-secrets"] : [])]);
         assert.equal(r.code, 0, `pulumi stack export: ${r.stderr}`);
-        if (!showSecrets) this.ctx.logs.push(r.stdout);
         return { text: r.stdout, deployment: JSON.parse(r.stdout).deployment };
     }
 
@@ -453,7 +453,7 @@ export const scenarios: Scenario[] = [
                 expectOk(await stack.up(0), "first pulumi up");
                 const k1 = await stack.assertTargetHoldsLiveKey(user, 606);
                 const cli = (args: string[]) =>
-                    run(process.execPath, ["--import", "tsx", path.join(repoRoot, "bin", "ci-key-rotation.ts"), ...args, "--stack", stack.name, "--cwd", stack.ws.projectDir], {
+                    run(process.execPath, ["--import", "tsx", path.join(programRoot, "bin", "ci-key-rotation.ts"), ...args, "--stack", stack.name, "--cwd", stack.ws.projectDir], {
                         cwd: repoRoot,
                         env: { ...stack.ws.env, CI_KEY_ROTATION_NOW: stack.at(HOUR) },
                         timeoutMs: 600_000,
