@@ -66,10 +66,11 @@ export interface RunResult {
 export function run(
     cmd: string,
     args: string[],
-    opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; onSpawn?: (child: ChildProcess) => void } = {},
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; onSpawn?: (child: ChildProcess) => void; detached?: boolean } = {},
 ): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-        const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["pipe", "pipe", "pipe"] });
+        // detached: its own process group, so a test can kill the command and everything it started.
+        const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["pipe", "pipe", "pipe"], detached: opts.detached });
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d) => (stdout += d));
@@ -216,7 +217,7 @@ export interface Workspace {
     projectDir: string;
     env: NodeJS.ProcessEnv;
     /** Runs `pulumi <args>` in the project directory. */
-    pulumi(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (child: ChildProcess) => void }): Promise<RunResult>;
+    pulumi(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (child: ChildProcess) => void; detached?: boolean }): Promise<RunResult>;
     /** Writes Pulumi.<stack>.yaml. */
     writeStackConfig(stack: string, yamlText: string): void;
     remove(): void;
@@ -264,6 +265,7 @@ export async function createWorkspace(bins: Binaries, baseEnv: NodeJS.ProcessEnv
                 env: { ...env, ...opts.env },
                 timeoutMs: opts.timeoutMs ?? 300_000,
                 onSpawn: opts.onSpawn,
+                detached: opts.detached,
             }),
         writeStackConfig(stack, yamlText) {
             fs.writeFileSync(path.join(projectDir, `Pulumi.${stack}.yaml`), yamlText);

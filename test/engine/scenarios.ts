@@ -6,6 +6,7 @@
 import { ListAccessKeysCommand, ListUsersCommand } from "@aws-sdk/client-iam";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { startFakeGitlab, type FakeGitlab, type StoredVariable } from "../support/gitlab-server";
@@ -38,6 +39,8 @@ const DAY = 24 * HOUR;
 export class Stack {
     /** Requests to GitLab whose path matches get 403 from the proxy in front of the fake. */
     block?: RegExp;
+    /** While set, every GitLab request with this method gets this answer from the proxy. */
+    fail?: { method: string; status: number; body: unknown; path?: RegExp };
     private proxy?: http.Server;
 
     constructor(
@@ -53,7 +56,12 @@ export class Stack {
         const projects = Object.fromEntries(sets.map((s) => [s.project, `acme/${s.name}`]));
         const gitlab = await startFakeGitlab({ tokens: { [gitlabToken]: "maintainer" }, projects });
         const holder: { stack?: Stack } = {};
-        const proxy = await blockingProxy(gitlab.baseUrl, () => holder.stack?.block);
+        const proxy = await blockingProxy(gitlab.baseUrl, (method, url) => {
+            const st = holder.stack;
+            if (st?.fail && st.fail.method === method && (!st.fail.path || st.fail.path.test(url))) return { status: st.fail.status, body: st.fail.body };
+            if (st?.block?.test(url)) return { status: 403, body: { message: "403 Forbidden" } };
+            return undefined;
+        });
         const ws = await createWorkspace(ctx.bins, {
             ...process.env,
             AWS_ACCESS_KEY_ID: "testing",
@@ -79,7 +87,7 @@ export class Stack {
     }
 
     /** `pulumi <args> --stack <name>`, logged. */
-    async cmd(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (c: ChildProcess) => void } = {}): Promise<RunResult> {
+    async cmd(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; onSpawn?: (c: ChildProcess) => void; detached?: boolean } = {}): Promise<RunResult> {
         const r = await this.ws.pulumi([...args, "--stack", this.name], opts);
         // The suite's own `--show-secrets` reads are not logs a user would see.
         if (!args.includes("--show-secrets")) this.ctx.logs.push(r.stdout, r.stderr);
@@ -87,8 +95,8 @@ export class Stack {
     }
 
     /** `pulumi up` at t0 + offset. */
-    up(offsetMs: number, extra: string[] = [], opts: { onSpawn?: (c: ChildProcess) => void } = {}): Promise<RunResult> {
-        return this.cmd(["up", "--yes", "--skip-preview", ...extra], { env: { CI_KEY_ROTATION_NOW: this.at(offsetMs) }, onSpawn: opts.onSpawn });
+    up(offsetMs: number, extra: string[] = [], opts: { onSpawn?: (c: ChildProcess) => void; detached?: boolean } = {}): Promise<RunResult> {
+        return this.cmd(["up", "--yes", "--skip-preview", ...extra], { env: { CI_KEY_ROTATION_NOW: this.at(offsetMs) }, onSpawn: opts.onSpawn, detached: opts.detached });
     }
 
     at(offsetMs: number): string {
@@ -163,17 +171,20 @@ export class Stack {
 }
 
 /**
- * A loopback HTTP proxy in front of the GitLab fake that answers 403 (as GitLab does for a token
- * without a role on the project) for paths matching `blocked()`, and forwards everything else.
+ * A loopback HTTP proxy in front of the GitLab fake: answers what `answer(method, path)` returns
+ * (a refused project, GitLab failing writes), and forwards everything else.
  */
-async function blockingProxy(target: string, blocked: () => RegExp | undefined): Promise<{ url: string; server: http.Server }> {
+async function blockingProxy(
+    target: string,
+    answer: (method: string, url: string) => { status: number; body: unknown } | undefined,
+): Promise<{ url: string; server: http.Server }> {
     const upstream = new URL(target);
     const server = http.createServer((req, res) => {
-        const rule = blocked();
-        if (rule?.test(req.url ?? "")) {
+        const canned = answer(req.method ?? "", req.url ?? "");
+        if (canned) {
             req.resume();
-            res.writeHead(403, { "Content-Type": "application/json" });
-            res.end(JSON.stringify({ message: "403 Forbidden" }));
+            res.writeHead(canned.status, { "Content-Type": "application/json" });
+            res.end(JSON.stringify(canned.body));
             return;
         }
         const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
@@ -217,6 +228,96 @@ async function step(stack: Stack, set = "deploy"): Promise<string> {
     return (await stack.outputs()).sets?.[set]?.step;
 }
 
+/**
+ * Scenario 4: `kill -9` of `pulumi up` (the whole process group: CLI, language host, plugins, as
+ * when a CI runner dies) during a mint, at `point`:
+ * - `key-exists`: IAM has the new key, GitLab has not been written (its writes fail meanwhile);
+ * - `between-writes`: GitLab holds the new AWS_ACCESS_KEY_ID but not yet its secret.
+ * Then two more runs. With `cancel`, `pulumi cancel` runs first: the file backend keeps the killed
+ * update's lock (`.pulumi/locks/...`), and the CLI says to remove it with `pulumi cancel`.
+ * The engine's own handling of the pending CREATE it finds next: a warning, and the operation is
+ * dropped (pulumi/pulumi pkg/resource/deploy/deployment_executor.go, printPendingOperationsWarning).
+ */
+function killScenario(id: string, point: "key-exists" | "between-writes", cancel: boolean): Scenario {
+    return {
+        id,
+        title: `kill -9 of the update ${point === "key-exists" ? "after the new key exists" : "between the two GitLab writes"}: the next runs recover${cancel ? " after `pulumi cancel`" : " without manual steps"} (no third key, no LimitExceeded loop)`,
+        async run(ctx) {
+            const user = `ci-deploy-kill${id}`;
+            const project = 400 + scenarios.findIndex((s) => s.id === id);
+            const stack = await Stack.create(ctx, `kill${id}`, [{ name: "deploy", user, project }]);
+            try {
+                expectOk(await stack.up(0), "first pulumi up");
+                const k1 = await stack.assertTargetHoldsLiveKey(user, project);
+                stack.fail =
+                    point === "key-exists"
+                        ? { method: "PUT", status: 503, body: { message: "503 Service Unavailable" } }
+                        : { method: "PUT", status: 503, body: { message: "503 Service Unavailable" }, path: /AWS_SECRET_ACCESS_KEY/ };
+                let child: ChildProcess | undefined;
+                const killed = stack.up(8 * DAY, [], { onSpawn: (c) => (child = c) });
+                const reached = async () => {
+                    const keys = await stack.iamKeys(user);
+                    if (point === "key-exists") return keys.length >= 2;
+                    const held = stack.variables(project).get("AWS_ACCESS_KEY_ID")?.value;
+                    return held !== undefined && held !== k1;
+                };
+                const deadline = Date.now() + 180_000;
+                while (!(await reached()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+                assert.ok(await reached(), `the update never reached the kill point (${point})`);
+                // The CLI starts each plugin in its own process group: kill the whole tree, as a dying runner would.
+                for (const pid of [child!.pid!, ...descendants(child!.pid!)]) {
+                    try {
+                        process.kill(pid, "SIGKILL");
+                    } catch {
+                        /* already gone */
+                    }
+                }
+                const r = await killed;
+                assert.equal(r.signal, "SIGKILL", "pulumi up ended before the kill");
+                log(`scenario ${id}: killed pulumi up (${point})`);
+                stack.fail = undefined;
+                if (cancel) expectOk(await stack.cmd(["cancel", "--yes"]), "pulumi cancel");
+                const next = await stack.up(8 * DAY + HOUR);
+                const after = await stack.up(8 * DAY + 2 * HOUR);
+                const keys = await stack.iamKeys(user);
+                assert.ok(keys.length <= 2, `IAM has ${keys.length} keys`);
+                expectOk(next.code === 0 ? next : after, "the runs after the kill (none succeeded)");
+                assert.ok(!/LimitExceeded/.test(after.stdout + after.stderr), "the second run after the kill hit LimitExceeded");
+                expectOk(after, "the second run after the kill");
+                const held = await stack.assertTargetHoldsLiveKey(user, project);
+                assert.notEqual(held, k1, "the mint the kill interrupted never completed");
+                assert.equal(keys.find((k) => k.id === k1)?.status, "Active", "key 1 (what CI held) was deactivated during the overlap");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    };
+}
+
+/** Every process below `root` (from /proc), deepest last. */
+function descendants(root: number): number[] {
+    const children = new Map<number, number[]>();
+    for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+            children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+        } catch {
+            /* exited meanwhile */
+        }
+    }
+    const out: number[] = [];
+    const walk = (pid: number) => {
+        for (const c of children.get(pid) ?? []) {
+            out.push(c);
+            walk(c);
+        }
+    };
+    walk(root);
+    return out;
+}
+
 /** The rotation from scenario 2, created on demand for scenarios that need a rotated stack. */
 async function rotatedStack(ctx: Context): Promise<Stack> {
     if (ctx.rotated) return ctx.rotated;
@@ -226,6 +327,7 @@ async function rotatedStack(ctx: Context): Promise<Stack> {
     return stack;
 }
 
+// Run order: 7 checks the logs of every command before it, 10 destroys the stack 2 rotated.
 export const scenarios: Scenario[] = [
     {
         id: "1",
@@ -278,29 +380,6 @@ export const scenarios: Scenario[] = [
         },
     },
     {
-        id: "7",
-        title: "no secret access key in plaintext in stack export or any log",
-        async run(ctx) {
-            const stack = await rotatedStack(ctx);
-            await stack.stateKeys();
-            const { text } = await stack.exportState(false);
-            assert.ok(ctx.secrets.size > 0, "no secret was collected from the states");
-            for (const secret of ctx.secrets) {
-                assert.ok(!text.includes(secret), "pulumi stack export shows a secret access key in plaintext");
-                const at = ctx.logs.findIndex((l) => l.includes(secret));
-                assert.equal(at, -1, `a command's output shows a secret access key in plaintext:\n${tail(ctx.logs[at] ?? "", 10).split(secret).join("[secret]")}`);
-            }
-            // The file backend's checkpoint on disk too.
-            const { readdirSync, readFileSync, statSync } = await import("node:fs");
-            const { join } = await import("node:path");
-            const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
-            for (const file of walk(join(stack.ws.dir, "state"))) {
-                const body = readFileSync(file, "utf8");
-                for (const secret of ctx.secrets) assert.ok(!body.includes(secret), `${file} holds a secret access key in plaintext`);
-            }
-        },
-    },
-    {
         id: "8",
         title: "pulumi preview shows the planned step and changes nothing",
         async run(ctx) {
@@ -317,22 +396,6 @@ export const scenarios: Scenario[] = [
         },
     },
     {
-        id: "10",
-        title: "pulumi destroy removes the user, the keys and every variable written",
-        async run(ctx) {
-            const stack = await rotatedStack(ctx);
-            try {
-                expectOk(await stack.cmd(["destroy", "--yes"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
-                const users = await ctx.moto.iam.send(new ListUsersCommand({}));
-                assert.ok(!(users.Users ?? []).some((u) => u.UserName === "ci-deploy-rot"), "the IAM user survived destroy");
-                assert.deepEqual([...stack.variables(4242).keys()], [], "GitLab variables survived destroy");
-            } finally {
-                ctx.rotated = undefined;
-                await stack.dispose();
-            }
-        },
-    },
-    {
         id: "3",
         title: "a GitLab write failure during a mint: the run fails, state does not advance, CI's key stays Active, the next run completes",
         async run(ctx) {
@@ -342,15 +405,23 @@ export const scenarios: Scenario[] = [
                 expectOk(await stack.up(0), "first pulumi up");
                 const k1 = await stack.assertTargetHoldsLiveKey(user, 303);
                 const rotationBefore = JSON.stringify((await stack.outputs()).rotation);
-                // Every attempt of the provider's retries answers 500 (5 per request).
-                stack.gitlab.inject(...Array.from({ length: 12 }, () => ({ method: "PUT", status: 500, body: { message: "500 Internal Server Error" } })));
-                const failed = await stack.up(8 * DAY);
-                assert.notEqual(failed.code, 0, "the run with failing writes succeeded");
-                assert.equal(JSON.stringify((await stack.outputs()).rotation), rotationBefore, "the saved rotation state advanced after a failed write");
-                const keys = await stack.iamKeys(user);
-                assert.equal(keys.find((k) => k.id === k1)?.status, "Active", "the key CI holds was deactivated");
-                assert.equal(stack.variables(303).get("AWS_ACCESS_KEY_ID")?.value, k1, "GitLab lost the key it held");
-                expectOk(await stack.up(8 * DAY + HOUR), "the next pulumi up");
+                // GitLab answers every write with 500 (retried by the provider, then fatal), then with 422.
+                const faults = [
+                    { what: "500", fail: { method: "PUT", status: 500, body: { message: "500 Internal Server Error" } } },
+                    { what: "422", fail: { method: "PUT", status: 422, body: { message: { value: ["is invalid"] } } } },
+                ];
+                for (const [i, f] of faults.entries()) {
+                    stack.fail = f.fail;
+                    const failed = await stack.up(8 * DAY + i * HOUR);
+                    stack.fail = undefined;
+                    assert.notEqual(failed.code, 0, `the run with GitLab answering ${f.what} succeeded`);
+                    assert.equal(JSON.stringify((await stack.outputs()).rotation), rotationBefore, `the saved rotation state advanced after a ${f.what}`);
+                    const keys = await stack.iamKeys(user);
+                    assert.equal(keys.find((k) => k.id === k1)?.status, "Active", `the key CI holds was deactivated after a ${f.what}`);
+                    assert.equal(stack.variables(303).get("AWS_ACCESS_KEY_ID")?.value, k1, `GitLab lost the key it held after a ${f.what}`);
+                    assert.ok(keys.length <= 2, `IAM has ${keys.length} keys after a ${f.what}`);
+                }
+                expectOk(await stack.up(8 * DAY + 2 * HOUR), "the next pulumi up");
                 const k2 = await stack.assertTargetHoldsLiveKey(user, 303);
                 assert.notEqual(k2, k1, "the next run did not complete the rotation");
                 assert.ok((await stack.iamKeys(user)).length <= 2);
@@ -359,43 +430,9 @@ export const scenarios: Scenario[] = [
             }
         },
     },
-    {
-        id: "4",
-        title: "kill -9 of the update after the new key exists: the next runs recover (no third key, no LimitExceeded loop)",
-        async run(ctx) {
-            const user = "ci-deploy-kill";
-            const stack = await Stack.create(ctx, "kill", [{ name: "deploy", user, project: 404 }]);
-            try {
-                expectOk(await stack.up(0), "first pulumi up");
-                const k1 = await stack.assertTargetHoldsLiveKey(user, 404);
-                // Hold GitLab's writes so the update is between "key exists" and "targets written".
-                stack.gitlab.inject(...Array.from({ length: 12 }, () => ({ method: "PUT", status: 503, body: { message: "503" } })));
-                let child: ChildProcess | undefined;
-                const killed = stack.up(8 * DAY, [], { onSpawn: (c) => (child = c) });
-                const deadline = Date.now() + 240_000;
-                while ((await stack.iamKeys(user)).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-                assert.equal((await stack.iamKeys(user)).length, 2, "the second key never appeared");
-                child!.kill("SIGKILL");
-                const r = await killed;
-                assert.equal(r.signal, "SIGKILL");
-                log("scenario 4: killed pulumi up after the second key existed");
-                // The language host and plugins lose their engine; give them a moment to exit.
-                await new Promise((res) => setTimeout(res, 2000));
-                stack.gitlab.inject(); // nothing pending
-                const next = await stack.up(8 * DAY + HOUR);
-                const after = await stack.up(8 * DAY + 2 * HOUR);
-                const keys = await stack.iamKeys(user);
-                assert.ok(keys.length <= 2, `IAM has ${keys.length} keys`);
-                expectOk(after.code === 0 ? after : next, "the runs after the kill");
-                const held = await stack.assertTargetHoldsLiveKey(user, 404);
-                assert.notEqual(held, k1, "the mint the kill interrupted never completed");
-                assert.equal(keys.find((k) => k.id === k1)?.status, "Active", "key 1 (what CI held) was deactivated during the overlap");
-                assert.ok(!/LimitExceeded/.test(after.stdout + after.stderr), "the second run after the kill hit LimitExceeded");
-            } finally {
-                await stack.dispose();
-            }
-        },
-    },
+    killScenario("4", "key-exists", false),
+    killScenario("4b", "key-exists", true),
+    killScenario("4c", "between-writes", true),
     {
         id: "9",
         title: "one set blocked: the other set takes its step; the run exits non-zero naming the blocked set",
@@ -470,6 +507,45 @@ export const scenarios: Scenario[] = [
                 expectOk(status, "ci-key-rotation status --json");
                 assert.ok(status.stdout.includes(keys[0].id), "status does not show the current key");
             } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "7",
+        title: "no secret access key in plaintext in stack export or any log",
+        async run(ctx) {
+            const stack = await rotatedStack(ctx);
+            await stack.stateKeys();
+            const { text } = await stack.exportState(false);
+            assert.ok(ctx.secrets.size > 0, "no secret was collected from the states");
+            for (const secret of ctx.secrets) {
+                assert.ok(!text.includes(secret), "pulumi stack export shows a secret access key in plaintext");
+                const at = ctx.logs.findIndex((l) => l.includes(secret));
+                assert.equal(at, -1, `a command's output shows a secret access key in plaintext:\n${tail(ctx.logs[at] ?? "", 10).split(secret).join("[secret]")}`);
+            }
+            // The file backend's checkpoint on disk too.
+            const { readdirSync, readFileSync, statSync } = await import("node:fs");
+            const { join } = await import("node:path");
+            const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
+            for (const file of walk(join(stack.ws.dir, "state"))) {
+                const body = readFileSync(file, "utf8");
+                for (const secret of ctx.secrets) assert.ok(!body.includes(secret), `${file} holds a secret access key in plaintext`);
+            }
+        },
+    },
+    {
+        id: "10",
+        title: "pulumi destroy removes the user, the keys and every variable written",
+        async run(ctx) {
+            const stack = await rotatedStack(ctx);
+            try {
+                expectOk(await stack.cmd(["destroy", "--yes"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
+                const users = await ctx.moto.iam.send(new ListUsersCommand({}));
+                assert.ok(!(users.Users ?? []).some((u) => u.UserName === "ci-deploy-rot"), "the IAM user survived destroy");
+                assert.deepEqual([...stack.variables(4242).keys()], [], "GitLab variables survived destroy");
+            } finally {
+                ctx.rotated = undefined;
                 await stack.dispose();
             }
         },
