@@ -52,7 +52,7 @@ export class Stack {
         readonly t0: number,
     ) {}
 
-    static async create(ctx: Context, name: string, sets: Array<{ name: string; user: string; project: number }>): Promise<Stack> {
+    static async create(ctx: Context, name: string, sets: Array<{ name: string; user: string; project: number }>, extraConfig: Record<string, string> = {}): Promise<Stack> {
         const projects = Object.fromEntries(sets.map((s) => [s.project, `acme/${s.name}`]));
         const gitlab = await startFakeGitlab({ tokens: { [gitlabToken]: "maintainer" }, projects });
         const holder: { stack?: Stack } = {};
@@ -82,7 +82,10 @@ export class Stack {
                     `    - name: ${s.name}\n      user:\n        name: ${s.user}\n      targets:\n        - type: gitlab-project\n          project: ${s.project}\n          protected: false\n`,
             )
             .join("");
-        ws.writeStackConfig(name, `config:\n  aws:region: us-east-1\n  ci-key-rotation:credentials:\n${creds}`);
+        const extra = Object.entries(extraConfig)
+            .map(([k, v]) => `  ${k}: ${JSON.stringify(v)}\n`)
+            .join("");
+        ws.writeStackConfig(name, `config:\n  aws:region: us-east-1\n${extra}  ci-key-rotation:credentials:\n${creds}`);
         return stack;
     }
 
@@ -546,6 +549,51 @@ export const scenarios: Scenario[] = [
                 assert.deepEqual([...stack.variables(4242).keys()], [], "GitLab variables survived destroy");
             } finally {
                 ctx.rotated = undefined;
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "11",
+        title: "model vs engine: the rehearsal and the real engine agree run by run (outcome, step, phase, key statuses, the key GitLab holds)",
+        async run(ctx) {
+            const user = "ci-deploy-model";
+            const project = 1101;
+            const extra = { "ci-key-rotation:cadence": "PT12H" };
+            const stack = await Stack.create(ctx, "model", [{ name: "deploy", user, project }], extra);
+            try {
+                // The same config as Pulumi hands it to the program: structured values as JSON text.
+                const config = {
+                    "aws:region": "us-east-1",
+                    ...extra,
+                    "ci-key-rotation:credentials": JSON.stringify([{ name: "deploy", user: { name: user }, targets: [{ type: "gitlab-project", project, protected: false }] }]),
+                };
+                const { simulate } = (await import(path.join(programRoot, "rotation", "rehearsal", "simulation.ts"))) as typeof import("../../rotation/rehearsal/simulation");
+                // Daily runs to +11d: mint, mint, deactivate, delete. Not further: moto stamps keys with
+                // the real time, so a later mint would be due from a creation date the model does not share.
+                const model = await simulate({ config, stack: "model", start: stack.t0, durationMs: 11 * DAY + HOUR, cadenceMs: DAY, seed: 11 });
+                const view = (s: { step?: string; phase?: string; generation?: number; keys?: Array<{ generation: number; status: string; accessKeyId: string }> }, heldId?: string) => ({
+                    step: s.step,
+                    phase: s.phase,
+                    generation: s.generation,
+                    keys: (s.keys ?? []).map((k) => `${k.generation}:${k.status}`).join(","),
+                    held: (s.keys ?? []).find((k) => k.accessKeyId === heldId)?.generation,
+                });
+                const differences: string[] = [];
+                for (const run of model.runs) {
+                    const r = await stack.up(Date.parse(run.at) - stack.t0);
+                    const engineOk = r.code === 0;
+                    const engineSet = engineOk ? (await stack.outputs()).sets?.deploy : undefined;
+                    const expected = { ok: run.ok, ...view(run.sets.deploy ?? {}, run.sets.deploy?.targetKey) };
+                    const actual = { ok: engineOk, ...(engineSet ? view(engineSet, stack.variables(project).get("AWS_ACCESS_KEY_ID")?.value) : {}) };
+                    if (!engineOk || !run.ok) {
+                        if (engineOk !== run.ok) differences.push(`run ${run.index} at ${run.at}: model ${run.ok ? "ok" : `failed (${run.error})`}, engine ${engineOk ? "ok" : `failed:\n${tail(r.stdout + r.stderr, 8)}`}`);
+                        continue;
+                    }
+                    if (JSON.stringify(expected) !== JSON.stringify(actual)) differences.push(`run ${run.index} at ${run.at}: model ${JSON.stringify(expected)}, engine ${JSON.stringify(actual)}`);
+                }
+                assert.deepEqual(differences, [], `the rehearsal and the engine differ:\n${differences.join("\n")}`);
+            } finally {
                 await stack.dispose();
             }
         },
