@@ -162,6 +162,7 @@ export class Stack {
         return id;
     }
 
+    /** Stops the fakes and removes the workspace (kept with ENGINE_KEEP=1, for a look at the state). */
     async dispose(): Promise<void> {
         const proxy = this.proxy;
         if (proxy) {
@@ -169,7 +170,8 @@ export class Stack {
             await new Promise<void>((r) => proxy.close(() => r()));
         }
         await this.gitlab.close();
-        this.ws.remove();
+        if (process.env.ENGINE_KEEP) log(`kept ${this.ws.dir}`);
+        else this.ws.remove();
     }
 }
 
@@ -495,7 +497,8 @@ export const scenarios: Scenario[] = [
                 const cli = (args: string[]) =>
                     run(process.execPath, ["--import", "tsx", path.join(programRoot, "bin", "ci-key-rotation.ts"), ...args, "--stack", stack.name, "--cwd", stack.ws.projectDir], {
                         cwd: repoRoot,
-                        env: { ...stack.ws.env, CI_KEY_ROTATION_NOW: stack.at(HOUR) },
+                        // The real clock: the CLI runs several updates, and one instant allows one step per set.
+                        env: stack.ws.env,
                         timeoutMs: 600_000,
                     });
                 const rotate = await cli(["rotate", "--emergency", "--yes", "--reason", "engine-suite"]);
