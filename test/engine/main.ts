@@ -3,10 +3,10 @@
  * Pulumi CLI and language host, installs and starts moto on 127.0.0.1, runs the scenarios with
  * real `pulumi` commands, stops everything it started and prints `N passed, N failed`.
  *
- * `ENGINE_SCENARIOS=1,2` runs a subset.
+ * `ENGINE_SCENARIOS=1,2` runs a subset. `ENGINE_STRICT=1` counts known findings as failures.
  */
 import { ensureBinaries, ensureMoto, log, programRoot, pulumiVersion, run, startMoto, type Moto } from "./rig";
-import { scenarios, tail, type Context } from "./scenarios";
+import { knownFindings, scenarios, tail, type Context } from "./scenarios";
 
 async function main(): Promise<number> {
     const started = Date.now();
@@ -20,6 +20,7 @@ async function main(): Promise<number> {
     let moto: Moto | undefined;
     let passed = 0;
     let failed = 0;
+    let known = 0;
     try {
         moto = await startMoto(motoServer);
         log(`moto on ${moto.url}`);
@@ -29,13 +30,21 @@ async function main(): Promise<number> {
             if (only && !only.includes(scenario.id)) continue;
             const t = Date.now();
             log(`scenario ${scenario.id}: ${scenario.title}`);
+            const took = () => `${((Date.now() - t) / 1000).toFixed(0)} s`;
+            const finding = knownFindings[scenario.id];
             try {
                 await scenario.run(ctx);
                 passed++;
-                log(`ok   ${scenario.id} (${((Date.now() - t) / 1000).toFixed(0)} s)`);
+                log(`ok   ${scenario.id} (${took()})${finding ? `: known finding no longer reproduces, remove it from knownFindings: ${finding}` : ""}`);
             } catch (err) {
-                failed++;
-                log(`FAIL ${scenario.id} (${((Date.now() - t) / 1000).toFixed(0)} s): ${(err as Error)?.message ?? err}`);
+                const message = (err as Error)?.message ?? String(err);
+                if (finding && !process.env.ENGINE_STRICT) {
+                    known++;
+                    log(`KNOWN ${scenario.id} (${took()}): ${finding}\n       this run: ${message.split("\n")[0]}`);
+                } else {
+                    failed++;
+                    log(`FAIL ${scenario.id} (${took()}): ${message}`);
+                }
             }
         }
         if (ctx.rotated) await ctx.rotated.dispose();
@@ -43,7 +52,8 @@ async function main(): Promise<number> {
         await moto?.stop();
     }
     log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    console.log(`${passed} passed, ${failed} failed`);
+    // Known findings (scenarios that fail on the program as it is, reported to be fixed) count as skipped.
+    console.log(`${passed} passed, ${failed} failed${known ? `, ${known} skipped` : ""}`);
     return failed === 0 ? 0 : 1;
 }
 

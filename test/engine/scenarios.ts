@@ -31,6 +31,13 @@ export interface Scenario {
     run(ctx: Context): Promise<void>;
 }
 
+/**
+ * Scenarios that fail on the program (or the engine) as it is, for a reason reported and not yet
+ * fixed: they still run and print the finding, and count as skipped unless ENGINE_STRICT=1. A
+ * known finding that passes is reported so it can be removed from here.
+ */
+export const knownFindings: Record<string, string> = {};
+
 const gitlabToken = "glpat-engine-suite-0001";
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -222,6 +229,12 @@ function plain(value: unknown): string | undefined {
 
 function expectOk(r: RunResult, what: string): void {
     assert.equal(r.code, 0, `${what} exited ${r.code}${r.signal ? ` (${r.signal})` : ""}:\n${tail(r.stdout + r.stderr)}`);
+}
+
+/** The error lines of a command's output (Pulumi's diagnostics), for failure messages. */
+export function errorLines(text: string): string {
+    const lines = text.split("\n").filter((l) => /\berror\b/i.test(l) && !/errored/.test(l));
+    return [...new Set(lines.map((l) => l.trim()))].slice(0, 3).join(" | ") || tail(text, 5);
 }
 
 /** The last lines of a command's output, for failure messages. */
@@ -546,6 +559,8 @@ export const scenarios: Scenario[] = [
         async run(ctx) {
             const stack = await rotatedStack(ctx);
             try {
+                assert.ok((await stack.iamKeys("ci-deploy-rot")).length > 0, "nothing to destroy: the stack never got its keys");
+                assert.ok(stack.variables(4242).size > 0, "nothing to destroy: GitLab holds no variables");
                 expectOk(await stack.cmd(["destroy", "--yes"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
                 const users = await ctx.moto.iam.send(new ListUsersCommand({}));
                 assert.ok(!(users.Users ?? []).some((u) => u.UserName === "ci-deploy-rot"), "the IAM user survived destroy");
@@ -590,7 +605,7 @@ export const scenarios: Scenario[] = [
                     const expected = { ok: run.ok, ...view(run.sets.deploy ?? {}, run.sets.deploy?.targetKey) };
                     const actual = { ok: engineOk, ...(engineSet ? view(engineSet, stack.variables(project).get("AWS_ACCESS_KEY_ID")?.value) : {}) };
                     if (!engineOk || !run.ok) {
-                        if (engineOk !== run.ok) differences.push(`run ${run.index} at ${run.at}: model ${run.ok ? "ok" : `failed (${run.error})`}, engine ${engineOk ? "ok" : `failed:\n${tail(r.stdout + r.stderr, 8)}`}`);
+                        if (engineOk !== run.ok) differences.push(`run ${run.index} at ${run.at}: model ${run.ok ? "ok" : `failed (${run.error})`}, engine ${engineOk ? "ok" : `failed: ${errorLines(r.stdout + r.stderr)}`}`);
                         continue;
                     }
                     if (JSON.stringify(expected) !== JSON.stringify(actual)) differences.push(`run ${run.index} at ${run.at}: model ${JSON.stringify(expected)}, engine ${JSON.stringify(actual)}`);
