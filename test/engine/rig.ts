@@ -248,7 +248,12 @@ export async function createWorkspace(bins: Binaries, baseEnv: NodeJS.ProcessEnv
         ...baseEnv,
         PATH: `${bins.binDir}${path.delimiter}${process.env.PATH}`,
         PULUMI_HOME: home,
-        PULUMI_BACKEND_URL: `file://${state}`,
+        // metadata=skip: no `.attrs` sidecar files. gocloud.dev's fileblob writes them in place
+        // (blob/fileblob/attrs.go, setAttrs: os.Create, then encode), so a kill -9 at the wrong moment
+        // leaves `<stack>.json.attrs` empty and every later command fails with "failed to load
+        // checkpoint: EOF" (seen in scenario 4c). The checkpoint itself is replaced atomically
+        // (temp file and rename). See docs/engine-suite.md, "Findings".
+        PULUMI_BACKEND_URL: `file://${state}?metadata=skip`,
         PULUMI_CONFIG_PASSPHRASE: "engine-suite-passphrase",
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
