@@ -63,7 +63,13 @@ export class Stack {
         readonly t0: number,
     ) {}
 
-    static async create(ctx: Context, name: string, sets: Array<{ name: string; user: string; project: number }>, extraConfig: Record<string, string> = {}): Promise<Stack> {
+    static async create(
+        ctx: Context,
+        name: string,
+        sets: Array<{ name: string; user: string; project: number; githubRepository?: string }>,
+        extraConfig: Record<string, string> = {},
+        extraEnv: NodeJS.ProcessEnv = {},
+    ): Promise<Stack> {
         const projects = Object.fromEntries(sets.map((s) => [s.project, `acme/${s.name}`]));
         const gitlab = await startFakeGitlab({ tokens: { [gitlabToken]: "maintainer" }, projects });
         const holder: { stack?: Stack } = {};
@@ -81,6 +87,7 @@ export class Stack {
             AWS_ENDPOINT_URL: ctx.moto.url,
             GITLAB_TOKEN: gitlabToken,
             GITLAB_BASE_URL: proxy.url,
+            ...extraEnv,
         });
         const stack = new Stack(ctx, ws, gitlab, name, Date.now());
         holder.stack = stack;
@@ -90,7 +97,8 @@ export class Stack {
         const creds = sets
             .map(
                 (s) =>
-                    `    - name: ${s.name}\n      user:\n        name: ${s.user}\n      targets:\n        - type: gitlab-project\n          project: ${s.project}\n          protected: false\n`,
+                    `    - name: ${s.name}\n      user:\n        name: ${s.user}\n      targets:\n        - type: gitlab-project\n          project: ${s.project}\n          protected: false\n` +
+                    (s.githubRepository ? `        - type: github-repository\n          repository: ${s.githubRepository}\n` : ""),
             )
             .join("");
         const extra = Object.entries(extraConfig)
