@@ -615,7 +615,7 @@ async function request(
 
 /** A redirect is never followed: say where it pointed (the host only: the rest may hold a token). */
 function redirected(conn: Connection, v: GitlabVariableInputs, from: URL, status: number, location: string | null): Error {
-    const target = location !== null && URL.canParse(location, from) ? new URL(location, from) : undefined;
+    const target = location !== null && URL.canParse(location, from.href) ? new URL(location, from) : undefined;
     const to = target ? `${target.protocol === from.protocol ? "" : target.protocol + "//"}${target.host}` : "an address it did not give";
     return new Error(
         `${where(v)}: GitLab at ${conn.baseUrl} answered ${status} with a redirect to ${to}, which was not followed: the token is never sent after a redirect: ` +
