@@ -4,6 +4,7 @@ import { z } from "zod";
 import { storeFor, targetSchema, type Target } from "../providers";
 import type { TargetStore } from "../providers/types";
 import { defaultPolicy, type RotationPolicy, type RotationRequest } from "./policy";
+import { githubValueProblems, policyAttachmentCollisions, rawTargetProblems, resourceNameCollisions, splitSecretPairs, type PlacedTarget } from "./config-checks";
 
 /** The IAM user a credential set owns. */
 export interface UserConfig {
@@ -65,6 +66,9 @@ export interface StackConfig {
 /** Result of {@link validateConfig}: typed config, or every problem found. */
 export type ConfigResult = { ok: true; config: StackConfig } | { ok: false; problems: string[] };
 
+/** Upper bound of every duration setting. */
+const longestDuration = Duration.fromObject({ years: 10 });
+
 const isoDuration = z.string().transform((text, ctx) => {
     const duration = Duration.fromISO(text);
     if (!duration.isValid) {
@@ -73,6 +77,12 @@ const isoDuration = z.string().transform((text, ctx) => {
     }
     if (duration.toMillis() < 0) {
         ctx.addIssue({ code: "custom", message: `must not be negative (got "${text}")` });
+        return z.NEVER;
+    }
+    // No setting needs more than ten years, and far beyond it date arithmetic overflows (luxon's
+    // DateTime.plus gives an invalid date past ±100,000,000 days: a rotation that never or always runs).
+    if (!(duration.toMillis() <= longestDuration.toMillis())) {
+        ctx.addIssue({ code: "custom", message: `must be at most P10Y (got "${text}")` });
         return z.NEVER;
     }
     return duration;
@@ -113,11 +123,33 @@ const policyDocument = z
             }
         }
         const p = parsed as { Version?: unknown; Statement?: unknown };
-        if (typeof parsed !== "object" || parsed === null || typeof p.Version !== "string" || p.Statement === undefined) {
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || typeof p.Version !== "string" || p.Statement === undefined) {
             ctx.addIssue({ code: "custom", message: "must be an IAM policy document with Version and Statement" });
             return z.NEVER;
         }
-        return JSON.stringify(parsed);
+        if (typeof p.Statement !== "object" || p.Statement === null || (Array.isArray(p.Statement) && p.Statement.length === 0)) {
+            ctx.addIssue({ code: "custom", message: "must be an IAM policy document with Version and Statement (a statement or a non-empty list of statements)" });
+            return z.NEVER;
+        }
+        const text = JSON.stringify(parsed);
+        // IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
+        // policy documents hold only tab, LF, CR and U+0020-U+00FF, and a user's inline policies
+        // together hold at most 2,048 characters, whitespace not counted. This set has one.
+        const outside = /[^\t\n\r\u0020-\u00ff]/u.exec(text);
+        if (outside) {
+            const code = outside[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+            ctx.addIssue({ code: "custom", message: `must contain only characters IAM accepts in a policy (tab, line breaks and U+0020-U+00FF; found U+${code})` });
+            return z.NEVER;
+        }
+        const size = text.replace(/\s/g, "").length;
+        if (size > 2048) {
+            ctx.addIssue({
+                code: "custom",
+                message: `has ${size.toLocaleString("en-US")} characters without whitespace, and IAM allows 2,048 for a user's inline policies: move statements to a managed policy (user.managedPolicyArns)`,
+            });
+            return z.NEVER;
+        }
+        return text;
     });
 
 const accessKeyId = z.string().regex(/^[A-Z0-9]{16,128}$/, "must be an access key id (e.g. AKIA...)");
@@ -230,12 +262,14 @@ export function validateConfig(raw: unknown): ConfigResult {
     }
     const input = raw as Record<string, unknown>;
     for (const key of Object.keys(input)) {
-        if (!(key in topLevel)) problems.push(`${key} is not a known setting (known: ${Object.keys(topLevel).join(", ")})`);
+        // Own keys only: `constructor` or `toString` are "in" every object.
+        if (!Object.hasOwn(topLevel, key)) problems.push(`${key} is not a known setting (known: ${Object.keys(topLevel).join(", ")})`);
     }
     const top: Record<string, unknown> = {};
     for (const [key, schema] of Object.entries(topLevel)) {
-        if (input[key] === undefined && key !== "credentials") continue;
-        top[key] = parseAt(schema, input[key], key, problems);
+        const value = Object.hasOwn(input, key) ? input[key] : undefined;
+        if (value === undefined && key !== "credentials") continue;
+        top[key] = parseAt(schema, value, key, problems);
     }
 
     const cadence = (top.cadence as Duration | undefined) ?? Duration.fromObject({ hours: 1 });
@@ -249,6 +283,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     const userNames = new Map<string, string>();
     const destinations = new Map<string, string>();
     const adopters = new Map<string, string>();
+    const placed: PlacedTarget[] = [];
     ((top.credentials as unknown[] | undefined) ?? []).forEach((rawSet, i) => {
         const at = `credentials[${i}]`;
         const set = parseAt(setSchema, rawSet, at, problems);
@@ -256,10 +291,15 @@ export function validateConfig(raw: unknown): ConfigResult {
         const targets: TargetConfig[] = [];
         rawTargets.forEach((rawTarget, j) => {
             const path = `${at}.targets[${j}]`;
-            const target = parseAt(targetSchema, rawTarget, path, problems);
-            if (!target) return;
+            const rawProblems = rawTargetProblems(rawTarget);
+            for (const p of rawProblems) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            // A value reported above is replaced by a harmless one, so the rest of the target is still checked.
+            const replaced = rawProblems.reduce((t, p) => (p.replace ? { ...(t as object), ...p.replace } : t), rawTarget);
+            const target = parseAt(targetSchema, replaced, path, problems);
+            if (!target || rawProblems.length > 0) return;
             const store = storeFor(target.type);
             for (const p of store.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            for (const p of githubValueProblems(target)) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             const clashes = new Map<string, string[]>();
             for (const d of new Set(store.destinations(target))) {
                 const other = destinations.get(d);
@@ -269,7 +309,16 @@ export function validateConfig(raw: unknown): ConfigResult {
             for (const [other, ds] of clashes) problems.push(`${path} writes ${ds.join(" and ")}, which ${other} already writes`);
             targets.push({ target, store, path });
         });
+        const rawTags = (rawSet as { user?: { tags?: unknown } } | undefined)?.user?.tags;
+        if (typeof rawTags === "object" && rawTags !== null && Object.hasOwn(rawTags, "__proto__")) {
+            problems.push(`${at}.user.tags.__proto__ cannot be used as a tag key (JavaScript reserves the name): choose another key`);
+        }
         if (!set) return;
+        for (const t of targets) placed.push({ ...t, setName: set.name });
+        for (const key of Object.keys(set.user?.tags ?? {})) {
+            if (/^aws:/i.test(key)) problems.push(`${at}.user.tags.${key} must not start with "aws:" (AWS reserves the prefix)`);
+        }
+        problems.push(...policyAttachmentCollisions(set.name, set.user?.managedPolicyArns ?? [], `${at}.user`));
 
         if (setNames.has(set.name)) problems.push(`${at}.name "${set.name}" is already used by credentials[${setNames.get(set.name)}]`);
         else setNames.set(set.name, i);
@@ -304,6 +353,8 @@ export function validateConfig(raw: unknown): ConfigResult {
             path: at,
         });
     });
+
+    problems.push(...resourceNameCollisions(placed), ...splitSecretPairs(placed));
 
     const request = top.request as string | undefined;
     const emergency = (top.emergency as boolean | undefined) ?? false;
@@ -393,7 +444,8 @@ export function decodeRawConfig(values: Record<string, string>): { raw: Record<s
                 problems.push(`${key} must be structured YAML in the stack file (a list), not the text ${JSON.stringify(value.slice(0, 40))}`);
             }
         } else {
-            raw[key] = value;
+            // Defined, not assigned: a key named `__proto__` must stay a key (and be reported).
+            Object.defineProperty(raw, key, { value, enumerable: true, writable: true, configurable: true });
         }
     }
     return { raw, problems };
