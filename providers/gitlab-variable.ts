@@ -116,7 +116,7 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
             const conn = connectionFor(this.stackConfig, inputs);
             const created = await request(conn, tuning, inputs, "POST", collectionPath(inputs), undefined, createBody(inputs));
             if (isSuccess(created.status)) {
-                checkAnswer(conn, inputs, created, "write");
+                checkAnswer(conn, inputs, created, "create");
                 return { id: variableId(inputs), outs: await confirmCreated(conn, tuning, inputs, created.body) };
             }
             if (!isTaken(created)) throw failure(inputs, conn, "create", created);
@@ -161,7 +161,7 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
                 // Deleted outside Pulumi: put it back rather than fail every run until a refresh.
                 const created = await request(conn, tuning, news, "POST", collectionPath(news), undefined, createBody(news));
                 if (isSuccess(created.status)) {
-                    checkAnswer(conn, news, created, "write");
+                    checkAnswer(conn, news, created, "create");
                     return { outs: await confirmCreated(conn, tuning, news, created.body) };
                 }
                 throw failure(news, conn, "re-create", created);
@@ -376,15 +376,15 @@ function isSuccess(status: number): boolean {
  * The environment scope of a create is left to `confirmCreated`, which explains why GitLab may
  * store another one (group scopes need Premium).
  */
-function checkAnswer(conn: Connection, v: GitlabVariableInputs, a: Answer, kind: "write" | "read"): void {
+function checkAnswer(conn: Connection, v: GitlabVariableInputs, a: Answer, kind: "create" | "write" | "read"): void {
     const body = a.body as Record<string, unknown> | undefined;
-    const consequence = kind === "write" ? "the write is not confirmed" : "the variable's state in GitLab is unknown";
+    const consequence = kind === "read" ? "the variable's state in GitLab is unknown" : "the write is not confirmed";
     let why: string | undefined;
     if (!a.json) why = "not JSON";
     else if (typeof body !== "object" || body === null || Array.isArray(body)) why = "not a variable";
     else if (body.key !== v.key) why = "another variable's key";
-    else if (a.status !== 201 && body.environment_scope !== v.environmentScope) why = "another environment scope";
-    else if (kind === "write" && body.value !== v.value && !(body.value === null && (body.hidden === true || v.hidden))) why = "not the value sent";
+    else if (kind !== "create" && body.environment_scope !== v.environmentScope) why = "another environment scope";
+    else if (kind !== "read" && body.value !== v.value && !(body.value === null && (body.hidden === true || v.hidden))) why = "not the value sent";
     if (why !== undefined) throw notGitlabsAnswer(conn, v, a, consequence, why);
 }
 

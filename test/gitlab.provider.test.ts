@@ -526,6 +526,14 @@ describe("a 2xx that is not GitLab's answer is not a write", () => {
             type: "application/json",
         },
         {
+            what: "JSON for another environment scope, answering an update with 201",
+            call: () => provider.update!("id", variable({ environmentScope: "production" }), variable({ environmentScope: "production" })),
+            method: "PUT",
+            status: 201,
+            text: JSON.stringify({ key: "AWS_SECRET_ACCESS_KEY", value: SECRET, environment_scope: "staging" }),
+            type: "application/json",
+        },
+        {
             what: "JSON where the value did not take",
             call: () => provider.update!("id", variable(), variable()),
             method: "PUT",
