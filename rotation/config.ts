@@ -66,23 +66,32 @@ export interface StackConfig {
 /** Result of {@link validateConfig}: typed config, or every problem found. */
 export type ConfigResult = { ok: true; config: StackConfig } | { ok: false; problems: string[] };
 
+/**
+ * An input repeated in a message: short ones only, and never one that looks like a credential
+ * (a token pasted into the wrong setting must not reach CI logs through the error).
+ */
+function shown(text: string): string {
+    if (text.length > 32 || /glpat-|gh[pousr]_|github_pat_|A[KS]IA[A-Z0-9]{4}|[A-Za-z0-9/+=_-]{20,}/.test(text)) return `a ${text.length}-character value, not shown`;
+    return JSON.stringify(text);
+}
+
 /** Upper bound of every duration setting. */
 const longestDuration = Duration.fromObject({ years: 10 });
 
 const isoDuration = z.string().transform((text, ctx) => {
     const duration = Duration.fromISO(text);
     if (!duration.isValid) {
-        ctx.addIssue({ code: "custom", message: `must be an ISO-8601 duration such as "P7D" or "PT12H" (got "${text}")` });
+        ctx.addIssue({ code: "custom", message: `must be an ISO-8601 duration such as "P7D" or "PT12H" (got ${shown(text)})` });
         return z.NEVER;
     }
     if (duration.toMillis() < 0) {
-        ctx.addIssue({ code: "custom", message: `must not be negative (got "${text}")` });
+        ctx.addIssue({ code: "custom", message: `must not be negative (got ${shown(text)})` });
         return z.NEVER;
     }
     // No setting needs more than ten years, and far beyond it date arithmetic overflows (luxon's
     // DateTime.plus gives an invalid date past ±100,000,000 days: a rotation that never or always runs).
     if (!(duration.toMillis() <= longestDuration.toMillis())) {
-        ctx.addIssue({ code: "custom", message: `must be at most P10Y (got "${text}")` });
+        ctx.addIssue({ code: "custom", message: `must be at most P10Y (got ${shown(text)})` });
         return z.NEVER;
     }
     return duration;
@@ -366,7 +375,7 @@ export function validateConfig(raw: unknown): ConfigResult {
         if (input.requestSets !== undefined) problems.push("requestSets needs request: set ci-key-rotation:request, or remove requestSets");
     }
     requestSets?.forEach((name, i) => {
-        if (!setNames.has(name)) problems.push(`requestSets[${i}] "${name}" is not the name of a credential set`);
+        if (!setNames.has(name)) problems.push(`requestSets[${i}] ${shown(name)} is not the name of a credential set`);
     });
 
     ((top.forgetKeys as string[] | undefined) ?? []).forEach((id, i) => {
@@ -441,7 +450,7 @@ export function decodeRawConfig(values: Record<string, string>): { raw: Record<s
             try {
                 raw[key] = JSON.parse(value);
             } catch {
-                problems.push(`${key} must be structured YAML in the stack file (a list), not the text ${JSON.stringify(value.slice(0, 40))}`);
+                problems.push(`${key} must be structured YAML in the stack file (a list), not the text ${shown(value)}`);
             }
         } else {
             // Defined, not assigned: a key named `__proto__` must stay a key (and be reported).

@@ -252,6 +252,11 @@ const malformed: { what: string; raw: unknown; problems: (string | RegExp)[] }[]
         problems: ['credentials[0].rotation.retireAfter must be at most P10Y (got "PT99999999999999S")'],
     },
     { what: "a cadence beyond ten years", raw: stack({ cadence: "P11Y" }), problems: ['cadence must be at most P10Y (got "P11Y")'] },
+    {
+        what: "a token pasted into a duration (never repeated in the message)",
+        raw: stack({ settle: "glpat-Zq8vRk3T1mXw9Lp2Hs7D" }),
+        problems: ['settle must be an ISO-8601 duration such as "P7D" or "PT12H" (got a 26-character value, not shown)'],
+    },
     // Keys JavaScript objects inherit or treat specially.
     {
         what: "constructor, toString and __proto__ at the top level",
