@@ -369,9 +369,10 @@ function isSuccess(status: number): boolean {
 
 /**
  * A 2xx counts only when it is GitLab's answer for this variable: a JSON object with its key and
- * environment scope and, after a write, the value sent (GitLab returns the variable it stored:
- * `key`, `value`, `environment_scope`, ...; `value` is null for hidden variables). A sign-in page
- * of a proxy, a cut-off body, or another variable's JSON is not a write.
+ * environment scope and, after a write, the value sent. GitLab answers create, update and get with
+ * the variable it stored (`key`, `value`, `environment_scope`, ...: "Create a variable" and "Update
+ * a variable" in https://docs.gitlab.com/api/project_level_variables/ and group_level_variables/).
+ * A sign-in page of a proxy, a cut-off body, or another variable's JSON is not a write.
  *
  * The environment scope of a create is left to `confirmCreated`, which explains why GitLab may
  * store another one (group scopes need Premium).
@@ -384,7 +385,10 @@ function checkAnswer(conn: Connection, v: GitlabVariableInputs, a: Answer, kind:
     else if (typeof body !== "object" || body === null || Array.isArray(body)) why = "not a variable";
     else if (body.key !== v.key) why = "another variable's key";
     else if (kind !== "create" && body.environment_scope !== v.environmentScope) why = "another environment scope";
-    else if (kind !== "read" && body.value !== v.value && !(body.value === null && (body.hidden === true || v.hidden))) why = "not the value sent";
+    // GitLab never returns a hidden variable's value (API::Entities::Ci::Variable in
+    // gitlab-org/gitlab lib/api/entities/ci/variable.rb passes it through Ci::VariableValue), so
+    // only a visible one can show that the value took.
+    else if (kind !== "read" && !(body.hidden === true || v.hidden) && body.value !== v.value) why = "not the value sent";
     if (why !== undefined) throw notGitlabsAnswer(conn, v, a, consequence, why);
 }
 

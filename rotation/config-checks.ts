@@ -65,10 +65,13 @@ function targetResourceNames(p: PlacedTarget): string[] {
 }
 
 /**
- * Two targets (in any sets) whose resources would get the same names. The engine would fail the
- * whole update on the duplicate URN (the URN holds the parent's type, not its name, so sets do not
- * keep them apart). Targets that write the same place are reported by the destination check
- * instead, so pairs with the same label (ignoring case) are left out here.
+ * Two targets (in any sets) whose resources would get the same names. The engine fails the whole
+ * update on the duplicate URN ("Duplicate resource URN '…'; try giving it a unique name":
+ * pulumi/pulumi sdk/go/common/diag/errors.go `GetDuplicateResourceURNError`). The URN holds the
+ * parent's type chain but not the parent's name (pulumi/pulumi sdk/nodejs/resource.ts `createUrn`:
+ * `<parent urn up to its last "::">$<type>::<name>`), so children of two sets collide when their
+ * names do. Targets that write the same place are reported by the destination check instead, so
+ * pairs with the same label (ignoring case) are left out here.
  */
 export function resourceNameCollisions(targets: readonly PlacedTarget[]): string[] {
     const problems: string[] = [];
@@ -154,7 +157,8 @@ function layerOf(p: PlacedTarget): Layer {
 
 /**
  * GitHub hands a job the environment's secret over the repository's over the organization's of
- * the same name. When a nearer target writes one name of a farther target's pair (or both, in
+ * the same name, comparing names case-insensitively ("About secrets", naming and precedence:
+ * https://docs.github.com/en/actions/security-for-github-actions/security-guides/about-secrets). When a nearer target writes one name of a farther target's pair (or both, in
  * swapped roles) and the two are different keys, a job that reads that pair gets an access key id
  * of one key and a secret of another. Report each such pair at the nearer target.
  *
