@@ -305,10 +305,12 @@ export function validateConfig(raw: unknown): ConfigResult {
             // A value reported above is replaced by a harmless one, so the rest of the target is still checked.
             const replaced = rawProblems.reduce((t, p) => (p.replace ? { ...(t as object), ...p.replace } : t), rawTarget);
             const target = parseAt(targetSchema, replaced, path, problems);
-            if (!target || rawProblems.length > 0) return;
+            if (!target) return;
             const store = storeFor(target.type);
             for (const p of store.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             for (const p of githubValueProblems(target)) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            // Its id was replaced for the checks above: it must not stand for the real one below.
+            if (rawProblems.length > 0) return;
             const clashes = new Map<string, string[]>();
             for (const d of new Set(store.destinations(target))) {
                 const other = destinations.get(d);

@@ -61,6 +61,22 @@ describe("GitLab target config", () => {
         );
     });
 
+    it("reports an id YAML could not read exactly together with the target's other problems", () => {
+        assert.deepEqual(
+            problemsOf([
+                { type: "gitlab-group", group: 1.5, hidden: true, masked: false },
+                { type: "gitlab-project", project: 12345678901234567890, environmentScope: "prod!" },
+                { type: "gitlab-project", project: "12345678901234567890" },
+            ]),
+            [
+                'credentials[0].targets[0].group is a number with a fraction (1.5): write a numeric id, or a path in quotes (group: "1.5")',
+                "credentials[0].targets[0].masked must be true when hidden is true (GitLab hides only masked variables)",
+                'credentials[0].targets[1].project is a number too large to be read exactly (12345678901234567000): write the id in quotes (project: "<id>")',
+                'credentials[0].targets[1].environmentScope must be "*" or an environment name, optionally with * wildcards (letters, digits, spaces and - _ / $ { } . *)',
+            ],
+        );
+    });
+
     it("rejects a plain variable that reuses a key variable's name", () => {
         assert.deepEqual(problemsOf([{ type: "gitlab-group", group: "acme/ops", variables: { AWS_ACCESS_KEY_ID: "x" } }]), [
             "credentials[0].targets[0].variables.AWS_ACCESS_KEY_ID is already the key of an access key variable: choose another key",
