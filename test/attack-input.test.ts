@@ -6,6 +6,7 @@ import { gitlabVariableProvider, type GitlabVariableInputs, type GitlabVariableP
 import { validateConfig } from "../rotation/config";
 import { startFakeGitlab, type FakeGitlab, type Fault } from "./support/gitlab-server";
 import { installMocks, setConfig, settle } from "./support/mocks";
+import { runProgram } from "./support/run";
 
 // A cheap attack run, kept so it can be repeated: hostile configurations and hostile GitLab
 // answers, generated. Each must end in a clean error (no throw of another kind, every problem
@@ -15,7 +16,7 @@ import { installMocks, setConfig, settle } from "./support/mocks";
 const TOKEN = "glpat-Zq8vRk3T1mXw9Lp2Hs7D";
 const SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
-const figures = { configs: { tried: 0, clean: 0 }, programs: { tried: 0, clean: 0 }, gitlab: { tried: 0, clean: 0 } };
+const figures = { configs: { tried: 0, clean: 0 }, programs: { tried: 0, clean: 0 }, accepted: { tried: 0, clean: 0 }, gitlab: { tried: 0, clean: 0 } };
 after(() => {
     for (const [what, f] of Object.entries(figures)) {
         console.log(`attack-input ${what}: tried ${f.tried}, handled cleanly ${f.clean}, failures ${f.tried - f.clean}`);
@@ -187,6 +188,66 @@ describe("hostile configurations", () => {
             figures.programs.clean++;
         }
         assert.ok(figures.programs.tried >= 10, `too few refused samples (${figures.programs.tried})`);
+    });
+});
+
+/**
+ * Near-duplicates that are valid: the same targets with punctuation swapped, in one set or two
+ * whose names run together. Whatever validation accepts must declare no two resources with one
+ * URN (same type under the same parent type, same name), which the engine would refuse.
+ */
+const nearDuplicates = fc
+    .record({
+        setNames: fc.constantFrom(["deploy"], ["a", "a-github-repository-acme"], ["a", "a-gitlab-project-acme"], ["x", "x-b"]),
+        picks: fc.array(
+            fc.record({
+                set: fc.nat(1),
+                kind: fc.constantFrom("github-repository", "github-environment", "gitlab-project", "gitlab-group", "github-dependabot"),
+                stem: fc.constantFrom("my.app", "my-app", "my_app", "my app", "b-github-repository-acme-my-app", "b-gitlab-project-acme-my-app", "My.App"),
+                custom: fc.boolean(),
+                scope: fc.constantFrom("*", "*", "review/*", "review", "review-"),
+            }),
+            { minLength: 2, maxLength: 5 },
+        ),
+        arns: fc.array(fc.constantFrom("arn:aws:iam::123456789012:policy/ci/deploy", "arn:aws:iam::123456789012:policy/ci-deploy", "arn:aws:iam::aws:policy/ReadOnlyAccess"), { maxLength: 3 }),
+    })
+    .map(({ setNames, picks, arns }) => ({
+        credentials: setNames.map((name, i) => ({
+            name,
+            user: { managedPolicyArns: arns },
+            targets: picks
+                .filter((p) => p.set % setNames.length === i)
+                .map((p, j) => {
+                    const names = p.custom ? { names: { accessKeyId: `K${j}_ID`, secretAccessKey: `K${j}_SECRET` } } : {};
+                    const path = `acme/${p.stem.replace(/ /g, p.kind.startsWith("gitlab") ? "-" : " ").replace(/ /g, "-")}`;
+                    switch (p.kind) {
+                        case "github-environment":
+                            return { type: p.kind, repository: "acme/api", environment: p.stem, ...names };
+                        case "gitlab-project":
+                            return { type: p.kind, project: path, environmentScope: p.scope, ...names };
+                        case "gitlab-group":
+                            return { type: p.kind, group: path, environmentScope: p.scope, ...names };
+                        default:
+                            return { type: p.kind, repository: path.replace(/ /g, "-"), ...names };
+                    }
+                }),
+        })).filter((set) => set.targets.length > 0),
+    }));
+
+describe("configurations validation accepts", () => {
+    it("declare no two resources with one URN", async () => {
+        const failures: string[] = [];
+        const accepted = fc.sample(nearDuplicates, { numRuns: 400, seed: 11 }).filter((raw) => validateConfig(raw).ok);
+        for (const raw of accepted.slice(0, 40)) {
+            figures.accepted.tried++;
+            const run = await runProgram({ config: raw, now: "2026-11-23T12:00:00Z" });
+            const seen = new Set<string>();
+            const duplicates = run.registrations.map((r) => `${r.type}::${r.name}`).filter((urn) => (seen.has(urn) ? true : (seen.add(urn), false)));
+            if (run.error === undefined && duplicates.length === 0) figures.accepted.clean++;
+            else failures.push(`${run.error?.message.split("\n")[0] ?? `duplicate ${duplicates[0]}`} for ${JSON.stringify(raw)}`);
+        }
+        assert.ok(figures.accepted.tried >= 20, `too few accepted samples (${figures.accepted.tried})`);
+        assert.deepEqual(failures.slice(0, 3), [], `${failures.length} of ${figures.accepted.tried} accepted configs declare colliding resources`);
     });
 });
 
