@@ -273,3 +273,68 @@ export function rawTargetProblems(raw: unknown): { path: (string | number)[]; me
     }
     return problems;
 }
+
+/**
+ * Whether jobs of some environment could receive variables of both scopes: equal scopes, a
+ * wildcard scope that matches the other, or two wildcard scopes whose fixed starts agree.
+ */
+function scopesOverlap(a: string, b: string): boolean {
+    if (a === b) return true;
+    const glob = (pattern: string) => new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\/-]/g, "\\$&")).join(".*")}$`);
+    if (a.includes("*") && b.includes("*")) {
+        const [pa, pb] = [a.split("*")[0], b.split("*")[0]];
+        return pa.startsWith(pb) || pb.startsWith(pa);
+    }
+    if (a.includes("*")) return glob(a).test(b);
+    if (b.includes("*")) return glob(b).test(a);
+    return false;
+}
+
+/**
+ * The GitLab form of {@link splitSecretPairs}. A job receives a project's variable before its
+ * groups' of the same key, and the closest subgroup's before its parents' ("CI/CD variable
+ * precedence": https://docs.gitlab.com/ci/variables/#cicd-variable-precedence). When a nearer
+ * target writes one key of a farther target's pair (or both keys in swapped roles) for
+ * environments both scopes can match, and the two are different keys of AWS, jobs there read
+ * halves of two keys. Targets given by numeric id cannot be placed in the group tree from
+ * config and are left out; scopes with wildcards count as overlapping.
+ */
+export function splitVariablePairs(targets: readonly PlacedTarget[]): string[] {
+    type Placed = { p: PlacedTarget; path: string; depth: number; scope: string; layer: Layer };
+    const placed: Placed[] = [];
+    for (const p of targets) {
+        const t = p.target;
+        if (t.type !== "gitlab-project" && t.type !== "gitlab-group") continue;
+        const path = (t.type === "gitlab-project" ? t.project : t.group).toLowerCase();
+        if (/^[0-9]+$/.test(path)) continue;
+        // Projects are nearer than any group: a project's depth counts past every group's.
+        placed.push({ p, path, depth: t.type === "gitlab-project" ? Number.MAX_SAFE_INTEGER : path.split("/").length, scope: t.environmentScope, layer: layerOf(p) });
+    }
+    const problems: string[] = [];
+    for (const nearer of placed) {
+        for (const farther of placed) {
+            const below = nearer.path.startsWith(`${farther.path}/`);
+            if (!below || nearer.depth <= farther.depth || !scopesOverlap(nearer.scope, farther.scope)) continue;
+            const f = farther.layer.names;
+            const roleOf = (name: string) => nearer.layer.writes.get(name.toLowerCase());
+            const taken = [f.accessKeyId, f.secretAccessKey].filter((n) => roleOf(n) !== undefined);
+            if (taken.length === 0) continue;
+            const consistent =
+                taken.length === 2 && roleOf(f.accessKeyId) === "accessKeyId" && roleOf(f.secretAccessKey) === "secretAccessKey";
+            const sameKey = nearer.p.setName === farther.p.setName && taken.every((n) => roleOf(n) === (n === f.accessKeyId ? "accessKeyId" : "secretAccessKey"));
+            if (consistent || sameKey) continue;
+            const kept = [f.accessKeyId, f.secretAccessKey].filter((n) => roleOf(n) === undefined);
+            const what = `${nearer.p.path} (${nearer.p.store.label(nearer.p.target)})`;
+            const from = `${farther.p.path} (${farther.p.store.label(farther.p.target)})`;
+            const effect = "jobs there would read the access key id of one key and the secret of another.";
+            problems.push(
+                kept.length > 0
+                    ? `${what} writes ${taken.join(" and ")}, which takes precedence in its jobs over the variable of the same key from ${from}, but not ${kept.join(" and ")}: ${effect} ` +
+                          "Give the target both keys of the pair (names.accessKeyId and names.secretAccessKey) or neither."
+                    : `${what} writes ${taken.join(" and ")}, which take precedence in its jobs over the variables of the same keys from ${from}, but each for the other half of the key: ${effect} ` +
+                          "Use each key for the same half as the other target does, or other keys.",
+            );
+        }
+    }
+    return problems;
+}

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { storeFor, targetSchema, type Target } from "../providers";
 import type { TargetStore } from "../providers/types";
 import { defaultPolicy, type RotationPolicy, type RotationRequest } from "./policy";
-import { githubValueProblems, policyAttachmentCollisions, rawTargetProblems, resourceNameCollisions, splitSecretPairs, type PlacedTarget } from "./config-checks";
+import { githubValueProblems, policyAttachmentCollisions, rawTargetProblems, resourceNameCollisions, splitSecretPairs, splitVariablePairs, type PlacedTarget } from "./config-checks";
 
 /** The IAM user a credential set owns. */
 export interface UserConfig {
@@ -365,7 +365,7 @@ export function validateConfig(raw: unknown): ConfigResult {
         });
     });
 
-    problems.push(...resourceNameCollisions(placed), ...splitSecretPairs(placed));
+    problems.push(...resourceNameCollisions(placed), ...splitSecretPairs(placed), ...splitVariablePairs(placed));
 
     const request = top.request as string | undefined;
     const emergency = (top.emergency as boolean | undefined) ?? false;
