@@ -88,8 +88,9 @@ const isoDuration = z.string().transform((text, ctx) => {
         ctx.addIssue({ code: "custom", message: `must not be negative (got ${shown(text)})` });
         return z.NEVER;
     }
-    // No setting needs more than ten years, and far beyond it date arithmetic overflows (luxon's
-    // DateTime.plus gives an invalid date past ±100,000,000 days: a rotation that never or always runs).
+    // No setting needs more than ten years, and far beyond it date arithmetic breaks: JavaScript
+    // time values end 100,000,000 days from 1970 (ECMA-262 "Time Values and Time Range"), past
+    // which luxon's DateTime.plus gives an invalid date, and every comparison with it is false.
     if (!(duration.toMillis() <= longestDuration.toMillis())) {
         ctx.addIssue({ code: "custom", message: `must be at most P10Y (got ${shown(text)})` });
         return z.NEVER;
