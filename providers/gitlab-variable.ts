@@ -476,7 +476,7 @@ function codePoint(n: number, fallback: string): string {
 function gitlabMessage(a: Answer): string {
     const body = a.body;
     if (body === undefined || body === null || body === "") return "";
-    if (!a.json) return `a ${a.contentType || "non-JSON"} page, not shown`;
+    if (!a.json) return a.contentType.startsWith("an ") ? "a page of an unusual content type, not shown" : `a ${a.contentType || "non-JSON"} page, not shown`;
     if (typeof body === "string") return body.slice(0, 500);
     const b = body as { message?: unknown; error?: unknown; error_description?: unknown };
     const m = b.message ?? b.error_description ?? b.error ?? body;
@@ -500,10 +500,15 @@ function reasonPhrase(status: number): string {
     return phrases[status] ?? "";
 }
 
-/** `text/html` from `text/html; charset=utf-8`; anything that is not a plain media type is dropped. */
+/**
+ * `text/html` from `text/html; charset=utf-8`. Only common types are named: the header is the
+ * server's text, and an unusual one may carry anything (a token echoed in lower case included).
+ */
 function mediaType(header: string | null): string {
-    const type = (header ?? "").split(";")[0].trim().toLowerCase();
-    return /^[a-z0-9!#$&^_.+-]{1,40}\/[a-z0-9!#$&^_.+-]{1,60}$/.test(type) ? type : "";
+    if (header === null || header.trim() === "") return "";
+    const type = header.split(";")[0].trim().toLowerCase();
+    const common = ["application/json", "application/problem+json", "text/html", "text/plain", "application/xml", "text/xml", "application/octet-stream", "application/javascript", "text/javascript"];
+    return common.includes(type) ? type : "an unusual content type";
 }
 
 /** An error that says which target, what GitLab said, and what to do; never the value or the token. */

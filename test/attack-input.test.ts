@@ -29,7 +29,8 @@ const htmlEscaped = (s: string) => s.replace(/[^A-Za-z0-9]/g, (c) => `&#x${c.cha
 function leaks(message: string): string | undefined {
     for (const [what, secret] of [["token", TOKEN], ["secret", SECRET]] as const) {
         for (const form of [secret, encodeURIComponent(secret), htmlEscaped(secret)]) if (message.includes(form)) return `the ${what}`;
-        for (let i = 0; i + 10 <= secret.length; i++) if (message.includes(secret.slice(i, i + 10))) return `part of the ${what}`;
+        // Case-insensitively: an echo in lower case is still the token.
+        for (let i = 0; i + 10 <= secret.length; i++) if (message.toLowerCase().includes(secret.slice(i, i + 10).toLowerCase())) return `part of the ${what}`;
     }
     return undefined;
 }
@@ -299,7 +300,7 @@ const hostileAnswer = fc.record({
     status: fc.constantFrom(200, 201, 204, 301, 302, 303, 307, 308, 400, 401, 403, 404, 409, 422, 429, 500, 502, 503),
     body: bodyKind,
     echo: fc.constantFrom(...echoes),
-    contentType: fc.constantFrom("application/json", "text/html; charset=utf-8", "text/plain", "", `application/${"x".repeat(5)}; token=${TOKEN}`),
+    contentType: fc.constantFrom("application/json", "text/html; charset=utf-8", "text/plain", "", `application/${"x".repeat(5)}; token=${TOKEN}`, `application/${TOKEN.toLowerCase()}`),
     reason: fc.option(fc.constantFrom(`Forbidden ${TOKEN}`, `OK ${SECRET}`, "Weird Phrase"), { nil: undefined }),
     location: fc.constantFrom(`${"http://127.0.0.2"}/steal?t=${TOKEN}`, "/relative/path", "https://user:pw@evil.example/x", ""),
 });

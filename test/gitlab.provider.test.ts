@@ -597,6 +597,13 @@ describe("redaction of what GitLab sends back", () => {
         assertClean(e2);
     });
 
+    it("never repeats a content type that echoes the token", async () => {
+        gitlab.inject({ method: "POST", status: 201, text: "<html></html>", headers: { "Content-Type": `application/${TOKEN.toLowerCase()}` } });
+        const e = await rejection(provider.create(variable()));
+        assert.match(e.message, /answered 201 \(an unusual content type\) with something that is not GitLab's answer/);
+        assert.ok(!e.message.toLowerCase().includes(TOKEN.toLowerCase().slice(6)), e.message);
+    });
+
     it("shows no HTML error page, only its status and content type", async () => {
         gitlab.inject({ status: 403, text: `<html><p>Denied: ${TOKEN}</p></html>`, headers: { "Content-Type": "text/html" } });
         const e = await rejection(provider.create(variable()));
