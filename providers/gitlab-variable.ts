@@ -420,7 +420,7 @@ function where(v: Pick<GitlabVariableInputs, "key" | "environmentScope" | "targe
  * Remove the value and the token from text that came from GitLab before it reaches a message.
  * The text is decoded first (percent-encoding, HTML entities, JSON escapes, up to three layers),
  * so an echo in any of those forms is found; then every run of 8 or more characters that also
- * occurs in a secret is cut, so part of a token is as hidden as all of it.
+ * occurs in a secret, in any case, is cut, so part of a token is as hidden as all of it.
  */
 function redact(text: string, secrets: string[]): string {
     let out = text;
@@ -430,15 +430,19 @@ function redact(text: string, secrets: string[]): string {
         out = decoded;
     }
     const cut = new Array<boolean>(out.length).fill(false);
-    for (const secret of secrets) {
-        if (!secret) continue;
+    // Case-insensitively (character by character, so positions stay those of `out`): an echo in
+    // other case still gives the token away.
+    const folded = Array.from({ length: out.length }, (_, i) => out[i].toLowerCase());
+    for (const original of secrets) {
+        if (!original) continue;
+        const secret = Array.from({ length: original.length }, (_, j) => original[j].toLowerCase());
         const min = Math.min(8, secret.length);
         // run[j] = length of the common run of out[i..] and secret[j..], computed from the end.
         let next = new Array<number>(secret.length + 1).fill(0);
         for (let i = out.length - 1; i >= 0; i--) {
             const run = new Array<number>(secret.length + 1).fill(0);
             for (let j = secret.length - 1; j >= 0; j--) {
-                if (out[i] !== secret[j]) continue;
+                if (folded[i] !== secret[j]) continue;
                 run[j] = 1 + next[j + 1];
                 if (run[j] >= min) for (let k = i; k < i + run[j]; k++) cut[k] = true;
             }

@@ -575,6 +575,7 @@ describe("redaction of what GitLab sends back", () => {
         ["the value JSON-escaped", { message: `value ${SECRET.replace(/\//g, "\\/")} is invalid` }],
         ["part of the token", { message: `token ${TOKEN.slice(3, 17)}... is not allowed here` }],
         ["part of the value", { message: `value ${SECRET.slice(10, 30)} is invalid` }],
+        ["the token in other case", { message: `token ${TOKEN.toUpperCase()} is not allowed here` }],
     ];
     for (const [what, body] of echoes) {
         it(`never repeats ${what}`, async () => {
@@ -582,6 +583,7 @@ describe("redaction of what GitLab sends back", () => {
             const e = await rejection(provider.create(variable()));
             assert.match(e.message, /GitLab refused the variable \(400 Bad Request: .*\[redacted\]/);
             assertClean(e);
+            for (let i = 0; i + 10 <= TOKEN.length; i++) assert.ok(!e.message.toLowerCase().includes(TOKEN.slice(i, i + 10).toLowerCase()), e.message);
         });
     }
 
