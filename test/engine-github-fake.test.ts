@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as grpc from "@grpc/grpc-js";
+import * as structproto from "google-protobuf/google/protobuf/struct_pb";
+import * as provrpc from "@pulumi/pulumi/proto/provider_grpc_pb";
+import * as provproto from "@pulumi/pulumi/proto/provider_pb";
+import * as statusproto from "@pulumi/pulumi/proto/status_pb";
 import sodium from "libsodium-wrappers";
 import { startGithubFake, type GithubFake } from "./engine/github-fake";
+import { githubProviderBinary } from "./engine/github-provider";
 
 /**
  * The fake GitHub API answers as GitHub does for the calls the GitHub provider makes: these tests
@@ -148,5 +155,124 @@ describe("fake GitHub API", () => {
         remove();
         assert.equal((await call("GET", "/repos/acme/api/actions/secrets/SLOW")).status, 200);
         assert.ok(gh.requests.some((q) => q.injected && q.status === 500 && q.path === path));
+    });
+});
+
+describe("test-only GitHub plugin against the fake", () => {
+    let plugin: ChildProcess;
+    let client: InstanceType<typeof provrpc.ResourceProviderClient>;
+    let fake: GithubFake;
+    const urn = (type: string, name: string) => `urn:pulumi:dev::proj::${type}::${name}`;
+    const secretUrn = urn("github:index/actionsSecret:ActionsSecret", "key");
+
+    function rpc<Req, Res>(method: string, req: Req): Promise<Res> {
+        return new Promise((resolve, reject) =>
+            (client as any)[method](req, (err: Error | null, res: Res) => (err ? reject(err) : resolve(res))),
+        );
+    }
+    const struct = (o: Record<string, unknown>) => structproto.Struct.fromJavaScript(o as any);
+
+    async function check(type: string, news: Record<string, unknown>) {
+        const req = new provproto.CheckRequest().setUrn(urn(type, "r")).setNews(struct(news)).setOlds(struct({}));
+        const res = await rpc<provproto.CheckRequest, provproto.CheckResponse>("check", req);
+        return res.getFailuresList().map((f) => `${f.getProperty()}: ${f.getReason()}`);
+    }
+    async function create(u: string, props: Record<string, unknown>) {
+        const res = await rpc<provproto.CreateRequest, provproto.CreateResponse>("create", new provproto.CreateRequest().setUrn(u).setProperties(struct(props)));
+        return { id: res.getId(), outs: res.getProperties()!.toJavaScript() as Record<string, any> };
+    }
+    async function diff(u: string, id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+        const res = await rpc<provproto.DiffRequest, provproto.DiffResponse>("diff", new provproto.DiffRequest().setUrn(u).setId(id).setOlds(struct(olds)).setNews(struct(news)));
+        return { changes: res.getChanges(), replaces: res.getReplacesList(), deleteBeforeReplace: res.getDeletebeforereplace() };
+    }
+    async function update(u: string, id: string, olds: Record<string, unknown>, news: Record<string, unknown>) {
+        const res = await rpc<provproto.UpdateRequest, provproto.UpdateResponse>("update", new provproto.UpdateRequest().setUrn(u).setId(id).setOlds(struct(olds)).setNews(struct(news)));
+        return res.getProperties()!.toJavaScript() as Record<string, any>;
+    }
+    const D = provproto.DiffResponse.DiffChanges;
+
+    before(async () => {
+        fake = await startGithubFake({ token, repositories: ["acme/api", "acme/web", { fullName: "acme/deploy", environments: ["production"] }] });
+        const { binary } = await githubProviderBinary();
+        plugin = spawn(binary, [], { env: { ...process.env, GITHUB_RIG_TIME_SCALE: "0.01" }, stdio: ["ignore", "pipe", "inherit"] });
+        const port = await new Promise<string>((resolve, reject) => {
+            plugin.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
+            plugin.once("exit", (code) => reject(new Error(`plugin exited ${code}`)));
+        });
+        client = new provrpc.ResourceProviderClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+        const configure = new provproto.ConfigureRequest().setArgs(struct({ baseUrl: fake.url, token, owner: "acme" }));
+        await rpc("configure", configure);
+    });
+    after(async () => {
+        client?.close();
+        plugin?.kill();
+        await fake?.stop();
+    });
+
+    it("checks required inputs and secret names like the provider", async () => {
+        assert.deepEqual(await check("github:index/actionsSecret:ActionsSecret", { repository: "api", secretName: "GITHUB_X", value: "v" }), [
+            "secretName: secret names must not start with the GITHUB_ prefix",
+        ]);
+        assert.deepEqual(await check("github:index/actionsSecret:ActionsSecret", { secretName: "A", value: "v" }), ["repository: Missing required property 'repository'"]);
+    });
+
+    it("writes a repository secret the fake can open, with the repository id and Go-formatted timestamps", async () => {
+        const { id, outs } = await create(secretUrn, { repository: "api", secretName: "AWS_SECRET_ACCESS_KEY", value: "k1" });
+        assert.equal(id, "api:AWS_SECRET_ACCESS_KEY");
+        assert.equal(fake.secretValue("repo:acme/api", "AWS_SECRET_ACCESS_KEY"), "k1");
+        assert.equal(outs.repositoryId, fake.repositoryId("acme/api"));
+        assert.match(outs.updatedAt as string, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC$/);
+        assert.ok(!JSON.stringify(fake.requests).includes("k1"), "requests never record values");
+    });
+
+    it("updates a changed value in place and replaces on a new secret name", async () => {
+        const olds = { id: "api:S", repository: "api", secretName: "S", value: "a", keyId: "1", repositoryId: fake.repositoryId("acme/api") };
+        assert.deepEqual(await diff(secretUrn, "api:S", olds, { repository: "api", secretName: "S", value: "a" }), { changes: D.DIFF_NONE, replaces: [], deleteBeforeReplace: false });
+        assert.deepEqual(await diff(secretUrn, "api:S", olds, { repository: "api", secretName: "S", value: "b" }), { changes: D.DIFF_SOME, replaces: [], deleteBeforeReplace: false });
+        assert.deepEqual((await diff(secretUrn, "api:S", olds, { repository: "api", secretName: "T", value: "a" })).replaces, ["secretName"]);
+        const envUrn = urn("github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret", "e");
+        const envOlds = { repository: "deploy", environment: "production", secretName: "S", value: "a", repositoryId: fake.repositoryId("acme/deploy") };
+        const { repositoryId: _computed, ...envNews } = envOlds;
+        assert.deepEqual(await diff(envUrn, "x", envOlds, { ...envNews, environment: "staging" }), {
+            changes: D.DIFF_SOME,
+            replaces: ["environment"],
+            deleteBeforeReplace: true,
+        });
+    });
+
+    it("a failed update is a partial failure holding the new value, so the next diff finds nothing to write", async () => {
+        const { id, outs } = await create(secretUrn, { repository: "api", secretName: "AWS_ACCESS_KEY_ID", value: "AKIA1" });
+        fake.fail({ method: "PUT", path: "/repos/acme/api/actions/secrets/AWS_ACCESS_KEY_ID", status: 500, times: 4 });
+        const news = { repository: "api", secretName: "AWS_ACCESS_KEY_ID", value: "AKIA2" };
+        const err = await update(secretUrn, id, outs, news).then(
+            () => assert.fail("update should fail"),
+            (e: grpc.ServiceError) => e,
+        );
+        assert.match(err.details, /PUT http:\/\/127\.0\.0\.1:\d+\/api\/v3\/repos\/acme\/api\/actions\/secrets\/AWS_ACCESS_KEY_ID: 500 Server Error/);
+        const status = statusproto.Status.deserializeBinary(err.metadata.get("grpc-status-details-bin")[0] as Buffer);
+        const detail = provproto.ErrorResourceInitFailed.deserializeBinary(status.getDetailsList()[0].getValue_asU8());
+        const saved = detail.getProperties()!.toJavaScript() as Record<string, unknown>;
+        assert.equal(saved.value, "AKIA2");
+        assert.equal(fake.secretValue("repo:acme/api", "AWS_ACCESS_KEY_ID"), "AKIA1", "GitHub still holds the old value");
+        assert.equal((await diff(secretUrn, id, saved, news)).changes, D.DIFF_NONE);
+    });
+
+    it("rewriting an organization secret's value drops its selected repositories", async () => {
+        const orgUrn = urn("github:index/actionsOrganizationSecret:ActionsOrganizationSecret", "o");
+        const reposUrn = urn("github:index/actionsOrganizationSecretRepositories:ActionsOrganizationSecretRepositories", "o");
+        const { id, outs } = await create(orgUrn, { secretName: "AWS_ACCESS_KEY_ID", visibility: "selected", value: "AKIA1" });
+        const api = fake.repositoryId("acme/api")!;
+        const repos = await create(reposUrn, { secretName: "AWS_ACCESS_KEY_ID", selectedRepositoryIds: [api] });
+        assert.deepEqual(fake.selectedRepositories("secret", "acme", "AWS_ACCESS_KEY_ID"), ["acme/api"]);
+        await update(orgUrn, id, outs, { secretName: "AWS_ACCESS_KEY_ID", visibility: "selected", value: "AKIA2" });
+        assert.equal(fake.secretValue("org:acme", "AWS_ACCESS_KEY_ID"), "AKIA2");
+        assert.deepEqual(fake.selectedRepositories("secret", "acme", "AWS_ACCESS_KEY_ID"), []);
+        assert.equal((await diff(reposUrn, repos.id, repos.outs, { secretName: "AWS_ACCESS_KEY_ID", selectedRepositoryIds: [api] })).changes, D.DIFF_NONE);
+    });
+
+    it("answers getRepository with the repository id", async () => {
+        const req = new provproto.InvokeRequest().setTok("github:index/getRepository:getRepository").setArgs(struct({ fullName: "acme/web" }));
+        const res = await rpc<provproto.InvokeRequest, provproto.InvokeResponse>("invoke", req);
+        assert.equal(res.getReturn()!.toJavaScript().repoId, fake.repositoryId("acme/web"));
     });
 });
