@@ -8,8 +8,8 @@
  * Prints what GitHub holds after each step and exits non-zero if an expectation fails.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, copyFileSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { startGithubFake } from "../github-fake";
@@ -24,7 +24,7 @@ async function main() {
     const tmp = mkdtempSync(path.join(tmpdir(), "github-smoke-"));
     try {
         const project = path.join(tmp, "project");
-        spawnSync("mkdir", ["-p", project, path.join(tmp, "state"), path.join(tmp, "home")]);
+        for (const d of [project, path.join(tmp, "state"), path.join(tmp, "home")]) mkdirSync(d, { recursive: true });
         for (const f of ["Pulumi.yaml", "index.js"]) copyFileSync(path.join(__dirname, "smoke", f), path.join(project, f));
         symlinkSync(path.join(root, "node_modules"), path.join(project, "node_modules"));
         const env: NodeJS.ProcessEnv = {
@@ -38,48 +38,56 @@ async function main() {
             PULUMI_SKIP_CONFIRMATIONS: "true",
             GITHUB_RIG_TIME_SCALE: process.env.GITHUB_RIG_TIME_SCALE ?? "0.05",
         };
-        const p = (args: string[], input?: string) => {
-            const started = Date.now();
-            const r = spawnSync(pulumi, args, { cwd: project, env, input, encoding: "utf8" });
-            process.stderr.write(`[smoke] pulumi ${args.join(" ")} -> ${r.status} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
-            return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
-        };
-        const ok = (args: string[], input?: string) => {
-            const r = p(args, input);
+        // Asynchronous: the fake answers from this process while pulumi runs.
+        const p = (args: string[]) =>
+            new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+                const started = Date.now();
+                const child = spawn(pulumi, args, { cwd: project, env, stdio: ["ignore", "pipe", "pipe"] });
+                let out = "";
+                child.stdout.on("data", (d) => (out += d));
+                child.stderr.on("data", (d) => (out += d));
+                child.on("error", reject);
+                child.on("close", (code) => {
+                    process.stderr.write(`[smoke] pulumi ${args.join(" ")} -> ${code} (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+                    resolve({ code, out });
+                });
+            });
+        const ok = async (args: string[]) => {
+            const r = await p(args);
             if (r.code !== 0) throw new Error(`pulumi ${args.join(" ")} failed:\n${r.out}`);
             return r.out;
         };
         await installGithubProvider(pulumi, env);
-        ok(["stack", "init", "dev"]);
-        ok(["config", "set", "github:baseUrl", fake.url]);
-        ok(["config", "set", "--secret", "github:token", fake.token!]);
+        await ok(["stack", "init", "dev"]);
+        await ok(["config", "set", "github:baseUrl", fake.url]);
+        await ok(["config", "set", "--secret", "github:token", fake.token!]);
         const v1 = "smoke-Secret/Value+1";
         const v2 = "smoke-Secret/Value+2";
-        ok(["config", "set", "--secret", "value", v1]);
+        await ok(["config", "set", "--secret", "value", v1]);
 
-        ok(["up", "--yes", "--skip-preview"]);
+        await ok(["up", "--yes", "--skip-preview"]);
         for (const scope of ["repo:acme/api", "env:acme/deploy:production", "dependabot:acme/api", "org:acme"] as const) {
             assert.equal(fake.secretValue(scope, "AWS_SECRET_ACCESS_KEY"), v1, scope);
         }
         assert.deepEqual(fake.selectedRepositories("secret", "acme", "AWS_SECRET_ACCESS_KEY"), ["acme/api"]);
         assert.equal(fake.variableValue("org:acme", "AWS_REGION"), "eu-west-1");
-        const exported = ok(["stack", "export", "--show-secrets=false"]);
+        const exported = await ok(["stack", "export", "--show-secrets=false"]);
         assert.ok(!exported.includes(v1), "the secret value is not in plaintext in the state");
-        ok(["up", "--yes", "--expect-no-changes"]);
+        await ok(["up", "--yes", "--expect-no-changes"]);
 
-        ok(["config", "set", "--secret", "value", v2]);
+        await ok(["config", "set", "--secret", "value", v2]);
         fake.fail({ method: "PUT", path: "/repos/acme/api/actions/secrets/AWS_SECRET_ACCESS_KEY", status: 500, times: Infinity });
-        const failed = p(["up", "--yes", "--skip-preview"]);
+        const failed = await p(["up", "--yes", "--skip-preview"]);
         assert.notEqual(failed.code, 0, "GitHub refused the write: the update fails");
         fake.clearFailures();
         assert.equal(fake.secretValue("repo:acme/api", "AWS_SECRET_ACCESS_KEY"), v1);
         // The engine stops starting steps after the failure: which other writes ran depends on timing.
         process.stderr.write(`[smoke] after the refused write: ${JSON.stringify(fake.inventory().map((k) => k))}\n`);
-        const next = p(["up", "--yes", "--skip-preview"]);
+        const next = await p(["up", "--yes", "--skip-preview"]);
         process.stderr.write(`[smoke] run after the refused write: exit ${next.code}; repository secret holds ${fake.secretValue("repo:acme/api", "AWS_SECRET_ACCESS_KEY") === v2 ? "the new value" : "the OLD value"}\n`);
         process.stderr.write(`[smoke] organization selection after it: ${JSON.stringify(fake.selectedRepositories("secret", "acme", "AWS_SECRET_ACCESS_KEY"))}\n`);
 
-        ok(["destroy", "--yes", "--skip-preview"]);
+        await ok(["destroy", "--yes", "--skip-preview"]);
         assert.deepEqual(fake.inventory(), [], "destroy removes every secret and variable");
         const stateFiles = (dir: string): string[] =>
             readdirSync(dir).flatMap((f) => (statSync(path.join(dir, f)).isDirectory() ? stateFiles(path.join(dir, f)) : [path.join(dir, f)]));
