@@ -74,6 +74,15 @@ async function main() {
         const exported = await ok(["stack", "export", "--show-secrets=false"]);
         assert.ok(!exported.includes(v1), "the secret value is not in plaintext in the state");
         await ok(["up", "--yes", "--expect-no-changes"]);
+        await ok(["refresh", "--yes", "--expect-no-changes"]);
+
+        // A change made at GitHub (timestamps have one-second resolution): refresh records it in
+        // remoteUpdatedAt and the next up writes the declared value again (diffSecret).
+        await new Promise((r) => setTimeout(r, 1100));
+        fake.seedSecret("repo:acme/api", "AWS_SECRET_ACCESS_KEY", "changed-outside");
+        await ok(["refresh", "--yes"]);
+        await ok(["up", "--yes", "--skip-preview"]);
+        assert.equal(fake.secretValue("repo:acme/api", "AWS_SECRET_ACCESS_KEY"), v1, "the drifted secret is written again");
 
         await ok(["config", "set", "--secret", "value", v2]);
         fake.fail({ method: "PUT", path: "/repos/acme/api/actions/secrets/AWS_SECRET_ACCESS_KEY", status: 500, times: Infinity });
