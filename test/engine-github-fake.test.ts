@@ -193,7 +193,7 @@ describe("test-only GitHub plugin against the fake", () => {
 
     before(async () => {
         fake = await startGithubFake({ token, repositories: ["acme/api", "acme/web", { fullName: "acme/deploy", environments: ["production"] }] });
-        const { binary } = await githubProviderBinary();
+        const binary = await githubProviderBinary();
         plugin = spawn(binary, [], { env: { ...process.env, GITHUB_RIG_TIME_SCALE: "0.01" }, stdio: ["ignore", "pipe", "inherit"] });
         const port = await new Promise<string>((resolve, reject) => {
             plugin.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));

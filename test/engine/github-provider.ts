@@ -47,11 +47,16 @@ export interface GithubPlugin {
     kind: "test-plugin";
 }
 
+/** Path of the GitHub plugin's executable (the launcher), written if missing or stale. */
+export async function githubProviderBinary(): Promise<string> {
+    return (await githubPlugin()).binary;
+}
+
 /**
- * Returns the GitHub plugin's launcher, writing it if missing or stale. The launcher runs
+ * The GitHub plugin, its launcher written if missing or stale. The launcher runs
  * `github-rig/plugin.ts` of this checkout with this Node and tsx.
  */
-export async function githubProviderBinary(): Promise<GithubPlugin> {
+export async function githubPlugin(): Promise<GithubPlugin> {
     const version = await githubProviderVersion();
     const dir = path.join(engineCacheDir(), `github-${version}`);
     const binary = path.join(dir, "pulumi-resource-github");
@@ -76,7 +81,7 @@ export async function githubProviderBinary(): Promise<GithubPlugin> {
  * downloads it: `pulumi plugin install resource github <version> --file <launcher> --reinstall`.
  */
 export async function installGithubProvider(pulumi: string, env: NodeJS.ProcessEnv): Promise<GithubPlugin> {
-    const plugin = await githubProviderBinary();
+    const plugin = await githubPlugin();
     await promisify(execFile)(pulumi, ["plugin", "install", "resource", plugin.name, plugin.version, "--file", plugin.binary, "--reinstall"], { env });
     return plugin;
 }
