@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -71,7 +71,12 @@ export async function githubPlugin(): Promise<GithubPlugin> {
     ].join("\n");
     await mkdir(dir, { recursive: true });
     const current = await readFile(binary, "utf8").catch(() => "");
-    if (current !== script) await writeFile(binary, script);
+    if (current !== script) {
+        // Checkouts share the cache: replace the launcher atomically.
+        const tmp = `${binary}.${process.pid}`;
+        await writeFile(tmp, script, { mode: 0o755 });
+        await rename(tmp, binary);
+    }
     await chmod(binary, 0o755);
     return { name: "github", version, binary, kind: "test-plugin" };
 }
