@@ -378,6 +378,8 @@ export async function startGithubFake(opts: GithubFakeOptions = {}): Promise<Git
             const list = (s.selectedRepositoryIds ?? []).map((id) => repoJson(repoById(id)!));
             return { status: 200, body: { total_count: list.length, repositories: list } };
         }
+        // GitHub documents 409 "when visibility type is not set to selected" for adding and removing
+        // one repository; the fake answers the same for replacing the list (not documented).
         if (s.visibility !== "selected") throw new HttpError(409, "Visibility must be set to `selected`");
         if (rest.length === 0 && method === "PUT") {
             if (body.selected_repository_ids === undefined) throw new HttpError(422, "Invalid request.\n\n\"selected_repository_ids\" wasn't supplied.");
