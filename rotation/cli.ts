@@ -11,8 +11,6 @@ import { Duration } from "luxon";
 import { parse as parseYaml } from "yaml";
 import { OperationError, type ProgressEvent, type RotationClient, type RotationMode } from "./automation";
 import { chatopsFileSchema, createChatopsServer, defaultCooldownMs, jsonLinesAudit, type ChatopsOptions, type ChatopsServer } from "./chatops";
-import { formatPath } from "./config";
-import { operatorPolicy, readStackFileConfig } from "./operator-policy";
 import { formatRotationReport, formatStatusReport } from "./report-text";
 
 /** Exit codes, documented in `--help` and docs/operations.md. */
@@ -167,6 +165,8 @@ ${exitCodeHelp}`,
             if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError("`--account` must be a 12-digit AWS account id", "policy");
             const partition = values.partition as string | undefined;
             if (partition !== undefined && !["aws", "aws-cn", "aws-us-gov"].includes(partition)) throw new UsageError("`--partition` must be aws, aws-cn or aws-us-gov", "policy");
+            // Loaded on demand: validating a stack's config loads the secret stores' modules.
+            const { operatorPolicy, readStackFileConfig } = await import("./operator-policy");
             const result = await readStackFileConfig(workDir, stack);
             if (!result.ok) {
                 io.stderr(`${result.file}: invalid ci-key-rotation configuration (${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}):\n${result.problems.map((p) => `  - ${p}`).join("\n")}\n`);
@@ -385,6 +385,7 @@ async function runServe(values: Record<string, string | boolean | undefined>, io
         }
         const result = chatopsFileSchema.safeParse(parsed ?? {});
         if (!result.success) {
+            const { formatPath } = await import("./config");
             throw new UsageError(`--config ${path}:\n${result.error.issues.map((i) => `  - ${formatPath(i.path) || "file"} ${i.message}`).join("\n")}`, "serve");
         }
         file = result.data;
