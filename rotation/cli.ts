@@ -7,10 +7,10 @@
 import { readdir, readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { Duration } from "luxon";
-import { parse as parseYaml } from "yaml";
 import { OperationError, type ProgressEvent, type RotationClient, type RotationMode } from "./automation";
-import { chatopsFileSchema, createChatopsServer, defaultCooldownMs, jsonLinesAudit, type ChatopsOptions, type ChatopsServer } from "./chatops";
+// Types only: the chatops server (zod, luxon, yaml) loads when `serve` runs, so that `--help`
+// and argument errors start fast.
+import type { ChatopsFileConfig, ChatopsOptions, ChatopsServer } from "./chatops";
 import { formatRotationReport, formatStatusReport } from "./report-text";
 
 /** Exit codes, documented in `--help` and docs/operations.md. */
@@ -49,7 +49,7 @@ export interface CliIo {
     user: string;
     /** Resolves when the server should stop (SIGINT/SIGTERM in the real CLI). */
     untilShutdown(): Promise<void>;
-    /** Make the chatops server. Default {@link createChatopsServer}. */
+    /** Make the chatops server. Default `createChatopsServer` of ./chatops. */
     createServer?: (options: ChatopsOptions) => ChatopsServer;
 }
 
@@ -374,7 +374,10 @@ async function runServe(values: Record<string, string | boolean | undefined>, io
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError("`--port` must be a port number", "serve");
     const host = (values.host as string | undefined) ?? "127.0.0.1";
 
-    let file: ReturnType<typeof chatopsFileSchema.parse> = {};
+    const { chatopsFileSchema, createChatopsServer, defaultCooldownMs, jsonLinesAudit } = await import("./chatops");
+    const { parse: parseYaml } = await import("yaml");
+    const { Duration } = await import("luxon");
+    let file: ChatopsFileConfig = {};
     if (typeof values.config === "string") {
         const path = resolve(workDir, values.config);
         let parsed: unknown;
