@@ -113,13 +113,28 @@ describe("Slack signature", () => {
 describe("/rotate grammar", () => {
     it("parses requests, emergencies, revocations and status", () => {
         assert.deepEqual(parseSlashCommand("prod"), { kind: "rotate", stack: "prod", mode: "request", reason: "" });
-        assert.deepEqual(parseSlashCommand("prod routine check"), { kind: "rotate", stack: "prod", mode: "request", reason: "routine check" });
+        assert.deepEqual(parseSlashCommand("prod request routine check"), { kind: "rotate", stack: "prod", mode: "request", reason: "routine check" });
         assert.deepEqual(parseSlashCommand(" prod  EMERGENCY  key in  logs "), { kind: "rotate", stack: "prod", mode: "emergency", reason: "key in logs" });
         assert.deepEqual(parseSlashCommand("prod revoke"), { kind: "rotate", stack: "prod", mode: "revoke", reason: "" });
         assert.deepEqual(parseSlashCommand("status prod"), { kind: "status", stack: "prod" });
         assert.equal(parseSlashCommand("").kind, "error");
         assert.equal(parseSlashCommand("status").kind, "error");
         assert.equal(parseSlashCommand("pr*d emergency").kind, "error");
+    });
+
+    it("refuses a mistyped mode and unknown words instead of running a plain request", () => {
+        const refused = (text: string) => {
+            const r = parseSlashCommand(text);
+            assert.equal(r.kind, "error", text);
+            return (r as { message: string }).message;
+        };
+        assert.match(refused("prod emergancy"), /^`emergancy` is not a mode \(did you mean `emergency`\?\)\. Usage: /);
+        assert.match(refused("prod revok leaked"), /did you mean `revoke`/);
+        assert.match(refused("prod routine check"), /^`routine` is not a mode\. Usage: `\/rotate <stack> \[request\|emergency\|revoke\] \[reason\.\.\.\]`/);
+        // A mode word where the stack belongs is not a stack name.
+        assert.match(refused("emergency prod"), /^Name the stack first/);
+        assert.match(refused("revoke"), /^Name the stack first/);
+        assert.match(refused("status prod extra"), /Name one stack/);
     });
 });
 
@@ -237,11 +252,11 @@ describe("chatops server", () => {
 
     it("holds plain requests for a stack during the cooldown, but not emergencies", async () => {
         const { port, clock, chatops, stack, audit } = await start({ cooldownMs: 15 * 60 * 1000 });
-        assert.equal((await send(port, form({ text: "prod routine" }), { nowMs: clock.ms })).status, 200);
+        assert.equal((await send(port, form({ text: "prod request routine" }), { nowMs: clock.ms })).status, 200);
         await chatops.idle();
         const upsAfterFirst = stack.ups.length;
         clock.ms += 60_000;
-        const again = await send(port, form({ text: "prod again" }), { nowMs: clock.ms });
+        const again = await send(port, form({ text: "prod request again" }), { nowMs: clock.ms });
         assert.equal(again.status, 429);
         assert.match(again.body, /rotated less than 15 minutes ago/);
         assert.ok(Number(again.headers["retry-after"]) > 0);
@@ -252,7 +267,7 @@ describe("chatops server", () => {
         await chatops.idle();
         assert.ok(stack.ups.length > upsAfterFirst);
         clock.ms += 16 * 60_000;
-        assert.equal((await send(port, form({ text: "prod later" }), { nowMs: clock.ms })).status, 200);
+        assert.equal((await send(port, form({ text: "prod request later" }), { nowMs: clock.ms })).status, 200);
         await chatops.idle();
         assert.deepEqual(
             audit.filter((a) => a.event === "request").map((a) => [a.outcome, a.status]),
