@@ -11,7 +11,7 @@ import { z } from "zod";
 import { Duration } from "luxon";
 import type { RotationClient, RotationMode } from "./automation";
 import { formatRotationReport, formatStatusReport } from "./report-text";
-import { parseSlashCommand, slashUsage, verifySlackSignature } from "./slack";
+import { maxClockSkewSeconds, parseSlashCommand, slashUsage, verifySlackSignature } from "./slack";
 
 /** A message for Slack's `response_url`. */
 export interface SlackMessage {
@@ -118,6 +118,17 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
     const channels = new Set(options.allowedChannels);
     const stacks = options.stacks && new Set(options.stacks);
     const lastAccepted = new Map<string, number>();
+    // Signatures of requests seen, until their timestamp leaves the window (in seconds). A
+    // captured request passes the signature and timestamp checks for five minutes: remembering
+    // it is what refuses the replay. Only signed requests get here, so only Slack adds entries.
+    const seen = new Map<string, number>();
+    const firstSighting = (signature: string, timestamp: number): boolean => {
+        const nowSeconds = Math.floor(now() / 1000);
+        for (const [sig, until] of seen) if (until < nowSeconds) seen.delete(sig);
+        if (seen.has(signature)) return false;
+        seen.set(signature, timestamp + maxClockSkewSeconds);
+        return true;
+    };
     const work = new Set<Promise<void>>();
 
     const audit = (record: Omit<AuditRecord, "at">) =>
@@ -147,6 +158,7 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
             const form = new URLSearchParams(body.toString("utf8"));
             const field = (name: string) => form.get(name) ?? undefined;
             const who: Partial<AuditRecord> = { user: field("user_id"), userName: field("user_name"), channel: field("channel_id") };
+            if (!firstSighting(header(req, "x-slack-signature")!, Number(header(req, "x-slack-request-timestamp")))) throw new Refusal(409, "request already received (replayed)", who);
             const missing = ["user_id", "channel_id", "command", "response_url"].filter((f) => !field(f));
             if (missing.length > 0) throw new Refusal(400, `missing ${missing.join(", ")}`, who);
             if (!users.has(who.user!)) throw new Refusal(403, "you are not on the allowlist of /rotate users", who);

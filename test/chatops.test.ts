@@ -298,6 +298,27 @@ describe("chatops server", () => {
         assert.equal(audit.filter((a) => a.event === "result" && a.outcome === "done").length, 2);
     });
 
+    it("refuses a replayed signed request inside the five-minute window, for every mode", async () => {
+        const { port, clock, chatops, stack, audit } = await start();
+        for (const text of ["prod emergency leak", "status prod", "prod revoke", "help"]) {
+            const body = form({ text });
+            const timestamp = Math.floor(clock.ms / 1000);
+            const first = await send(port, body, { nowMs: clock.ms, timestamp });
+            assert.equal(first.status, 200, text);
+            await chatops.idle();
+            const upsBefore = stack.ups.length;
+            clock.ms += 60_000; // still inside the window
+            const replay = await send(port, body, { nowMs: clock.ms, timestamp });
+            assert.equal(replay.status, 409, text);
+            assert.equal(replay.body, "request already received (replayed)\n");
+            await chatops.idle();
+            assert.equal(stack.ups.length, upsBefore, `the replay of "${text}" ran nothing`);
+        }
+        const refused = audit.filter((a) => a.outcome === "refused");
+        assert.equal(refused.length, 4);
+        assert.ok(refused.every((a) => a.status === 409 && a.why === "request already received (replayed)" && a.user === "U0001"));
+    });
+
     it("answers /rotate status with a posted status and changes nothing", async () => {
         const { port, clock, chatops, stack, posted, audit } = await start();
         const res = await send(port, form({ text: "status prod" }), { nowMs: clock.ms });
