@@ -66,6 +66,16 @@ export interface ChatopsOptions {
     /** Default 16 KiB: Slack's slash-command payloads are far smaller. */
     maxBodyBytes?: number;
     /**
+     * How long a connection may take to send a whole request, and how long an idle connection
+     * lives. Default 10 s: Slack gives up after three, so a slower client is stalled or hostile.
+     */
+    requestTimeoutMs?: number;
+    /**
+     * At shutdown, how long requests still being received get before their connections are
+     * closed. Default 1 s. Accepted rotations are never cut: `close` waits for them.
+     */
+    shutdownGraceMs?: number;
+    /**
      * Hosts a `response_url` may point at. Default `hooks.slack.com`: the server POSTs reports
      * there, and must not be turned into a client for arbitrary URLs.
      */
@@ -129,14 +139,18 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
         seen.set(signature, timestamp + maxClockSkewSeconds);
         return true;
     };
+    const requestTimeout = options.requestTimeoutMs ?? 10_000;
+    const shutdownGrace = options.shutdownGraceMs ?? 1_000;
+    // Background work (rotations, status reads, report posting) and requests being received.
     const work = new Set<Promise<void>>();
+    const receiving = new Set<Promise<void>>();
 
     const audit = (record: Omit<AuditRecord, "at">) =>
         options.audit({ at: new Date(now()).toISOString(), ...record }).catch((err) => log(`audit write failed: ${(err as Error).message}`));
 
-    const track = (task: Promise<void>) => {
-        const settled = task.catch((err) => log(`background task failed: ${(err as Error).message}`)).finally(() => work.delete(settled));
-        work.add(settled);
+    const track = (task: Promise<void>, into = work) => {
+        const settled = task.catch((err) => log(`background task failed: ${(err as Error).message}`)).finally(() => into.delete(settled));
+        into.add(settled);
     };
 
     async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -203,6 +217,13 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
         } catch (err) {
             const refusal = err instanceof Refusal ? err : new Refusal(500, "internal error");
             if (!(err instanceof Refusal)) log(`request failed: ${(err as Error).message}`);
+            if (refusal.status === 413 && !res.headersSent) {
+                // The rest of the body is never read: answer, then close the connection rather
+                // than drain a body the client may trickle for as long as it likes.
+                res.setHeader("connection", "close");
+                send(res, refusal.status, refusal.why);
+                res.on("finish", () => setTimeout(() => req.socket.destroy(), 200).unref());
+            }
             await audit({ event: "request", outcome: "refused", status: refusal.status, why: refusal.why, ...refusal.signed, ...(refusal.signed.user ? {} : { remote }) });
             if (!res.headersSent) send(res, refusal.status, refusal.why);
         }
@@ -250,12 +271,20 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
         }
     }
 
-    const server = createServer((req, res) => {
-        track(handle(req, res));
-    });
     // Slack gives up after three seconds; a slow or stalled client must not hold a socket long.
-    server.requestTimeout = 10_000;
-    server.headersTimeout = 10_000;
+    // Node checks headersTimeout and requestTimeout only every `connectionsCheckingInterval`
+    // (default 30 s, which let sockets live 30-45 s): check often enough to honour them.
+    const server = createServer(
+        {
+            requestTimeout,
+            headersTimeout: requestTimeout,
+            keepAliveTimeout: Math.min(5_000, requestTimeout),
+            connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(requestTimeout / 4))),
+        },
+        (req, res) => track(handle(req, res), receiving),
+    );
+    // Inactivity on any socket, whatever state its request is in.
+    server.timeout = requestTimeout;
 
     return {
         server,
@@ -269,12 +298,18 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
             });
         },
         async idle() {
-            while (work.size > 0) await Promise.all([...work]);
+            while (receiving.size > 0 || work.size > 0) await Promise.all([...receiving, ...work]);
         },
         async close() {
             const closed = new Promise<void>((r) => server.close(() => r()));
             server.closeIdleConnections();
-            while (work.size > 0) await Promise.all([...work]);
+            // Requests still arriving get a short grace; a stalled client must not hold shutdown.
+            let timer: NodeJS.Timeout | undefined;
+            const grace = new Promise<void>((r) => (timer = setTimeout(r, shutdownGrace)));
+            await Promise.race([Promise.all([...receiving]), grace]);
+            clearTimeout(timer);
+            server.closeAllConnections();
+            while (receiving.size > 0 || work.size > 0) await Promise.all([...receiving, ...work]);
             await closed;
         },
     };
@@ -301,10 +336,7 @@ function ephemeral(res: ServerResponse, text: string): void {
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     return new Promise((resolveBody, reject) => {
         const declared = Number(req.headers["content-length"]);
-        if (Number.isFinite(declared) && declared > limit) {
-            req.resume(); // discard, so the 413 reaches the client
-            return reject(new Refusal(413, `body larger than ${limit} bytes`));
-        }
+        if (Number.isFinite(declared) && declared > limit) return reject(new Refusal(413, `body larger than ${limit} bytes`));
         const chunks: Buffer[] = [];
         let size = 0;
         let refused = false;
@@ -314,6 +346,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
             if (size > limit) {
                 refused = true;
                 chunks.length = 0;
+                req.pause();
                 reject(new Refusal(413, `body larger than ${limit} bytes`));
                 return;
             }
@@ -323,6 +356,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
             if (!refused) resolveBody(Buffer.concat(chunks));
         });
         req.on("error", reject);
+        // A connection closed mid-body (timeout, shutdown, client gone) ends the request here.
+        req.on("close", () => {
+            if (!req.complete) reject(new Refusal(408, "the connection closed before the whole request arrived"));
+        });
     });
 }
 

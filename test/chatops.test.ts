@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
@@ -47,6 +48,31 @@ async function start(overrides: Partial<ChatopsOptions> = {}, stacks: string[] =
 
 function form(fields: Record<string, string>): string {
     return new URLSearchParams({ token: "legacy-verification-token", team_id: "T0001", user_name: "alice", command: "/rotate", response_url: responseUrl, user_id: "U0001", channel_id: "C0001", ...fields }).toString();
+}
+
+function rawSocket(port: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1", () => resolve(socket));
+        socket.on("error", reject);
+    });
+}
+
+/** Resolves with what the server sent once it closes the socket; rejects after `withinMs`. */
+function closed(socket: Socket, withinMs: number): Promise<{ text: string }> {
+    return new Promise((resolve, reject) => {
+        let text = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (c: string) => (text += c));
+        socket.on("error", () => {}); // a reset after the answer is a close too
+        const timer = setTimeout(() => {
+            socket.destroy();
+            reject(new Error(`the server kept the socket open for ${withinMs} ms (received ${JSON.stringify(text.slice(0, 60))})`));
+        }, withinMs);
+        socket.on("close", () => {
+            clearTimeout(timer);
+            resolve({ text });
+        });
+    });
 }
 
 interface Sent {
@@ -248,6 +274,58 @@ describe("chatops server", () => {
             ["refused", 413],
             ["refused", 413],
         ]);
+    });
+
+    it("stops reading an oversized body after answering 413, and closes the connection", async () => {
+        const { port, clock, audit } = await start({ maxBodyBytes: 1024 });
+        const socket = await rawSocket(port);
+        const timestamp = String(Math.floor(clock.ms / 1000));
+        socket.write(
+            `POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n` +
+                `X-Slack-Request-Timestamp: ${timestamp}\r\nX-Slack-Signature: v0=00\r\n\r\n${"x".repeat(4096)}`,
+        );
+        // The client trickles the rest of the declared megabyte; the server must not wait for it.
+        const trickle = setInterval(() => socket.writable && socket.write("x".repeat(100)), 100);
+        const started = Date.now();
+        const { text } = await closed(socket, 5_000);
+        clearInterval(trickle);
+        assert.match(text, /^HTTP\/1\.1 413 /);
+        assert.match(text, /\r\nconnection: close\r\n/i);
+        assert.ok(Date.now() - started < 3_000, `closed after ${Date.now() - started} ms`);
+        assert.deepEqual(audit.map((a) => [a.outcome, a.status]), [["refused", 413]]);
+    });
+
+    it("closes idle and stalled connections after the request timeout", async () => {
+        const { port } = await start({ requestTimeoutMs: 600 });
+        const idle = await rawSocket(port);
+        const stalled = await rawSocket(port);
+        stalled.write("POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ntext=pro");
+        const kept = await rawSocket(port);
+        kept.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); // keep-alive after the answer
+        const started = Date.now();
+        const results = await Promise.all([closed(idle, 4_000), closed(stalled, 4_000), closed(kept, 4_000)]);
+        const after = Date.now() - started;
+        assert.ok(after < 2_500, `sockets lived ${after} ms with a 600 ms timeout`);
+        assert.match(results[2].text, /^HTTP\/1\.1 200 /);
+    });
+
+    it("shuts down promptly with a client stalled mid-request, and still finishes accepted work", async () => {
+        const { port, clock, chatops, stack, posted } = await start();
+        const release = stack.hold();
+        assert.equal((await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms })).status, 200);
+        const stalled = await rawSocket(port);
+        stalled.write("POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ntext=pro");
+        await new Promise((r) => setTimeout(r, 100));
+        const started = Date.now();
+        const closing = chatops.close();
+        const socketClosed = await closed(stalled, 4_000);
+        assert.ok(Date.now() - started < 3_000, "the stalled socket was closed at shutdown");
+        assert.equal(socketClosed.text, "");
+        release();
+        await closing;
+        assert.ok(Date.now() - started < 4_000, `close took ${Date.now() - started} ms`);
+        assert.equal(posted.length, 1, "the accepted emergency finished and reported");
+        running = undefined;
     });
 
     it("holds plain requests for a stack during the cooldown, but not emergencies", async () => {
