@@ -31,6 +31,8 @@ export type StackOutputs = Record<string, { value: unknown; secret?: boolean }>;
  * so tests inject a fake and the real one fits as is.
  */
 export interface RotationStack {
+    /** The real `Stack` has it; read for the CLI's version (`pulumi version`, run by the SDK). */
+    readonly workspace?: { readonly pulumiVersion: string };
     setConfig(key: string, value: { value: string; secret?: boolean }, path?: boolean): Promise<void>;
     removeConfig(key: string, path?: boolean): Promise<void>;
     up(options: { onOutput?: (out: string) => void; signal?: AbortSignal }): Promise<{ outputs: StackOutputs }>;
@@ -230,7 +232,7 @@ export interface InFlightRotation {
 /** Base of every error this module raises: `kind` lets callers map it to an exit code. */
 export class OperationError extends Error {
     constructor(
-        readonly kind: "cli-missing" | "stack-missing" | "stack-locked" | "blocked" | "config" | "run-failed" | "bad-input",
+        readonly kind: "cli-missing" | "cli-too-old" | "stack-missing" | "stack-locked" | "blocked" | "config" | "run-failed" | "bad-input",
         message: string,
         /** What the rotation did before it failed, when it got that far. */
         readonly partial?: RotationReport,
@@ -242,6 +244,28 @@ export class OperationError extends Error {
 
 /** The install hint, kept in one place because every entry point prints it. */
 export const installHint = "The `pulumi` CLI was not found on PATH: install it (https://www.pulumi.com/docs/install/) and run again.";
+
+/**
+ * The oldest `pulumi` CLI this library runs. Since pulumi/pulumi PR #15754 (CLI 3.112) a failed
+ * update saves the outputs the program registered; before it, a failed update dropped every
+ * stack output (pulumi/pulumi#12929), and the rotation state lives in those outputs, so a failed
+ * run would forget every key. The SDK's own check only asks for 3.2 (automation/minimumVersion.ts).
+ */
+export const minimumPulumiVersion = "3.112.0";
+
+/** The message for a CLI older than {@link minimumPulumiVersion}. */
+function cliTooOld(version: string): string {
+    return `The pulumi CLI is version ${version}; ci-key-rotation needs ${minimumPulumiVersion} or newer: older CLIs drop every stack output when an update fails (pulumi/pulumi#12929), and the rotation state lives in those outputs. Upgrade it (https://www.pulumi.com/docs/install/) and run again.`;
+}
+
+/** Whether `version` (`3.111.0`, `v3.130.1-alpha.x`) is older than {@link minimumPulumiVersion}. */
+export function olderThanMinimum(version: string): boolean {
+    const m = /^v?(\d+)\.(\d+)\./.exec(version.trim());
+    if (!m) return false; // unparsable (a dev build, or the SDK's check skipped): do not guess
+    const [, major, minor] = m.map(Number);
+    const [minMajor, minMinor] = minimumPulumiVersion.split(".").map(Number);
+    return major < minMajor || (major === minMajor && minor < minMinor);
+}
 
 const configPrefix = "ci-key-rotation:";
 const requestKeys = ["request", "requestSets", "emergency", "revoke"] as const;
@@ -633,11 +657,22 @@ function summarize(options: RotateOptions, outcome: RotationOutcome, sets: SetRe
 }
 
 async function open(deps: AutomationDeps, stack: string, workDir: string): Promise<RotationStack> {
+    let opened: RotationStack;
     try {
-        return await deps.openStack({ stack, workDir });
+        opened = await deps.openStack({ stack, workDir });
     } catch (err) {
         throw toOperationError(err, stack, workDir, undefined);
     }
+    let version: string | undefined;
+    try {
+        // LocalWorkspace ran `pulumi version` when it was created; the getter throws when the
+        // version could not be read (PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK): then do not guess.
+        version = opened.workspace?.pulumiVersion;
+    } catch {
+        version = undefined;
+    }
+    if (version !== undefined && olderThanMinimum(version)) throw new OperationError("cli-too-old", cliTooOld(version));
+    return opened;
 }
 
 /** Map Automation API failures to errors that say what to do. Never echoes config values. */
@@ -645,6 +680,9 @@ export function toOperationError(err: unknown, stack: string, workDir: string, p
     if (err instanceof OperationError) return err.partial || !partial ? err : new OperationError(err.kind, err.message, partial);
     const text = errorText(err);
     if (isCliMissing(err)) return new OperationError("cli-missing", installHint, partial);
+    // The SDK's own check (older than 3.2): pulumi/pulumi sdk/nodejs/automation/cmd.ts parseAndValidatePulumiVersion.
+    const sdkCheck = /Minimum version requirement failed\. .*your current CLI version is (\S+?)\.? Please/.exec(text);
+    if (sdkCheck) return new OperationError("cli-too-old", cliTooOld(sdkCheck[1]), partial);
     if (nameOf(err) === "StackNotFoundError" || /no stack named .* found/i.test(text)) {
         return new OperationError(
             "stack-missing",

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { chmod, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConcurrentUpdateError, StackNotFoundError } from "@pulumi/pulumi/automation";
-import { createRotationClient, installHint, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/automation";
+import { createRotationClient, installHint, minimumPulumiVersion, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/automation";
 import { FakeClock, FakeStack, fakeOpener, keyId } from "./support/fake-stack";
 
 const workDir = "/project";
@@ -268,6 +271,41 @@ describe("the real workspace without the pulumi CLI", () => {
             assert.equal(err.message, installHint);
             assert.ok(!err.message.includes("\n"));
             assert.match(err.message, /https:\/\/www\.pulumi\.com\/docs\/install\//);
+        } finally {
+            process.env.PATH = path;
+        }
+    });
+});
+
+describe("a pulumi CLI older than the minimum", () => {
+    it("is refused before anything changes, by rotate and status, with its own error kind", async () => {
+        const { stack, client } = await steady();
+        stack.workspace = { pulumiVersion: "3.111.0" };
+        for (const call of [() => client.rotate({ stack: "prod", workDir, mode: "emergency", reason: "r", requestedBy: "a" }), () => client.status({ stack: "prod", workDir })]) {
+            const err = (await call().catch((e: unknown) => e)) as OperationError;
+            assert.equal(err.kind, "cli-too-old");
+            assert.equal(
+                err.message,
+                `The pulumi CLI is version 3.111.0; ci-key-rotation needs ${minimumPulumiVersion} or newer: older CLIs drop every stack output when an update fails (pulumi/pulumi#12929), and the rotation state lives in those outputs. Upgrade it (https://www.pulumi.com/docs/install/) and run again.`,
+            );
+        }
+        assert.deepEqual(stack.calls, []);
+        stack.workspace = { pulumiVersion: "3.112.0" };
+        assert.equal((await client.rotate({ stack: "prod", workDir, mode: "scheduled", reason: "r", requestedBy: "a" })).outcome, "done");
+    });
+
+    it("is read from the real workspace (`pulumi version`)", async () => {
+        const dir = await mkdtemp(join(tmpdir(), "ckr-oldcli-"));
+        // A stand-in CLI: reports an old version and accepts every other command.
+        await writeFile(join(dir, "pulumi"), '#!/bin/sh\nif [ "$1" = version ]; then echo v3.100.0; fi\nexit 0\n');
+        await chmod(join(dir, "pulumi"), 0o755);
+        await writeFile(join(dir, "Pulumi.yaml"), "name: ci-key-rotation\nruntime: nodejs\n");
+        const path = process.env.PATH;
+        process.env.PATH = dir;
+        try {
+            const err = (await createRotationClient().status({ stack: "dev", workDir: dir }).catch((e: unknown) => e)) as OperationError;
+            assert.equal(err.kind, "cli-too-old", err.message);
+            assert.match(err.message, /^The pulumi CLI is version 3\.100\.0; ci-key-rotation needs 3\.112\.0 or newer/);
         } finally {
             process.env.PATH = path;
         }

@@ -40,6 +40,8 @@ export class FakeStack implements RotationStack {
     private current: StackOutputs = {};
     /** Errors the next `up`s throw, in order, before doing anything. */
     readonly upFailures: Error[] = [];
+    /** The workspace's CLI version, as the real `Stack.workspace.pulumiVersion` reports it. */
+    workspace = { pulumiVersion: "3.270.0" };
     /** Thrown by `removeConfig` when set. */
     removeConfigFailure?: Error;
     private holds: Promise<void>[] = [];
