@@ -31,6 +31,10 @@ export const exitCodes = {
     blocked: 6,
     /** An emergency or revoke did not finish (a set is paused, or the run limit was reached). */
     incomplete: 7,
+    /** Setup: the `pulumi` CLI is older than 3.112 (see `minimumPulumiVersion`). */
+    cliTooOld: 8,
+    /** Interrupted (Ctrl-C or SIGTERM): the update was cancelled and the request cleared. */
+    interrupted: 130,
 } as const;
 
 /** Everything the CLI reads and writes. */
@@ -87,7 +91,9 @@ const exitCodeHelp = `Exit codes:
   4  stack locked by another update through every retry
   5  setup: pulumi CLI missing, or the stack does not exist
   6  blocked: the program refused to act; read the message
-  7  emergency or revoke did not finish`;
+  7  emergency or revoke did not finish
+  8  the pulumi CLI is older than 3.112: upgrade it
+  130  interrupted (Ctrl-C or SIGTERM): the running update was cancelled`;
 
 /**
  * The commands. Adding one (e.g. `simulate`) is one entry here: its options, help and `run`.
@@ -278,6 +284,8 @@ function report(err: unknown, io: CliIo, command: string | undefined): number {
             case "cli-missing":
             case "stack-missing":
                 return exitCodes.setup;
+            case "cli-too-old":
+                return exitCodes.cliTooOld;
             case "stack-locked":
                 return exitCodes.locked;
             case "blocked":
@@ -370,8 +378,10 @@ function progressLine(e: ProgressEvent, verbose: boolean): string | undefined {
 
 async function runServe(values: Record<string, string | boolean | undefined>, io: CliIo): Promise<number> {
     const workDir = resolve(io.cwd, (values.cwd as string | undefined) ?? ".");
-    const port = Number(values.port ?? "3000");
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError("`--port` must be a port number", "serve");
+    const portText = (values.port as string | undefined) ?? "3000";
+    // `Number("")` is 0, which would listen on a random port: only digits are a port.
+    const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+    if (!(port >= 0 && port <= 65535)) throw new UsageError(`\`--port\` must be a port number from 0 to 65535 (got ${JSON.stringify(portText)})`, "serve");
     const host = (values.host as string | undefined) ?? "127.0.0.1";
 
     const { chatopsFileSchema, createChatopsServer, defaultCooldownMs, jsonLinesAudit } = await import("./chatops");

@@ -171,6 +171,20 @@ describe("ci-key-rotation rotate", () => {
     });
 });
 
+describe("an old pulumi CLI", () => {
+    it("exits 8 with its own message from status and rotate, changing nothing", async () => {
+        const { cwd, stack, client } = await fakeProject();
+        stack.workspace = { pulumiVersion: "3.100.2" };
+        stack.calls.length = 0;
+        for (const argv of [["status"], ["rotate", "--emergency", "--yes"]]) {
+            const run = await cli(argv, { cwd, client });
+            assert.equal(run.code, exitCodes.cliTooOld, argv.join(" "));
+            assert.match(run.stderr, /^error: The pulumi CLI is version 3\.100\.2; ci-key-rotation needs 3\.112\.0 or newer: .*Upgrade it/);
+        }
+        assert.deepEqual(stack.calls, []);
+    });
+});
+
 describe("ci-key-rotation status", () => {
     it("prints JSON with --json and changes nothing", async () => {
         const { cwd, stack, client } = await fakeProject();
@@ -237,6 +251,16 @@ describe("ci-key-rotation serve", () => {
         assert.match(run.stderr, /SLACK_SIGNING_SECRET is not set/);
         assert.match(run.stderr, /no allowed users/);
         assert.match(run.stderr, /no allowed channels/);
+    });
+
+    it("refuses an empty or non-numeric --port instead of picking a random one", async () => {
+        const cwd = await projectDir();
+        const env = { SLACK_SIGNING_SECRET: "s3cret-value", CI_KEY_ROTATION_ALLOWED_USERS: "U0001", CI_KEY_ROTATION_ALLOWED_CHANNELS: "C0001" };
+        for (const port of ["", " ", "0x50", "1e3", "65536", "80 "]) {
+            const run = await cli(["serve", "--port", port], { cwd, env });
+            assert.equal(run.code, exitCodes.usage, JSON.stringify(port));
+            assert.match(run.stderr, /^error: `--port` must be a port number from 0 to 65535 \(got ".*"\)/);
+        }
     });
 
     it("starts and stops with settings from a config file and the environment", async () => {
