@@ -43,6 +43,11 @@ export interface AuditRecord {
     delivered?: boolean;
     /** Peer address, for refused requests that were not signed. */
     remote?: string;
+    /**
+     * Present on a summary line: how many further unsigned requests were refused with `status`
+     * in the minute before `at` without a line each.
+     */
+    count?: number;
 }
 
 /** Options of {@link createChatopsServer}. */
@@ -83,8 +88,17 @@ export interface ChatopsOptions {
     client: Pick<RotationClient, "rotate" | "status" | "inFlight">;
     /** Default: `fetch` POST of JSON, 10 s timeout. */
     postResponse?: (url: string, message: SlackMessage) => Promise<void>;
-    /** Appends one record. Default: nothing (the CLI appends JSON lines to a file). */
+    /**
+     * Appends one record. A request is acted on only after its `accepted` record was written:
+     * when that write fails, the request is refused with 503 and nothing runs.
+     */
     audit: (record: AuditRecord) => Promise<void>;
+    /**
+     * Unsigned refused requests audited one by one per minute; the rest of the minute is one
+     * summary line per status. Default 10: anyone who can reach the port can send them, and the
+     * audit log must not grow with a flood.
+     */
+    unsignedAuditPerMinute?: number;
     /** Default `Date.now`. */
     now?: () => number;
     /** Operational log lines (no secrets). Default: none. */
@@ -145,8 +159,48 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
     const work = new Set<Promise<void>>();
     const receiving = new Set<Promise<void>>();
 
-    const audit = (record: Omit<AuditRecord, "at">) =>
-        options.audit({ at: new Date(now()).toISOString(), ...record }).catch((err) => log(`audit write failed: ${(err as Error).message}`));
+    const auditOrFail = (record: Omit<AuditRecord, "at">) => options.audit({ at: new Date(now()).toISOString(), ...record });
+    const audit = (record: Omit<AuditRecord, "at">) => auditOrFail(record).catch((err) => log(`audit write failed: ${(err as Error).message}`));
+    /** Audit the acceptance of a request, or refuse it: nothing runs unaudited. */
+    const auditAccepted = async (record: Omit<AuditRecord, "at">) => {
+        try {
+            await auditOrFail(record);
+        } catch (err) {
+            log(`audit write failed, request refused: ${(err as Error).message}`);
+            throw new Refusal(503, "the audit log cannot be written; nothing was done", { user: record.user, userName: record.userName, channel: record.channel });
+        }
+    };
+
+    // Unsigned refusals: the first few each minute one by one, then a count per status.
+    const unsignedPerMinute = options.unsignedAuditPerMinute ?? 10;
+    let floodMinute = -1;
+    let floodAudited = 0;
+    const floodSuppressed = new Map<number, number>();
+    let floodTimer: NodeJS.Timeout | undefined;
+    const flushFlood = async () => {
+        clearTimeout(floodTimer);
+        floodTimer = undefined;
+        const counts = [...floodSuppressed];
+        floodSuppressed.clear();
+        for (const [status, count] of counts) {
+            await audit({ event: "request", outcome: "refused", status, count, why: `${count} more unsigned requests refused in this minute (not audited one by one)` });
+        }
+    };
+    const auditUnsigned = async (record: Omit<AuditRecord, "at">) => {
+        const minute = Math.floor(now() / 60_000);
+        if (minute !== floodMinute) {
+            await flushFlood();
+            floodMinute = minute;
+            floodAudited = 0;
+        }
+        if (floodAudited < unsignedPerMinute) {
+            floodAudited++;
+            return audit(record);
+        }
+        floodSuppressed.set(record.status!, (floodSuppressed.get(record.status!) ?? 0) + 1);
+        // Written when the minute ends even if the flood stops (and at close).
+        floodTimer ??= setTimeout(() => void flushFlood(), 60_000).unref();
+    };
 
     const track = (task: Promise<void>, into = work) => {
         const settled = task.catch((err) => log(`background task failed: ${(err as Error).message}`)).finally(() => into.delete(settled));
@@ -183,13 +237,13 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
             const command = parseSlashCommand(field("text") ?? "");
             if (command.kind === "error") throw new Refusal(400, command.message, who);
             if (command.kind === "help") {
-                await audit({ event: "request", outcome: "accepted", status: 200, ...who, why: "help" });
+                await auditAccepted({ event: "request", outcome: "accepted", status: 200, ...who, why: "help" });
                 return ephemeral(res, slashUsage);
             }
             if (stacks && !stacks.has(command.stack)) throw new Refusal(403, `stack \`${command.stack}\` is not served here`, { ...who, stack: command.stack });
 
             if (command.kind === "status") {
-                await audit({ event: "request", outcome: "accepted", status: 200, ...who, action: "status", stack: command.stack });
+                await auditAccepted({ event: "request", outcome: "accepted", status: 200, ...who, action: "status", stack: command.stack });
                 ephemeral(res, `Reading the status of \`${command.stack}\`…`);
                 track(runStatus(command.stack, responseUrl, who));
                 return;
@@ -205,8 +259,8 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
                 res.setHeader("Retry-After", String(wait));
                 throw new Refusal(429, `\`${stack}\` was rotated less than ${Duration.fromMillis(cooldownMs).toFormat("m")} minutes ago; try again in ${wait}s, or use \`emergency\``, details);
             }
+            await auditAccepted({ event: "request", outcome: "accepted", status: 200, ...details });
             lastAccepted.set(stack, now());
-            await audit({ event: "request", outcome: "accepted", status: 200, ...details });
             ephemeral(
                 res,
                 running
@@ -224,7 +278,8 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
                 send(res, refusal.status, refusal.why);
                 res.on("finish", () => setTimeout(() => req.socket.destroy(), 200).unref());
             }
-            await audit({ event: "request", outcome: "refused", status: refusal.status, why: refusal.why, ...refusal.signed, ...(refusal.signed.user ? {} : { remote }) });
+            const record: Omit<AuditRecord, "at"> = { event: "request", outcome: "refused", status: refusal.status, why: refusal.why, ...refusal.signed, ...(refusal.signed.user ? {} : { remote }) };
+            await (refusal.signed.user ? audit(record) : auditUnsigned(record));
             if (!res.headersSent) send(res, refusal.status, refusal.why);
         }
     }
@@ -310,6 +365,7 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
             clearTimeout(timer);
             server.closeAllConnections();
             while (receiving.size > 0 || work.size > 0) await Promise.all([...receiving, ...work]);
+            await flushFlood();
             await closed;
         },
     };

@@ -423,6 +423,40 @@ describe("chatops server", () => {
         assert.deepEqual(audit.at(-1)?.outcome, "failed");
     });
 
+    it("audits an unsigned flood in bounded lines: the first few, then one count per minute", async () => {
+        const { port, clock, chatops, audit } = await start();
+        for (let i = 0; i < 200; i++) {
+            const res = await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms, signature: `v0=${String(i).padStart(64, "0")}` });
+            assert.equal(res.status, 401);
+        }
+        clock.ms += 61_000;
+        for (let i = 0; i < 3; i++) await send(port, "x", { nowMs: clock.ms, signature: "v0=00" });
+        await chatops.close();
+        running = undefined;
+        const individual = audit.filter((a) => a.count === undefined);
+        const summaries = audit.filter((a) => a.count !== undefined);
+        assert.equal(individual.length, 13, "10 in the first minute, 3 in the next");
+        assert.deepEqual(
+            summaries.map((a) => [a.outcome, a.status, a.count, a.why]),
+            [["refused", 401, 190, "190 more unsigned requests refused in this minute (not audited one by one)"]],
+        );
+    });
+
+    it("does not act when the accepting audit line cannot be written", async () => {
+        const { port, clock, chatops, stack } = await start({
+            audit: async (r) => {
+                if (r.outcome === "accepted") throw new Error("ENOSPC: no space left on device");
+            },
+        });
+        const res = await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms });
+        assert.equal(res.status, 503);
+        assert.equal(res.body, "the audit log cannot be written; nothing was done\n");
+        const status = await send(port, form({ text: "status prod" }), { nowMs: clock.ms });
+        assert.equal(status.status, 503);
+        await chatops.idle();
+        assert.deepEqual(stack.calls, [], "no unaudited rotation or status read");
+    });
+
     it("writes the audit as JSON lines", async () => {
         const dir = await mkdtemp(join(tmpdir(), "ckr-audit-"));
         const file = join(dir, "audit.jsonl");
