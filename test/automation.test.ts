@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConcurrentUpdateError, StackNotFoundError } from "@pulumi/pulumi/automation";
-import { createRotationClient, installHint, minimumPulumiVersion, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/automation";
+import { createRotationClient, installHint, Interrupt, minimumPulumiVersion, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/automation";
 import { FakeClock, FakeStack, fakeOpener, keyId } from "./support/fake-stack";
 
 const workDir = "/project";
@@ -309,5 +309,52 @@ describe("a pulumi CLI older than the minimum", () => {
         } finally {
             process.env.PATH = path;
         }
+    });
+});
+
+describe("an interrupted rotation", () => {
+    it("cancels the running up through its signal, starts no other, clears the request and says what is left", async () => {
+        const { stack, rotate } = await steady();
+        const release = stack.hold();
+        const controller = new AbortController();
+        const rotation = rotate({ mode: "emergency", signal: controller.signal }).catch((e: unknown) => e);
+        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        controller.abort(new Interrupt("SIGTERM", false));
+        const err = (await rotation) as OperationError;
+        release();
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.signals, 1, "one SIGINT to the pulumi process");
+        assert.equal(stack.ups.length, 1);
+        assert.deepEqual(requestKeys(stack), []);
+        assert.match(err.message, /^Interrupted: the rotation of `prod` stopped after 0 completed `pulumi up` runs/);
+        assert.match(err.message, /The request was removed from stack config: scheduled runs will not continue it\./);
+        assert.match(err.message, new RegExp(`\\n  deploy: steady, keys ${keyId("deploy", 1)} \\(Active\\)\\n`));
+    });
+
+    it("sends no second SIGINT when the pulumi process got the Ctrl-C itself", async () => {
+        const { stack, rotate } = await steady();
+        const release = stack.hold();
+        const controller = new AbortController();
+        const rotation = rotate({ mode: "revoke", signal: controller.signal }).catch((e: unknown) => e);
+        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        controller.abort(new Interrupt("SIGINT", true));
+        // The CLI cancels itself on the terminal's SIGINT: its update fails.
+        stack.upFailures.push(new Error("code: 255\n stderr: error: update canceled"));
+        release();
+        const err = (await rotation) as OperationError;
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.signals, 0);
+        assert.deepEqual(requestKeys(stack), []);
+    });
+
+    it("between runs, starts no further up", async () => {
+        const { stack, rotate } = await steady();
+        const controller = new AbortController();
+        const err = (await rotate({ mode: "emergency", signal: controller.signal, onProgress: (e) => e.kind === "step" && controller.abort(new Interrupt("SIGTERM", false)) }).catch((e: unknown) => e)) as OperationError;
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.ups.length, 1);
+        assert.match(err.message, /stopped after 1 completed `pulumi up` run;/);
+        assert.match(err.message, /deploy: pushed, keys .* \(Active\), .* \(Active\), request emergency-.* still open/);
+        assert.deepEqual(requestKeys(stack), []);
     });
 });
