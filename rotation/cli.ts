@@ -7,7 +7,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { OperationError, type ProgressEvent, type RotationClient, type RotationMode } from "./automation";
+import { Interrupt, OperationError, type ProgressEvent, type RotationClient, type RotationMode } from "./automation";
 // Types only: the chatops server (zod, luxon, yaml) loads when `serve` runs, so that `--help`
 // and argument errors start fast.
 import type { ChatopsFileConfig, ChatopsOptions, ChatopsServer } from "./chatops";
@@ -53,6 +53,11 @@ export interface CliIo {
     user: string;
     /** Resolves when the server should stop (SIGINT/SIGTERM in the real CLI). */
     untilShutdown(): Promise<void>;
+    /**
+     * Run `work` with a signal that the first interrupt (Ctrl-C, SIGTERM) aborts with an
+     * {@link Interrupt}. Default: nothing interrupts it. See {@link processInterrupts}.
+     */
+    cancellable?<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T>;
     /** Make the chatops server. Default `createChatopsServer` of ./chatops. */
     createServer?: (options: ChatopsOptions) => ChatopsServer;
 }
@@ -295,6 +300,8 @@ function report(err: unknown, io: CliIo, command: string | undefined): number {
                 return exitCodes.usage;
             case "run-failed":
                 return exitCodes.failed;
+            case "interrupted":
+                return exitCodes.interrupted;
         }
     }
     io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -353,7 +360,8 @@ async function runRotate(values: Record<string, string | boolean | undefined>, i
         const line = progressLine(e, Boolean(values.verbose));
         if (line !== undefined) io.stderr(line);
     };
-    const report = await io.client.rotate({ stack, workDir, sets, mode, reason, requestedBy: io.user, onProgress });
+    const rotate = (signal?: AbortSignal) => io.client.rotate({ stack, workDir, sets, mode, reason, requestedBy: io.user, onProgress, signal });
+    const report = io.cancellable ? await io.cancellable(rotate) : await rotate();
     io.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatRotationReport(report)}\n`);
     return report.outcome === "incomplete" ? exitCodes.incomplete : exitCodes.ok;
 }
@@ -435,4 +443,59 @@ async function runServe(values: Record<string, string | boolean | undefined>, io
     io.stderr("shutting down: waiting for running rotations to finish\n");
     await chatops.close();
     return exitCodes.ok;
+}
+
+/**
+ * How the real CLI answers SIGINT and SIGTERM. The first one during a rotation cancels it (see
+ * `RotateOptions.signal`: the running update stops cleanly and the request is removed from stack
+ * config); during `serve` it starts the shutdown; anywhere else it exits. A second one exits at
+ * once, saying what may be left behind.
+ */
+export function processInterrupts(options: {
+    stderr(text: string): void;
+    /** Whether a Ctrl-C comes from a terminal, which also delivers it to the `pulumi` process. */
+    interactive: boolean;
+    exit(code: number): void;
+    /** Default: `process.on`. */
+    on?(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+}): Required<Pick<CliIo, "cancellable" | "untilShutdown">> {
+    let rotation: AbortController | undefined;
+    const shutdownWaiters: (() => void)[] = [];
+    let shuttingDown = false;
+    const handle = (signalName: "SIGINT" | "SIGTERM") => {
+        if (rotation && !rotation.signal.aborted) {
+            options.stderr(
+                `\n${signalName} received: cancelling the running update (Pulumi finishes the operations in flight), then removing the request from stack config. ${signalName === "SIGINT" ? "Press Ctrl-C" : "Send SIGTERM"} again to exit at once.\n`,
+            );
+            rotation.abort(new Interrupt(signalName, signalName === "SIGINT" && options.interactive));
+            return;
+        }
+        if (shutdownWaiters.length > 0 && !shuttingDown) {
+            shuttingDown = true;
+            for (const resolve of shutdownWaiters.splice(0)) resolve();
+            return;
+        }
+        if (rotation) {
+            options.stderr(
+                "Exiting at once. The request may still be in stack config: run `pulumi config rm ci-key-rotation:request` (and requestSets, emergency, revoke) before the next scheduled run; if `pulumi up` was still running, the stack may stay locked (`pulumi cancel`).\n",
+            );
+        }
+        options.exit(exitCodes.interrupted);
+    };
+    const on = options.on ?? ((signal, handler) => void process.on(signal, handler));
+    on("SIGINT", () => handle("SIGINT"));
+    on("SIGTERM", () => handle("SIGTERM"));
+    return {
+        async cancellable(work) {
+            const controller = new AbortController();
+            rotation = controller;
+            try {
+                return await work(controller.signal);
+            } finally {
+                // A second interrupt after this one ended still exits at once.
+                if (!controller.signal.aborted) rotation = undefined;
+            }
+        },
+        untilShutdown: () => new Promise<void>((resolve) => shutdownWaiters.push(resolve)),
+    };
 }
