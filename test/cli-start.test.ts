@@ -5,6 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
+import { RunError } from "@pulumi/pulumi";
+import { ConfigError } from "../rotation/config";
+import { StateError } from "../rotation/state";
 
 const run = promisify(execFile);
 
@@ -35,6 +38,12 @@ describe("CLI start-up", () => {
             assert.equal(r.code, code, `${args.join(" ")}: ${r.stderr}`);
             assert.equal(r.pulumiModules, 0, `${args.join(" ")} loaded ${r.first.join(", ")}`);
         }
+    });
+
+    it("config and state errors are still Pulumi RunErrors (printed without a stack trace)", () => {
+        assert.equal(RunError.isInstance(new ConfigError(["x"])), true);
+        assert.equal(RunError.isInstance(new StateError("x")), true);
+        assert.equal(RunError.isInstance(new Error("x")), false);
     });
 
     // `policy` validates the stack file, and the secret stores' schemas live in modules that import
