@@ -21,6 +21,11 @@ main(process.argv.slice(2), {
     interactive,
     async prompt(question) {
         const rl = createInterface({ input: process.stdin, output: process.stderr });
+        // On a terminal readline takes Ctrl-C itself: hand it to the process's interrupt handling.
+        rl.on("SIGINT", () => {
+            rl.close();
+            process.kill(process.pid, "SIGINT");
+        });
         try {
             return await rl.question(question);
         } finally {
