@@ -189,9 +189,10 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
     const auditUnsigned = async (record: Omit<AuditRecord, "at">) => {
         const minute = Math.floor(now() / 60_000);
         if (minute !== floodMinute) {
-            await flushFlood();
+            // Before awaiting, so concurrent refusals of the new minute count against it.
             floodMinute = minute;
             floodAudited = 0;
+            await flushFlood();
         }
         if (floodAudited < unsignedPerMinute) {
             floodAudited++;
