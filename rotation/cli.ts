@@ -123,6 +123,10 @@ Without a mode, runs one \`pulumi up\`: exactly what the scheduled job does.
   --stack, -s   stack name (default: the only Pulumi.<stack>.yaml in the directory)
   --cwd, -C     project directory (default: current directory)
 
+Ctrl-C or SIGTERM cancels the running update (Pulumi finishes the operations in flight) and
+removes the request from stack config, then exits 130 saying what state it left; a second
+one exits at once. Needs the pulumi CLI 3.112 or newer (exit 8 otherwise).
+
 ${exitCodeHelp}`,
         options: {
             ...common,
