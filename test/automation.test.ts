@@ -347,6 +347,29 @@ describe("an interrupted rotation", () => {
         assert.deepEqual(requestKeys(stack), []);
     });
 
+    it("while waiting for another update's lock, stops waiting and starts no up", async () => {
+        const clock = new FakeClock();
+        const stack = new FakeStack({ clock });
+        await stack.cron();
+        const controller = new AbortController();
+        const client = createRotationClient({
+            openStack: fakeOpener({ prod: stack }),
+            now: clock.now,
+            // A wait that only an abort ends, like the real one for a long delay.
+            sleep: (_ms, signal) =>
+                new Promise((_resolve, reject) => {
+                    if (signal?.aborted) return reject(signal.reason);
+                    signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+                }),
+        });
+        stack.upFailures.push(new ConcurrentUpdateError("[409] Conflict: Another update is currently in progress."));
+        const rotation = client.rotate({ stack: "prod", workDir, mode: "request", reason: "r", requestedBy: "a", signal: controller.signal, onProgress: (e) => e.kind === "locked" && controller.abort(new Interrupt("SIGTERM", false)) });
+        const err = (await rotation.catch((e: unknown) => e)) as OperationError;
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.ups.length, 1, "the locked attempt only");
+        assert.deepEqual(requestKeys(stack), []);
+    });
+
     it("between runs, starts no further up", async () => {
         const { stack, rotate } = await steady();
         const controller = new AbortController();
