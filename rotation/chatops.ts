@@ -99,6 +99,12 @@ export interface ChatopsOptions {
      * audit log must not grow with a flood.
      */
     unsignedAuditPerMinute?: number;
+    /**
+     * Cancels the rotations this server started (see `RotateOptions.signal`): each stops cleanly,
+     * clears its request, and its report says what it left. The CLI aborts it on the second
+     * SIGINT/SIGTERM of a shutdown.
+     */
+    signal?: AbortSignal;
     /** Default `Date.now`. */
     now?: () => number;
     /** Operational log lines (no secrets). Default: none. */
@@ -290,7 +296,7 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
         let message: SlackMessage;
         let record: Omit<AuditRecord, "at">;
         try {
-            const report = await options.client.rotate({ stack, workDir: options.workDir, mode, reason, requestedBy });
+            const report = await options.client.rotate({ stack, workDir: options.workDir, mode, reason, requestedBy, signal: options.signal });
             message = { response_type: "in_channel", text: formatRotationReport(report) };
             record = { event: "result", outcome: report.outcome, ...details, requestId: report.requestId, why: report.summary };
         } catch (err) {

@@ -429,31 +429,36 @@ async function runServe(values: Record<string, string | boolean | undefined>, io
 
     const auditLog = resolve(workDir, (values["audit-log"] as string | undefined) ?? file.auditLog ?? "ci-key-rotation-audit.jsonl");
     const make = io.createServer ?? createChatopsServer;
-    const chatops = make({
-        signingSecret,
-        allowedUsers,
-        allowedChannels,
-        stacks,
-        workDir,
-        cooldownMs: file.cooldown ? Duration.fromISO(file.cooldown).toMillis() : defaultCooldownMs,
-        responseUrlHosts: file.responseUrlHosts,
-        client: io.client,
-        audit: jsonLinesAudit(auditLog),
-        log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
-    });
-    const address = await chatops.listen(port, host);
-    io.stderr(`ci-key-rotation chatops listening on http://${address.address}:${address.port}/slack/commands (audit log ${auditLog})\n`);
-    await io.untilShutdown();
-    io.stderr("shutting down: waiting for running rotations to finish\n");
-    await chatops.close();
-    return exitCodes.ok;
+    const serve = async (signal?: AbortSignal): Promise<number> => {
+        const chatops = make({
+            signingSecret,
+            allowedUsers,
+            allowedChannels,
+            stacks,
+            workDir,
+            cooldownMs: file.cooldown ? Duration.fromISO(file.cooldown).toMillis() : defaultCooldownMs,
+            responseUrlHosts: file.responseUrlHosts,
+            client: io.client,
+            audit: jsonLinesAudit(auditLog),
+            log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
+            signal,
+        });
+        const address = await chatops.listen(port, host);
+        io.stderr(`ci-key-rotation chatops listening on http://${address.address}:${address.port}/slack/commands (audit log ${auditLog})\n`);
+        await io.untilShutdown();
+        io.stderr("shutting down: waiting for running rotations to finish (signal again to cancel them)\n");
+        await chatops.close();
+        return signal?.aborted ? exitCodes.interrupted : exitCodes.ok;
+    };
+    return io.cancellable ? io.cancellable(serve) : serve();
 }
 
 /**
- * How the real CLI answers SIGINT and SIGTERM. The first one during a rotation cancels it (see
- * `RotateOptions.signal`: the running update stops cleanly and the request is removed from stack
- * config); during `serve` it starts the shutdown; anywhere else it exits. A second one exits at
- * once, saying what may be left behind.
+ * How the real CLI answers SIGINT and SIGTERM. During `rotate` the first one cancels the
+ * rotation (see `RotateOptions.signal`: the running update stops cleanly and the request is
+ * removed from stack config). During `serve` the first one starts the shutdown (no new requests,
+ * running rotations finish) and the second cancels the running rotations the same way. Anywhere
+ * else, and after that, a signal exits at once, saying what may be left behind.
  */
 export function processInterrupts(options: {
     stderr(text: string): void;
@@ -467,16 +472,17 @@ export function processInterrupts(options: {
     const shutdownWaiters: (() => void)[] = [];
     let shuttingDown = false;
     const handle = (signalName: "SIGINT" | "SIGTERM") => {
+        // `serve`: the first signal stops it taking requests; running rotations go on.
+        if (shutdownWaiters.length > 0 && !shuttingDown) {
+            shuttingDown = true;
+            for (const resolve of shutdownWaiters.splice(0)) resolve();
+            return;
+        }
         if (rotation && !rotation.signal.aborted) {
             options.stderr(
                 `\n${signalName} received: cancelling the running update (Pulumi finishes the operations in flight), then removing the request from stack config. ${signalName === "SIGINT" ? "Press Ctrl-C" : "Send SIGTERM"} again to exit at once.\n`,
             );
             rotation.abort(new Interrupt(signalName, signalName === "SIGINT" && options.interactive));
-            return;
-        }
-        if (shutdownWaiters.length > 0 && !shuttingDown) {
-            shuttingDown = true;
-            for (const resolve of shutdownWaiters.splice(0)) resolve();
             return;
         }
         if (rotation) {

@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { createRotationClient } from "../rotation/automation";
+import { createRotationClient, Interrupt } from "../rotation/automation";
 import { createChatopsServer, jsonLinesAudit, type AuditRecord, type ChatopsOptions, type ChatopsServer, type SlackMessage } from "../rotation/chatops";
 import { parseSlashCommand, slackSignature, verifySlackSignature } from "../rotation/slack";
 import { FakeClock, FakeStack, fakeOpener } from "./support/fake-stack";
@@ -326,6 +326,23 @@ describe("chatops server", () => {
         assert.ok(Date.now() - started < 4_000, `close took ${Date.now() - started} ms`);
         assert.equal(posted.length, 1, "the accepted emergency finished and reported");
         running = undefined;
+    });
+
+    it("cancels accepted rotations when its signal aborts, clears their request and reports it", async () => {
+        const controller = new AbortController();
+        const { port, clock, chatops, stack, posted, audit } = await start({ signal: controller.signal });
+        const release = stack.hold();
+        assert.equal((await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms })).status, 200);
+        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        const closing = chatops.close();
+        controller.abort(new Interrupt("SIGTERM", false));
+        await closing;
+        release();
+        running = undefined;
+        assert.equal(stack.signals, 1);
+        assert.deepEqual([...stack.config.keys()], []);
+        assert.match(posted[0].message.text, /^Rotation of `prod` failed: Interrupted: the rotation of `prod` stopped/);
+        assert.equal(audit.at(-1)?.outcome, "failed");
     });
 
     it("holds plain requests for a stack during the cooldown, but not emergencies", async () => {

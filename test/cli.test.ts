@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConcurrentUpdateError } from "@pulumi/pulumi/automation";
-import { createRotationClient, installHint, type RotationClient } from "../rotation/automation";
-import { commands, exitCodes, main, type CliIo } from "../rotation/cli";
+import { createRotationClient, installHint, Interrupt, type RotationClient } from "../rotation/automation";
+import { commands, exitCodes, main, processInterrupts, type CliIo } from "../rotation/cli";
 import { FakeClock, FakeStack, fakeOpener, keyId } from "./support/fake-stack";
 
 async function projectDir(stackFiles: Record<string, string> = { prod: "config: {}\n" }): Promise<string> {
@@ -305,5 +305,44 @@ describe("ci-key-rotation simulate", () => {
         const run = await cli(["simulate", "--dayz", "9"], { cwd: root });
         assert.equal(run.code, 2);
         assert.doesNotMatch(run.stdout, /Rehearsal of stack/);
+    });
+});
+
+describe("interrupts", () => {
+    function harness() {
+        const handlers: Record<string, () => void> = {};
+        const exits: number[] = [];
+        let stderr = "";
+        const io = processInterrupts({ stderr: (t) => (stderr += t), interactive: false, exit: (c) => void exits.push(c), on: (s, h) => void (handlers[s] = h) });
+        return { io, exits, send: (s: "SIGINT" | "SIGTERM") => handlers[s](), stderr: () => stderr };
+    }
+
+    it("serve: the first signal shuts down, the second cancels running rotations, the third exits", async () => {
+        const { io, exits, send } = harness();
+        let signal: AbortSignal | undefined;
+        let shutdown = false;
+        const serving = io.cancellable(async (s) => {
+            signal = s;
+            await io.untilShutdown();
+            shutdown = true;
+            await new Promise<void>((r) => s.addEventListener("abort", () => r(), { once: true }));
+        });
+        await new Promise((r) => setImmediate(r));
+        send("SIGTERM");
+        await new Promise((r) => setImmediate(r));
+        assert.equal(shutdown, true);
+        assert.equal(signal!.aborted, false, "the first signal lets running rotations finish");
+        send("SIGTERM");
+        await serving;
+        assert.ok(signal!.reason instanceof Interrupt);
+        assert.deepEqual(exits, []);
+        send("SIGTERM");
+        assert.deepEqual(exits, [exitCodes.interrupted]);
+    });
+
+    it("status and other commands exit at the first signal", () => {
+        const { exits, send } = harness();
+        send("SIGINT");
+        assert.deepEqual(exits, [exitCodes.interrupted]);
     });
 });
