@@ -1,4 +1,3 @@
-import { RunError } from "@pulumi/pulumi";
 import { Duration } from "luxon";
 import { z } from "zod";
 import { storeFor, targetSchema, type Target } from "../providers";
@@ -426,8 +425,17 @@ function dedupe(xs: string[]): string[] {
     return [...new Set(xs)];
 }
 
-/** Thrown by the program when configuration is invalid; the message lists every problem. */
-export class ConfigError extends RunError {
+/**
+ * Thrown by the program when configuration is invalid; the message lists every problem.
+ *
+ * A `RunError` for Pulumi without importing the SDK (so the CLI reads config without loading
+ * it): `RunError.isInstance` only checks that `__pulumiRunError` is `true`, and the Node
+ * language host then prints the message without a stack trace (pulumi/pulumi
+ * sdk/nodejs/errors.ts `RunError.isInstance`, sdk/nodejs/cmd/run/run.ts `uncaughtHandler`).
+ */
+export class ConfigError extends Error {
+    /** Pulumi's `RunError` marker (see above). */
+    readonly __pulumiRunError = true;
     constructor(readonly problems: string[]) {
         super(`Invalid ci-key-rotation configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` + problems.map((p) => `  - ${p}`).join("\n"));
         this.name = "ConfigError";

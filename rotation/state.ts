@@ -3,8 +3,6 @@
  * StackReference to the stack itself. It never holds secret material.
  */
 
-import { RunError } from "@pulumi/pulumi";
-
 /** Where a set is in AWS's five-step recipe (DESIGN.md §2). */
 export type Phase = "steady" | "pushed" | "retiring";
 
@@ -60,8 +58,14 @@ export interface RotationState {
     sets: Record<string, SetState>;
 }
 
-/** Thrown when the stored state cannot be read; the message says what to do. */
-export class StateError extends RunError {
+/**
+ * Thrown when the stored state cannot be read; the message says what to do. A Pulumi `RunError`
+ * by its `__pulumiRunError` marker, like `ConfigError` (see there), so the library and CLI read
+ * state without loading the SDK.
+ */
+export class StateError extends Error {
+    /** Pulumi's `RunError` marker: the program prints the message without a stack trace. */
+    readonly __pulumiRunError = true;
     constructor(message: string) {
         super(message);
         this.name = "StateError";

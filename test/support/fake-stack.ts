@@ -4,6 +4,7 @@
  * returns outputs shaped like the program's. It records every call, and can be told to fail or
  * to hold an `up` until released.
  */
+import { writeFileSync } from "node:fs";
 import { DateTime, Duration } from "luxon";
 import type { RotationStack, StackOpener, StackOutputs } from "../../rotation/automation";
 import { validateConfig } from "../../rotation/config";
@@ -40,9 +41,15 @@ export class FakeStack implements RotationStack {
     private current: StackOutputs = {};
     /** Errors the next `up`s throw, in order, before doing anything. */
     readonly upFailures: Error[] = [];
+    /** The workspace's CLI version, as the real `Stack.workspace.pulumiVersion` reports it. */
+    workspace = { pulumiVersion: "3.270.0" };
     /** Thrown by `removeConfig` when set. */
     removeConfigFailure?: Error;
     private holds: Promise<void>[] = [];
+    /** SIGINTs the SDK would have sent to the `pulumi` process (aborts of `up`'s signal). */
+    signals = 0;
+    /** When set, the request keys of the config are written there as JSON after every change. */
+    configFile?: string;
     private readonly sets: string[];
 
     constructor(private readonly options: FakeStackOptions) {
@@ -72,12 +79,14 @@ export class FakeStack implements RotationStack {
     async setConfig(key: string, value: { value: string }, path = false): Promise<void> {
         this.calls.push({ op: "setConfig", key, value: value.value, path });
         this.config.set(key, value.value);
+        this.mirror();
     }
 
     async removeConfig(key: string): Promise<void> {
         this.calls.push({ op: "removeConfig", key });
         if (this.removeConfigFailure) throw this.removeConfigFailure;
         for (const k of [...this.config.keys()]) if (k === key || k.startsWith(`${key}[`)) this.config.delete(k);
+        this.mirror();
     }
 
     async outputs(): Promise<StackOutputs> {
@@ -85,10 +94,30 @@ export class FakeStack implements RotationStack {
         return structuredClone(this.current);
     }
 
-    async up(): Promise<{ outputs: StackOutputs }> {
+    /**
+     * Like the real one: an abort of `signal` is a SIGINT to the `pulumi` process, which cancels
+     * the update (the SDK then rejects with the command's failure). Cancelling here changes no
+     * output; `signals` counts the SIGINTs sent.
+     */
+    async up(options: { signal?: AbortSignal } = {}): Promise<{ outputs: StackOutputs }> {
         const request = this.requestConfig();
         this.calls.push({ op: "up", request });
-        await Promise.all(this.holds);
+        const { signal } = options;
+        if (signal?.aborted) this.signals++;
+        await new Promise<void>((resolve, reject) => {
+            const cancelled = () => {
+                this.signals++;
+                const err = new Error("code: 255\n stdout: ^C received; cancelling. If you would like to terminate immediately, press ^C again.\n stderr: error: update canceled\n");
+                err.name = "CommandError";
+                reject(err);
+            };
+            if (signal?.aborted) return cancelled();
+            signal?.addEventListener("abort", cancelled, { once: true });
+            Promise.all(this.holds).then(() => {
+                signal?.removeEventListener("abort", cancelled);
+                resolve();
+            });
+        });
         const failure = this.upFailures.shift();
         if (failure) throw failure;
         this.current = this.run(request);
@@ -101,6 +130,10 @@ export class FakeStack implements RotationStack {
     async cron(): Promise<void> {
         await this.up();
         this.calls.length = 0;
+    }
+
+    private mirror(): void {
+        if (this.configFile) writeFileSync(this.configFile, JSON.stringify(Object.fromEntries(this.config)));
     }
 
     private requestConfig(): Record<string, unknown> {
