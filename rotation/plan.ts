@@ -51,7 +51,8 @@ export interface Decision {
     keys: DesiredKey[];
     /**
      * Generation the targets must hold after this run: the newest Active key whose secret is known.
-     * 0 when the set has no key yet (paused before its first mint): then `keys` is empty.
+     * 0 when the set has no such key yet (paused before its first mint, or only a key taken over
+     * from an interrupted first run): no key check and no target is declared then.
      */
     current: number;
     /** Generation minted by this run; its access key id in `state` is filled in by the caller. */
@@ -136,7 +137,7 @@ export function plan(input: PlanInput): PlanResult {
         // Whether the key's secret ever reached the program decides what can be done with it; IAM's
         // last use is the evidence (see `takeOverOrphan`). Asked even with the gate off: only an
         // interrupted mint asks, and guessing wrong would push a key whose secret is unknown.
-        if (state && !input.lastUse) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
+        if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
         return decide(input, takeOverOrphan(input, state, orphan, reconciled.finish, warnings), warnings);
     }
     if (reconciled.finish && state) {
@@ -169,6 +170,10 @@ export function plan(input: PlanInput): PlanResult {
         return decide(input, { step: "none", reason: `the engine is still deleting key ${state.retired.join(", ")}`, state: { ...state, changedAt: iso(now) } }, warnings);
     }
 
+    if (state.phase === "steady" && state.keys.length === 1 && state.keys[0].adoptedAt) {
+        // The only key was taken over by id (its secret is unknown): mint the first pushable key.
+        return decide(input, mintBeside(state, now, `key ${state.keys[0].accessKeyId}, the only key, was taken over and its secret is unknown`), warnings);
+    }
     if (state.phase === "steady" && state.keys.length === 1 && !isActive(state.keys[0].status)) {
         // The only key is off (left so by an interrupted revoke whose new key was retired): targets
         // hold a key that no longer works, so its replacement is due at once.
@@ -392,13 +397,22 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     const createdAt = orphan.createDate ? iso(at(orphan.createDate)) : t;
     const status: "Active" | "Inactive" = isActive(orphan.status) ? "Active" : "Inactive";
     const record = (generation: number): KeyRecord => ({ generation, accessKeyId: id, status, createdAt, adoptedAt: t, ...(status === "Inactive" ? { deactivatedAt: t } : {}) });
+    const used = input.lastUse?.at !== undefined;
     if (!state) {
-        warnings.push(`set "${set}": key ${id} exists without state (left by an interrupted first run); it is taken over by id and retired like an old key, and a new key is minted beside it`);
         const base = startRequest({ generation: 1, phase: "steady", keys: [record(1)], changedAt: t }, request, now);
-        return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
+        if (used) {
+            // Used: targets may hold it. A new first key goes to them in this same run.
+            warnings.push(`set "${set}": key ${id} exists without state and was used (${input.lastUse!.at}); it is taken over by id and retired like an old key, and a new key is minted beside it for the targets`);
+            return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
+        }
+        // Never used, so no target holds it (targets are written only after the key check used
+        // the key). Take it over alone: a run that creates nothing cannot lose a create, so a second
+        // kill cannot leave two keys without state. The next run mints the first pushable key.
+        warnings.push(`set "${set}": key ${id} exists without state and was never used (left by an interrupted first run); it is taken over by id, and the next run mints the set's first key beside it`);
+        return { step: "none", reason: `took over key ${id} of an interrupted first run by id`, adopted: [id], state: base };
     }
     const [old] = state.keys;
-    if (input.lastUse?.at !== undefined) {
+    if (used) {
         warnings.push(`set "${set}": key ${id} is from an interrupted mint and IAM shows it was used (${input.lastUse.at}), so the engine recorded it with its secret; this run finishes the mint with it`);
         const revoke = finish === "revoke" || (request?.revoke === true && request.id !== state.lastRequest);
         const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
@@ -411,8 +425,9 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     );
     const generation = state.generation + 1;
     // An interrupted revoke already switched the old key off: it stays off; targets keep it until
-    // the replacement is minted (revoke mode may break I2 until a successful push).
-    const current: KeyRecord = finish === "revoke" ? { ...old, status: "Inactive", deactivatedAt: old.deactivatedAt ?? t } : old;
+    // the replacement is minted (revoke mode may break I2 until a successful push). A set that
+    // holds only a taken-over key keeps it: the orphan is retired first, then the mint is retried.
+    const current: KeyRecord = finish === "revoke" && !old.adoptedAt ? { ...old, status: "Inactive", deactivatedAt: old.deactivatedAt ?? t } : old;
     const base = startRequest(state, request, now, [id]);
     return {
         step: "none",
@@ -465,8 +480,8 @@ function decide(input: PlanInput, step: Step, warnings: string[]): PlanResult {
     // again must still be recognised as ours by the next run.
     // Targets hold the newest Active key whose secret is known; an adopted key never qualifies. A set
     // whose only known key is off (an interrupted revoke) keeps it in targets until the next mint.
-    const newest: KeyRecord | undefined =
-        [...state.keys].reverse().find((k) => isActive(k.status) && !k.adoptedAt) ?? [...state.keys].reverse().find((k) => !k.adoptedAt) ?? state.keys[state.keys.length - 1];
+    // A set whose keys were all taken over has none for targets yet (`current` 0: none declared).
+    const newest: KeyRecord | undefined = [...state.keys].reverse().find((k) => isActive(k.status) && !k.adoptedAt) ?? [...state.keys].reverse().find((k) => !k.adoptedAt);
     if (newest?.adoptedAt && !newest.pushedAt) {
         // Never reached by the steps above; a guard, because pushing an adopted key would write an
         // unknown (empty) secret to every target.

@@ -58,21 +58,38 @@ describe("plan: an interrupted mint's key is taken over by id", () => {
         assert.equal(dec.state.phase, "pushed");
     });
 
-    test("an interrupted first run's unused key is imported as generation 1 and a pushable key is minted beside it", () => {
-        const dec = decided(planWithGate(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }] }), {}));
-        assert.equal(dec.step, "mint");
-        assert.deepEqual(dec.keys, [
-            { generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" },
+    test("an interrupted first run's unused key is imported alone (no target yet), and the next run mints beside it", () => {
+        const obs = [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }];
+        const dec = decided(planWithGate(input(undefined, T0.plus(hour), { observed: obs }), {}));
+        assert.equal(dec.step, "none");
+        assert.deepEqual(dec.keys, [{ generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" }]);
+        assert.equal(dec.current, 0, "no key for targets yet: none is declared");
+        const next = decided(plan(input(dec.state, T0.plus(d("PT2H")), { observed: obs })));
+        assert.equal(next.step, "mint");
+        assert.deepEqual(next.keys, [
+            { generation: 1, status: "Active", accessKeyId: "AKIAFIRST" },
             { generation: 2, status: "Active" },
         ]);
-        assert.equal(dec.current, 2);
+        assert.equal(next.current, 2);
     });
 
-    test("without state, even a used key is never pushed: the user may have had it before the set existed", () => {
-        const result = plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }], lastUse: { at: iso(T0) } }));
-        const dec = decided(result);
+    test("an interrupted first run's used key (targets may hold it) is imported and a first key is minted beside it at once", () => {
+        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }], lastUse: { at: iso(T0) } })));
         assert.equal(dec.current, 2);
         assert.deepEqual(dec.keys[0], { generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" });
+    });
+
+    test("a kill that loses the create beside a taken-over key leaves a second orphan, retired first; then the mint is retried", () => {
+        const obs1 = [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }];
+        const first = decided(planWithGate(input(undefined, T0.plus(hour), { observed: obs1 }), {}));
+        const orphan2 = { accessKeyId: "AKIASECOND", status: "Active", createDate: iso(T0.plus(d("PT2H"))) };
+        const dec = decided(planWithGate(input(first.state, T0.plus(d("PT3H")), { observed: [...obs1, orphan2] }), {}));
+        assert.deepEqual(dec.keys, [
+            { generation: 2, status: "Active", accessKeyId: "AKIASECOND", import: "AKIASECOND" },
+            { generation: 1, status: "Active", accessKeyId: "AKIAFIRST" },
+        ]);
+        assert.equal(dec.current, 0);
+        assert.equal(dec.state.phase, "pushed");
     });
 
     test("an interrupted revoke whose new key never reached the program retires that key, then mints", () => {
@@ -173,5 +190,33 @@ describe("plan: one step per run after missed runs", () => {
         assert.equal(del.step, "delete");
         const mint = decided(plan(input({ ...del.state, retired: undefined }, back.plus(hour))));
         assert.equal(mint.step, "mint");
+    });
+
+    test("with runs G apart, a key stays in targets up to max(every, overlap + retireAfter + 2G) + G, beyond every + G", () => {
+        // Defaults without the gate; the cron runs only every 60 hours. Each remaining step can
+        // start a gap late, and the mint can only follow the delete one run later.
+        const p = policy({ lastUsedGate: false });
+        const gap = d("PT60H");
+        let state = undefined as ReturnType<typeof steady> | undefined;
+        let iam: { accessKeyId: string; status: string }[] = [];
+        let now = T0;
+        let held: { id: string; since: typeof T0 } | undefined;
+        let longest = 0;
+        for (let i = 0; i < 40; i++) {
+            const dec = decided(plan(input(state, now, { observed: iam, policy: p })));
+            const ids = dec.keys.map((k) => k.accessKeyId ?? `AKIAGEN${String(k.generation).padStart(13, "0")}`);
+            iam = dec.keys.map((k, j) => ({ accessKeyId: ids[j], status: k.status }));
+            state = { ...dec.state, retired: undefined, keys: dec.state.keys.map((k) => ({ ...k, accessKeyId: k.accessKeyId || ids[dec.keys.findIndex((x) => x.generation === k.generation)] })) };
+            const current = ids[dec.keys.findIndex((k) => k.generation === dec.current)];
+            if (held?.id !== current) {
+                if (held) longest = Math.max(longest, now.diff(held.since).toMillis());
+                held = { id: current, since: now };
+            }
+            now = now.plus(gap);
+        }
+        const every = p.every.toMillis();
+        const delivered = Math.max(every, p.overlap.plus(p.retireAfter).plus(gap).plus(gap).toMillis()) + gap.toMillis();
+        assert.ok(longest > every + gap.toMillis(), `a key stayed ${longest / 3600e3} h; the old claim was every + G`);
+        assert.ok(longest <= delivered, `a key stayed ${longest / 3600e3} h, beyond the delivered bound ${delivered / 3600e3} h`);
     });
 });

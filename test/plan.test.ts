@@ -303,7 +303,7 @@ describe("plan: finishing what an interrupted run started", () => {
     });
 
     test("an interrupted first run's key is taken over as generation 1 beside a new first key", () => {
-        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active" }] })));
+        const dec = decided(planWithGate(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active" }] }), used));
         assert.equal(dec.step, "mint");
         assert.deepEqual(dec.keys, [
             { generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" },
@@ -357,7 +357,7 @@ describe("plan: finishing what an interrupted run started", () => {
     });
 
     test("an interrupted first run's key keeps IAM's creation date", () => {
-        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }] })));
+        const dec = decided(planWithGate(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }] }), used));
         assert.equal(dec.state.keys[0].createdAt, iso(T0));
     });
 
