@@ -397,12 +397,13 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     const createdAt = orphan.createDate ? iso(at(orphan.createDate)) : t;
     const status: "Active" | "Inactive" = isActive(orphan.status) ? "Active" : "Inactive";
     const record = (generation: number): KeyRecord => ({ generation, accessKeyId: id, status, createdAt, adoptedAt: t, ...(status === "Inactive" ? { deactivatedAt: t } : {}) });
-    const used = input.lastUse?.at !== undefined;
+    const usedAt = input.lastUse?.at;
+    const used = usedAt !== undefined;
     if (!state) {
         const base = startRequest({ generation: 1, phase: "steady", keys: [record(1)], changedAt: t }, request, now);
         if (used) {
             // Used: targets may hold it. A new first key goes to them in this same run.
-            warnings.push(`set "${set}": key ${id} exists without state and was used (${input.lastUse!.at}); it is taken over by id and retired like an old key, and a new key is minted beside it for the targets`);
+            warnings.push(`set "${set}": key ${id} exists without state and was used (${usedAt}); it is taken over by id and retired like an old key, and a new key is minted beside it for the targets`);
             return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
         }
         // Never used, so no target holds it (targets are written only after the key check used
@@ -413,7 +414,7 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     }
     const [old] = state.keys;
     if (used) {
-        warnings.push(`set "${set}": key ${id} is from an interrupted mint and IAM shows it was used (${input.lastUse.at}), so the engine recorded it with its secret; this run finishes the mint with it`);
+        warnings.push(`set "${set}": key ${id} is from an interrupted mint and IAM shows it was used (${usedAt}), so the engine recorded it with its secret; this run finishes the mint with it`);
         const revoke = finish === "revoke" || (request?.revoke === true && request.id !== state.lastRequest);
         const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
         const minted = mint(startRequest(state, request, now, [id]), now, revoke, reason, orphan.createDate);
