@@ -382,8 +382,10 @@ function adopt(input: PlanInput): { state: SetState | undefined; adopted: string
  * IAM never returns a secret again, so it must not be pushed.
  *
  * Which of the two: the engine returns a new resource's outputs to the program only after it
- * recorded the resource, so a key IAM shows was ever used had its secret handed out, and the
- * engine holds it: the mint is finished with it (targets get it). A key never used may be either;
+ * recorded the resource (pkg/resource/deploy/step_executor.go, `executeStep`: `stepComplete`, which
+ * for a create is `reg.Done` in step.go `CreateStep.Apply`, runs after `OnResourceStepPost` "saved
+ * the results of the step in the snapshot"), so a key IAM shows was ever used had its secret handed
+ * out, and the engine holds it: the mint is finished with it (targets get it). A key never used may be either;
  * it is treated as one whose secret is unknown and retired like an adopted key (targets keep the
  * current key; the orphan stays Active for `overlap` in case a target got it, then is deactivated
  * and deleted), and the rotation mints again once it is gone. Without state (an interrupted first
