@@ -115,13 +115,21 @@ export function plan(input: PlanInput): PlanResult {
     const adoption = adopt(input);
     if ("blocked" in adoption) return { kind: "blocked", message: adoption.blocked };
     if (adoption.adopted.length > 0) input = { ...input, state: adoption.state };
-    // The key an interrupted adoption run minted is re-declared under its own name below.
+    // The key an interrupted adoption run minted is taken over below.
     const reconciled = reconcile({ ...input, observed: input.observed.filter((k) => !adoption.leftover?.includes(k.accessKeyId)) }, adoption.warnings);
     if ("blocked" in reconciled) return { kind: "blocked", message: reconciled.blocked };
     const { done, warnings } = reconciled;
     let state = reconciled.state;
     if (adoption.adopted.length > 0 && state) {
         const ids = adoption.adopted.join(", ");
+        const leftover = input.observed.find((k) => adoption.leftover?.includes(k.accessKeyId));
+        if (leftover) {
+            // The key an interrupted adoption run minted beside it: taken over by id like any
+            // interrupted mint's key (see `takeOverOrphan`), never declared again without `import`.
+            if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: leftover.accessKeyId };
+            const step = takeOverOrphan(input, state, leftover, "mint", warnings);
+            return decide(input, { ...step, adopted: [...adoption.adopted, ...(step.adopted ?? [])] }, warnings);
+        }
         if (!input.state!.keys.some((k) => !k.adoptedAt)) {
             // No key the targets could hold yet: mint one in this same run, beside the adopted key.
             return decide(input, { ...mintBeside(state, now, `adopted key ${ids} (adoptKeys) and minted its replacement`), adopted: adoption.adopted }, warnings);
@@ -269,8 +277,8 @@ function lastUsedGate(input: PlanInput, old: KeyRecord, current: KeyRecord, poli
     const quietAt = at(use.at).plus(quiet);
     const seen = `key ${old.accessKeyId} (generation ${old.generation}) of set "${input.set}" was last used at ${use.at}${where ? ` (${where})` : ""}, ${old.adoptedAt ? `after it was adopted at ${old.adoptedAt}` : `after the new key was pushed at ${current.pushedAt ?? current.createdAt}`}: something still uses the old key`;
     if (input.now < timeoutAt) {
-        const until = quietAt < timeoutAt ? `until it has been unused for ${quiet.toISO()} (unused since ${use.at} until ${iso(quietAt)}, if nothing uses it again), or until ${iso(timeoutAt)} (gateTimeout)` : `until that stops, or until ${iso(timeoutAt)} (gateTimeout)`;
-        return { kind: "wait", reason: `the last-used gate holds: ${seen}`, warning: `${seen}. Deactivation waits ${until}.` };
+        const letGo = quietAt < timeoutAt ? `; if nothing uses it again, the gate lets go at ${iso(quietAt)}, after ${quiet.toISO()} unused` : "";
+        return { kind: "wait", reason: `the last-used gate holds: ${seen}`, warning: `${seen}. Deactivation waits until that stops, or until ${iso(timeoutAt)} (gateTimeout)${letGo}.` };
     }
     if (policy.onGateTimeout === "proceed") {
         return { kind: "pass", warning: `${seen}. The gate timed out at ${iso(timeoutAt)}; deactivating it anyway (onGateTimeout: proceed).` };

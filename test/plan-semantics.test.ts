@@ -133,7 +133,7 @@ describe("plan: the last-used gate lets go once the consumer stops", () => {
 
     test("the waiting warning says when the gate will let go if nothing uses the key again", () => {
         const dec = decided(planWithGate(input(s, due), use));
-        assert.match(dec.warnings[0], new RegExp(`unused since ${use.at} until ${iso(T0.plus(d("P7DT38H")))}`));
+        assert.match(dec.warnings[0], new RegExp(`if nothing uses it again, the gate lets go at ${iso(T0.plus(d("P7DT38H")))}, after PT18H unused\\.$`));
     });
 
     test("with onGateTimeout fail, a consumer that stopped before the timeout does not fail the run", () => {
@@ -218,5 +218,31 @@ describe("plan: one step per run after missed runs", () => {
         const delivered = Math.max(every, p.overlap.plus(p.retireAfter).plus(gap).plus(gap).toMillis()) + gap.toMillis();
         assert.ok(longest > every + gap.toMillis(), `a key stayed ${longest / 3600e3} h; the old claim was every + G`);
         assert.ok(longest <= delivered, `a key stayed ${longest / 3600e3} h, beyond the delivered bound ${delivered / 3600e3} h`);
+    });
+});
+
+describe("plan: an interrupted adoption run's new key", () => {
+    const adopted = { accessKeyId: "AKIAHANDMADE", status: "Active", createDate: iso(T0) };
+    const minted = { accessKeyId: "AKIAMINTED", status: "Active", createDate: iso(T0.plus(hour)) };
+
+    test("is imported, never created again, and retired first when it was never used", () => {
+        const i = input(undefined, T0.plus(d("PT2H")), { observed: [adopted, minted], adopt: ["AKIAHANDMADE"] });
+        assert.deepEqual(plan(i), { kind: "needs-last-use", accessKeyId: "AKIAMINTED" });
+        const dec = decided(plan({ ...i, lastUse: {} }));
+        assert.deepEqual(dec.keys, [
+            { generation: 2, status: "Active", accessKeyId: "AKIAMINTED", import: "AKIAMINTED" },
+            { generation: 1, status: "Active", accessKeyId: "AKIAHANDMADE", import: "AKIAHANDMADE" },
+        ]);
+        assert.equal(dec.current, 0);
+    });
+
+    test("is pushed when IAM shows it was used", () => {
+        const i = input(undefined, T0.plus(d("PT2H")), { observed: [adopted, minted], adopt: ["AKIAHANDMADE"], lastUse: { at: iso(T0.plus(hour)) } });
+        const dec = decided(plan(i));
+        assert.deepEqual(dec.keys, [
+            { generation: 1, status: "Active", accessKeyId: "AKIAHANDMADE", import: "AKIAHANDMADE" },
+            { generation: 2, status: "Active", accessKeyId: "AKIAMINTED", import: "AKIAMINTED" },
+        ]);
+        assert.equal(dec.current, 2);
     });
 });
