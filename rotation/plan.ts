@@ -85,6 +85,14 @@ export interface PlanInput {
     forget?: readonly string[];
     /** Key ids of the user the operator asks the set to take over (`credentials[].adoptKeys`). */
     adopt?: readonly string[];
+    /**
+     * Access key ids an earlier run's saved outputs show the engine created and recorded, even if
+     * that run failed (a failed update still saves the stack outputs the program registered, CLI ≥
+     * 3.112, pulumi/pulumi#15754; an output that resolves from a key's id alone resolves only after
+     * the engine recorded the key). An interrupted mint's key listed here is finished with, without
+     * asking IAM; one not listed is judged by its last use (see `takeOverOrphan`).
+     */
+    recorded?: readonly string[];
     /** The set's place in config, e.g. `credentials[0]`, for messages that name a setting. */
     configPath?: string;
 }
@@ -126,7 +134,7 @@ export function plan(input: PlanInput): PlanResult {
         if (leftover) {
             // The key an interrupted adoption run minted beside it: taken over by id like any
             // interrupted mint's key (see `takeOverOrphan`), never declared again without `import`.
-            if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: leftover.accessKeyId };
+            if (!input.lastUse && !input.recorded?.includes(leftover.accessKeyId)) return { kind: "needs-last-use", accessKeyId: leftover.accessKeyId };
             const step = takeOverOrphan(input, state, leftover, "mint", warnings);
             return decide(input, { ...step, adopted: [...adoption.adopted, ...(step.adopted ?? [])] }, warnings);
         }
@@ -145,7 +153,7 @@ export function plan(input: PlanInput): PlanResult {
         // Whether the key's secret ever reached the program decides what can be done with it; IAM's
         // last use is the evidence (see `takeOverOrphan`). Asked even with the gate off: only an
         // interrupted mint asks, and guessing wrong would push a key whose secret is unknown.
-        if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
+        if (!input.lastUse && !input.recorded?.includes(orphan.accessKeyId)) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
         return decide(input, takeOverOrphan(input, state, orphan, reconciled.finish, warnings), warnings);
     }
     if (reconciled.finish && state) {
@@ -408,8 +416,17 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     const status: "Active" | "Inactive" = isActive(orphan.status) ? "Active" : "Inactive";
     const record = (generation: number): KeyRecord => ({ generation, accessKeyId: id, status, createdAt, adoptedAt: t, ...(status === "Inactive" ? { deactivatedAt: t } : {}) });
     const usedAt = input.lastUse?.at;
-    const used = usedAt !== undefined;
+    const recorded = input.recorded?.includes(id) === true;
+    const used = usedAt !== undefined || recorded;
+    const evidence = recorded ? "the previous run's outputs show the engine recorded it" : `IAM shows it was used (${usedAt})`;
     if (!state) {
+        if (recorded) {
+            // The engine created and holds it (an interrupted first run of this very set): finish.
+            warnings.push(`set "${set}": key ${id} is from an interrupted first run and ${evidence}; this run finishes the first mint with it`);
+            const { lastRequest: _, ...first } = firstMint(input).state;
+            const key: KeyRecord = { ...first.keys[0], accessKeyId: id, createdAt };
+            return { step: "mint", reason: "finishing an interrupted first run", adopted: [id], state: startRequest({ ...first, keys: [key] }, request, now) };
+        }
         const base = startRequest({ generation: 1, phase: "steady", keys: [record(1)], changedAt: t }, request, now);
         if (used) {
             // Used: targets may hold it. A new first key goes to them in this same run.
@@ -424,7 +441,7 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     }
     const [old] = state.keys;
     if (used) {
-        warnings.push(`set "${set}": key ${id} is from an interrupted mint and IAM shows it was used (${usedAt}), so the engine recorded it with its secret; this run finishes the mint with it`);
+        warnings.push(`set "${set}": key ${id} is from an interrupted mint and ${evidence}, so the engine holds it with its secret; this run finishes the mint with it`);
         const revoke = finish === "revoke" || (request?.revoke === true && request.id !== state.lastRequest);
         const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
         const minted = mint(startRequest(state, request, now, [id]), now, revoke, reason, orphan.createDate);

@@ -246,3 +246,24 @@ describe("plan: an interrupted adoption run's new key", () => {
         assert.equal(dec.current, 2);
     });
 });
+
+describe("plan: keys the previous run's saved outputs show the engine recorded", () => {
+    const s = steady(1, T0);
+    const now = T0.plus(d("P7DT1H"));
+    const orphan = { accessKeyId: "AKIARECORDED00000002", status: "Active", createDate: iso(T0.plus(d("P7D"))) };
+
+    test("an interrupted mint's key listed in `recorded` is finished with, without asking IAM (a key check that timed out)", () => {
+        const dec = decided(plan(input(s, now, { observed: [...observed(s.keys), orphan], recorded: [orphan.accessKeyId] })));
+        assert.equal(dec.step, "mint");
+        assert.equal(dec.current, 2);
+        assert.deepEqual(dec.keys[1], { generation: 2, status: "Active", accessKeyId: orphan.accessKeyId, import: orphan.accessKeyId });
+    });
+
+    test("an interrupted first run's recorded key becomes generation 1, and a request seen now must see it deleted", () => {
+        const request = { id: "incident-3", emergency: true, revoke: false };
+        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ ...orphan, createDate: iso(T0) }], recorded: [orphan.accessKeyId], request })));
+        assert.deepEqual(dec.keys, [{ generation: 1, status: "Active", accessKeyId: orphan.accessKeyId, import: orphan.accessKeyId }]);
+        assert.equal(dec.current, 1);
+        assert.deepEqual(dec.state.request?.keys, [orphan.accessKeyId]);
+    });
+});

@@ -19,6 +19,7 @@ const runSpec: fc.Arbitrary<RunSpec> = fc.record(
         straggleMinutesAgo: fc.option(fc.integer({ min: 0, max: 6 * 60 }), { freq: 3, nil: undefined }),
         crashAfter: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 6, nil: undefined }),
         loseCreate: fc.boolean(),
+        failed: fc.boolean(),
     },
     { requiredKeys: ["gapMinutes"] },
 );

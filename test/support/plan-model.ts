@@ -45,6 +45,12 @@ export interface RunSpec {
     crashAfter?: number;
     /** With `crashAfter`: if the next operation is a key's create, the kill lands during it. */
     loseCreate?: boolean;
+    /**
+     * With `crashAfter` (and not a kill during a create): the run failed with an error rather
+     * than being killed, so the engine saved the outputs the program had registered: the ids of
+     * keys it created (CLI >= 3.112, pulumi/pulumi#15754), read back as the plan's `recorded`.
+     */
+    failed?: boolean;
 }
 
 /** Run a scenario; returns nothing, asserting invariants as it goes. */
@@ -63,6 +69,7 @@ export function simulateModel(policy: RotationPolicy, runs: RunSpec[]) {
     let pushedAt: DateTime | undefined; // when the target got its current key
     let faultSincePush = false;
     const firstSeen = new Map<string, Set<string>>(); // request id -> keys IAM listed when it was first seen
+    let recorded: string[] = []; // key ids a failed run's saved outputs show the engine created
 
     const observe = (): ObservedKey[] => [...iam.values()].map((k) => ({ accessKeyId: k.id, status: k.status, createDate: k.created.toISO()! }));
     /** Plan, answering a last-use question from the model's IAM, as the program does. */
@@ -91,7 +98,7 @@ export function simulateModel(policy: RotationPolicy, runs: RunSpec[]) {
             ? { id: `r${spec.request.id}-${spec.request.mode}`, emergency: spec.request.mode !== "plain", revoke: spec.request.mode === "revoke" }
             : undefined;
         if (request && !firstSeen.has(request.id) && state?.lastRequest !== request.id) firstSeen.set(request.id, new Set(iam.keys()));
-        const input: PlanInput = { set: "s", user: "u", state, observed: observe(), policy, request, now };
+        const input: PlanInput = { set: "s", user: "u", state, observed: observe(), policy, request, now, recorded };
         const { result } = planRun(input);
         if (process.env.DEBUG_MODEL) console.log(now.toISO(), request?.id, state?.phase, JSON.stringify(state?.request), state?.lastRequest, "->", result.kind, result.kind === "decision" ? `${result.decision.step} (${result.decision.reason})` : "");
         if (result.kind === "blocked") {
@@ -195,8 +202,11 @@ export function simulateModel(policy: RotationPolicy, runs: RunSpec[]) {
         }
         if (crashAt !== undefined) {
             faultSincePush = true;
-            continue; // outputs are not saved: the next run must recover
+            // A killed run saves no outputs; one that failed saves those it registered.
+            if (spec.failed && !spec.loseCreate && mintedId && engine.has(decision.minted ?? -1)) recorded = [mintedId];
+            continue; // the rotation state is not saved: the next run must recover
         }
+        recorded = [];
 
         const keys = decision.state.keys.map((k) => (k.generation === decision.minted ? { ...k, accessKeyId: mintedId! } : k));
         state = { ...decision.state, keys };
