@@ -405,8 +405,9 @@ function adopt(input: PlanInput): { state: SetState | undefined; adopted: string
  * it is treated as one whose secret is unknown and retired like an adopted key (targets keep the
  * current key; the orphan stays Active for `overlap` in case a target got it, then is deactivated
  * and deleted), and the rotation mints again once it is gone. Without state (an interrupted first
- * run) a used key is no proof either (the user may have had it before), so it is always retired
- * beside a newly minted first key.
+ * run) a used key is no proof (the user may have had it before): it is retired beside a first key
+ * minted at once (a paused set mints nothing); a never-used one is taken over alone. A key in
+ * `recorded` is known to be held by the engine, with or without state, and is finished with.
  */
 function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: ObservedKey, finish: "mint" | "revoke" | undefined, warnings: string[]): Step {
     const { now, set, request } = input;
@@ -428,7 +429,7 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
             return { step: "mint", reason: "finishing an interrupted first run", adopted: [id], state: startRequest({ ...first, keys: [key] }, request, now) };
         }
         const base = startRequest({ generation: 1, phase: "steady", keys: [record(1)], changedAt: t }, request, now);
-        if (used) {
+        if (used && !input.policy.paused) {
             // Used: targets may hold it. A new first key goes to them in this same run.
             warnings.push(`set "${set}": key ${id} exists without state and was used (${usedAt}); it is taken over by id and retired like an old key, and a new key is minted beside it for the targets`);
             return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
@@ -436,7 +437,8 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
         // Never used, so no target holds it (targets are written only after the key check used
         // the key). Take it over alone: a run that creates nothing cannot lose a create, so a second
         // kill cannot leave two keys without state. The next run mints the first pushable key.
-        warnings.push(`set "${set}": key ${id} exists without state and was never used (left by an interrupted first run); it is taken over by id, and the next run mints the set's first key beside it`);
+        // (A paused set takes any such key over alone: it mints nothing.)
+        warnings.push(`set "${set}": key ${id} exists without state${used ? "" : " and was never used (left by an interrupted first run)"}; it is taken over by id, and the next ${input.policy.paused ? "unpaused " : ""}run mints the set's first key beside it`);
         return { step: "none", reason: `took over key ${id} of an interrupted first run by id`, adopted: [id], state: base };
     }
     const [old] = state.keys;

@@ -267,3 +267,12 @@ describe("plan: keys the previous run's saved outputs show the engine recorded",
         assert.deepEqual(dec.state.request?.keys, [orphan.accessKeyId]);
     });
 });
+
+describe("plan: paused with an interrupted first run's key", () => {
+    test("takes the key over but mints nothing, even when the key was used", () => {
+        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active" }], lastUse: { at: iso(T0) }, policy: policy({ paused: true }) })));
+        assert.equal(dec.step, "none");
+        assert.deepEqual(dec.keys, [{ generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" }]);
+        assert.equal(dec.minted, undefined);
+    });
+});
