@@ -148,6 +148,12 @@ export function plan(input: PlanInput): PlanResult {
         const reason = state.keys.length > 0 ? `key ${state.keys[0].accessKeyId}, the only key left, was adopted and its secret is unknown` : "every key of this set was forgotten (forgetKeys)";
         return decide(input, mintBeside(state, now, reason), warnings);
     }
+    if (reconciled.pair && reconciled.orphan) {
+        const [older, newer] = [reconciled.orphan, reconciled.pair];
+        if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: older.accessKeyId };
+        if (input.lastUse.at !== undefined) return { kind: "blocked", message: twoKeysWithoutState(input) };
+        return decide(input, takeOverPair(input, older, newer, warnings), warnings);
+    }
     if (reconciled.orphan) {
         const orphan = reconciled.orphan;
         // Whether the key's secret ever reached the program decides what can be done with it; IAM's
@@ -405,9 +411,9 @@ function adopt(input: PlanInput): { state: SetState | undefined; adopted: string
  * it is treated as one whose secret is unknown and retired like an adopted key (targets keep the
  * current key; the orphan stays Active for `overlap` in case a target got it, then is deactivated
  * and deleted), and the rotation mints again once it is gone. Without state (an interrupted first
- * run) a used key is no proof (the user may have had it before): it is retired beside a first key
- * minted at once (a paused set mints nothing); a never-used one is taken over alone. A key in
- * `recorded` is known to be held by the engine, with or without state, and is finished with.
+ * run) a used key is no proof (the user may have had it before): the key is retired beside a first
+ * key minted at once (a paused set mints nothing). A key in `recorded` is known to be held by the
+ * engine, with or without state, and is finished with.
  */
 function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: ObservedKey, finish: "mint" | "revoke" | undefined, warnings: string[]): Step {
     const { now, set, request } = input;
@@ -429,17 +435,14 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
             return { step: "mint", reason: "finishing an interrupted first run", adopted: [id], state: startRequest({ ...first, keys: [key] }, request, now) };
         }
         const base = startRequest({ generation: 1, phase: "steady", keys: [record(1)], changedAt: t }, request, now);
-        if (used && !input.policy.paused) {
-            // Used: targets may hold it. A new first key goes to them in this same run.
-            warnings.push(`set "${set}": key ${id} exists without state and was used (${usedAt}); it is taken over by id and retired like an old key, and a new key is minted beside it for the targets`);
-            return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
+        if (input.policy.paused) {
+            // A paused set mints nothing: it takes the key over alone; the next unpaused run mints.
+            warnings.push(`set "${set}": key ${id} exists without state; it is taken over by id, and the next unpaused run mints the set's first key beside it`);
+            return { step: "none", reason: `took over key ${id} of an interrupted first run by id`, adopted: [id], state: base };
         }
-        // Never used, so no target holds it (targets are written only after the key check used
-        // the key). Take it over alone: a run that creates nothing cannot lose a create, so a second
-        // kill cannot leave two keys without state. The next run mints the first pushable key.
-        // (A paused set takes any such key over alone: it mints nothing.)
-        warnings.push(`set "${set}": key ${id} exists without state${used ? "" : " and was never used (left by an interrupted first run)"}; it is taken over by id, and the next ${input.policy.paused ? "unpaused " : ""}run mints the set's first key beside it`);
-        return { step: "none", reason: `took over key ${id} of an interrupted first run by id`, adopted: [id], state: base };
+        // Targets get a new first key in this same run; the key is retired like an old key.
+        warnings.push(`set "${set}": key ${id} exists without state (${used ? `used ${usedAt}` : "never used"}: left by an interrupted first run); it is taken over by id and retired like an old key, and a new key is minted beside it for the targets`);
+        return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
     }
     const [old] = state.keys;
     if (used) {
@@ -465,6 +468,42 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
         adopted: [id],
         state: { ...base, generation, phase: status === "Active" ? "pushed" : "retiring", keys: [record(generation), current], changedAt: t },
     };
+}
+
+/** Keys without state that the set cannot take over on its own. */
+function twoKeysWithoutState(input: PlanInput): string {
+    const { set, user, observed } = input;
+    const ids = observed.map((k) => k.accessKeyId).join(", ");
+    const deleteCmd = `aws iam delete-access-key --user-name ${user} --access-key-id <id>`;
+    const adoptCmd = `pulumi config set --path 'ci-key-rotation:${input.configPath ?? "credentials[<i>]"}.adoptKeys[0]' <id>`;
+    return `set "${set}": IAM user ${user} already has keys ${ids} but this stack has no rotation state for it. ci-key-rotation manages only keys it minted or adopted: delete them (${deleteCmd}), or delete one and adopt the other (${adoptCmd}), or point the set at a new user.`;
+}
+
+/**
+ * Two keys and no state, the older never used: what an interrupted first run and a second run,
+ * killed while it created the key it minted beside the first one, leave (see `takeOverOrphan`).
+ * Neither key can be pushed (the older was never used, so its secret may be lost; the newer's
+ * create was lost) and no target was written (targets follow the key check, which uses the key).
+ * Whoever made them, nothing uses the older one, so both are taken over by id under the names the
+ * interrupted runs gave them, the newer is retired first, and the first pushable key is minted
+ * beside the older once it is gone. A used older key may be a key made by hand that something
+ * needs: that still blocks, naming both ways out.
+ */
+function takeOverPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, warnings: string[]): Step {
+    const t = iso(input.now);
+    const record = (k: ObservedKey, generation: number): KeyRecord => ({
+        generation,
+        accessKeyId: k.accessKeyId,
+        status: isActive(k.status) ? "Active" : "Inactive",
+        createdAt: iso(at(k.createDate!)),
+        adoptedAt: t,
+        ...(isActive(k.status) ? {} : { deactivatedAt: t }),
+    });
+    warnings.push(
+        `set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} exist without state and ${older.accessKeyId} was never used (left by interrupted first runs); both are taken over by id, ${newer.accessKeyId} is retired first, and the set's first key is minted once it is gone`,
+    );
+    const state = startRequest({ generation: 2, phase: isActive(newer.status) ? "pushed" : "retiring", keys: [record(newer, 2), record(older, 1)], changedAt: t }, input.request, input.now);
+    return { step: "none", reason: `took over keys ${older.accessKeyId} and ${newer.accessKeyId} of interrupted first runs by id`, adopted: [newer.accessKeyId, older.accessKeyId], state };
 }
 
 function firstMint(input: PlanInput): Step {
@@ -558,7 +597,7 @@ function nextStep(state: SetState, policy: RotationPolicy, request: RotationRequ
 function reconcile(
     input: PlanInput,
     warnings: string[] = [],
-): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean; finish?: "mint" | "revoke"; orphan?: ObservedKey } | { blocked: string } {
+): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean; finish?: "mint" | "revoke"; orphan?: ObservedKey; pair?: ObservedKey } | { blocked: string } {
     const { state, observed, user, set, now } = input;
     const ids = (keys: { accessKeyId: string }[]) => keys.map((k) => k.accessKeyId).join(", ");
     const deleteCmd = (id: string) => `aws iam delete-access-key --user-name ${user} --access-key-id ${id}`;
@@ -567,9 +606,13 @@ function reconcile(
     if (!state) {
         if (observed.length === 0) return { state: undefined, warnings };
         if (observed.length === 1) return { state: undefined, warnings, orphan: observed[0] };
-        return {
-            blocked: `set "${set}": IAM user ${user} already has keys ${ids(observed)} but this stack has no rotation state for it. ci-key-rotation manages only keys it minted or adopted: delete them (${deleteCmd("<id>")}), or delete one and adopt the other (${adoptCmd("<id>")}), or point the set at a new user.`,
-        };
+        const [older, newer] = [...observed].sort((a, b) => at(a.createDate ?? "").toMillis() - at(b.createDate ?? "").toMillis() || a.accessKeyId.localeCompare(b.accessKeyId));
+        if (observed.length === 2 && older.createDate && newer.createDate) {
+            // Perhaps an interrupted first run's key and the key a second interrupted run minted
+            // beside it (a kill lost that create): see `takeOverPair`.
+            return { state: undefined, warnings, orphan: older, pair: newer };
+        }
+        return { blocked: twoKeysWithoutState(input) };
     }
 
     const seen = new Map(observed.map((k) => [k.accessKeyId, k]));

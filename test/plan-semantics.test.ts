@@ -58,38 +58,47 @@ describe("plan: an interrupted mint's key is taken over by id", () => {
         assert.equal(dec.state.phase, "pushed");
     });
 
-    test("an interrupted first run's unused key is imported alone (no target yet), and the next run mints beside it", () => {
+    test("an interrupted first run's key is imported as generation 1 and a first pushable key is minted beside it at once", () => {
         const obs = [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }];
-        const dec = decided(planWithGate(input(undefined, T0.plus(hour), { observed: obs }), {}));
-        assert.equal(dec.step, "none");
-        assert.deepEqual(dec.keys, [{ generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" }]);
-        assert.equal(dec.current, 0, "no key for targets yet: none is declared");
-        const next = decided(plan(input(dec.state, T0.plus(d("PT2H")), { observed: obs })));
-        assert.equal(next.step, "mint");
-        assert.deepEqual(next.keys, [
-            { generation: 1, status: "Active", accessKeyId: "AKIAFIRST" },
-            { generation: 2, status: "Active" },
-        ]);
-        assert.equal(next.current, 2);
+        for (const lastUse of [{}, { at: iso(T0) }]) {
+            const dec = decided(plan(input(undefined, T0.plus(hour), { observed: obs, lastUse })));
+            assert.equal(dec.step, "mint");
+            assert.deepEqual(dec.keys, [
+                { generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" },
+                { generation: 2, status: "Active" },
+            ]);
+            assert.equal(dec.current, 2, "targets get the new key in this run");
+        }
     });
 
-    test("an interrupted first run's used key (targets may hold it) is imported and a first key is minted beside it at once", () => {
-        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }], lastUse: { at: iso(T0) } })));
-        assert.equal(dec.current, 2);
-        assert.deepEqual(dec.keys[0], { generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" });
-    });
-
-    test("a kill that loses the create beside a taken-over key leaves a second orphan, retired first; then the mint is retried", () => {
-        const obs1 = [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }];
-        const first = decided(planWithGate(input(undefined, T0.plus(hour), { observed: obs1 }), {}));
-        const orphan2 = { accessKeyId: "AKIASECOND", status: "Active", createDate: iso(T0.plus(d("PT2H"))) };
-        const dec = decided(planWithGate(input(first.state, T0.plus(d("PT3H")), { observed: [...obs1, orphan2] }), {}));
+    test("a second kill that lost the create beside it leaves two keys without state: both are taken over, the newer retired first", () => {
+        const older = { accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) };
+        const newer = { accessKeyId: "AKIASECOND", status: "Active", createDate: iso(T0.plus(hour)) };
+        const i = input(undefined, T0.plus(d("PT2H")), { observed: [newer, older] });
+        assert.deepEqual(plan(i), { kind: "needs-last-use", accessKeyId: "AKIAFIRST" });
+        const dec = decided(plan({ ...i, lastUse: {} }));
         assert.deepEqual(dec.keys, [
             { generation: 2, status: "Active", accessKeyId: "AKIASECOND", import: "AKIASECOND" },
-            { generation: 1, status: "Active", accessKeyId: "AKIAFIRST" },
+            { generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" },
         ]);
-        assert.equal(dec.current, 0);
-        assert.equal(dec.state.phase, "pushed");
+        assert.equal(dec.current, 0, "no key for targets yet (none was ever written): none is declared");
+        // Retire the newer, then mint beside the older.
+        const deact = decided(planWithGate(input(dec.state, T0.plus(d("PT26H")), { observed: [newer, older] }), {}));
+        assert.equal(deact.step, "deactivate");
+        const del = decided(plan(input(deact.state, T0.plus(d("P4DT2H")), { observed: [{ ...newer, status: "Inactive" }, older] })));
+        assert.equal(del.step, "delete");
+        const mint = decided(plan(input({ ...del.state, retired: undefined }, T0.plus(d("P4DT3H")), { observed: [older] })));
+        assert.equal(mint.step, "mint");
+        assert.deepEqual(mint.keys.map((k) => k.generation), [1, 3]);
+        assert.equal(mint.current, 3);
+    });
+
+    test("two keys without state, the older one used, still block: it may be a key made by hand that something needs", () => {
+        const older = { accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) };
+        const newer = { accessKeyId: "AKIASECOND", status: "Active", createDate: iso(T0.plus(hour)) };
+        const result = plan(input(undefined, T0.plus(d("PT2H")), { observed: [older, newer], lastUse: { at: iso(T0) } }));
+        assert.equal(result.kind, "blocked");
+        if (result.kind === "blocked") assert.match(result.message, /already has keys AKIAFIRST, AKIASECOND but this stack has no rotation state/);
     });
 
     test("an interrupted revoke whose new key never reached the program retires that key, then mints", () => {
