@@ -27,8 +27,10 @@ export interface DesiredKey {
     /** Known for existing keys; absent for the key this run mints. */
     accessKeyId?: string;
     /**
-     * Set only in the run that adopts the key (`adoptKeys`): the access key id to import, so the
-     * engine takes the existing key over (and can later delete it) instead of creating one.
+     * Set only in the run that takes the key over by id (`adoptKeys`, or the key of an interrupted
+     * mint the state does not know): the access key id to import, so the engine takes the existing
+     * key over (and can later delete it) instead of creating one. A no-op where the engine already
+     * holds that id under this name (see `takeOverOrphan`).
      */
     import?: string;
 }
