@@ -117,3 +117,10 @@ test("once a straggling consumer of the old key stops, the last-used gate lets g
         { numRuns: 60, includeErrorInReport: true },
     );
 });
+
+test("a paused set never mints, from its first run on, whatever the schedule, requests or crashes", () => {
+    fc.assert(
+        fc.property(policyArb, fc.array(runSpec, { minLength: 5, maxLength: 40 }), (policy, runs) => simulate({ ...policy, paused: true }, runs)),
+        { numRuns: 100, includeErrorInReport: true },
+    );
+});

@@ -156,6 +156,7 @@ export function simulateModel(policy: RotationPolicy, runs: RunSpec[]) {
                     break;
                 }
                 case "create": {
+                    assert.ok(!policy.paused, "minted a key while the set is paused");
                     const held = engine.get(op.generation);
                     if (held && iam.has(held)) {
                         // The engine holds this name already (a run that failed after creating it).
