@@ -20,7 +20,10 @@ export interface Invocation {
 export interface MockWorld {
     /** Previous stack outputs, returned through the self-StackReference. */
     stackOutputs?: Record<string, unknown>;
-    /** Keys IAM lists per user name (`aws:iam/getAccessKeys:getAccessKeys`). */
+    /**
+     * Keys IAM lists per user name (`aws:iam/getAccessKeys:getAccessKeys`). A user missing here does
+     * not exist: the invoke fails with the provider's not-found text ({@link accessKeysNotFound}).
+     */
     accessKeys?: Record<string, { accessKeyId: string; status: string; createDate?: string }[]>;
     /** GitHub repository ids by full name (`github:index/getRepository:getRepository`). */
     repoIds?: Record<string, number>;
@@ -28,6 +31,11 @@ export interface MockWorld {
     keyIds?: Record<string, string>;
     /** Outputs a real provider would add (e.g. GitHub's `updatedAt`, IAM's `createDate`). */
     extraState?: (resource: { type: string; name: string; inputs: Record<string, any> }) => Record<string, any> | undefined;
+}
+
+/** The error text of `aws.iam.getAccessKeys` for a user IAM does not know (terraform-provider-aws). */
+export function accessKeysNotFound(user: string): string {
+    return `reading IAM Access Keys (${user}): couldn't find resource`;
 }
 
 /** A fake secret that still looks like AWS's 40-character secret access keys. */
@@ -63,7 +71,19 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
             call(args) {
                 invocations.push({ token: args.token, inputs: args.inputs });
                 if (args.token === "aws:iam/getAccessKeys:getAccessKeys") {
-                    return { user: args.inputs.user, accessKeys: world.accessKeys?.[args.inputs.user] ?? [] };
+                    const keys = world.accessKeys?.[args.inputs.user];
+                    // The real provider's answer for a user that does not exist yet:
+                    // terraform-provider-aws internal/service/iam/access_key.go `findAccessKeys` wraps
+                    // NoSuchEntity in a `retry.NotFoundError` without message ("couldn't find resource"),
+                    // and data_source_access_keys.go prefixes "reading IAM Access Keys (<user>): ".
+                    // The engine wraps it ("invocation of <token> returned an error: ...",
+                    // pulumi/pulumi pkg/resource/deploy/source_eval.go `Invoke`) and the SDK turns the
+                    // gRPC error's `details` into the Error's message (sdk/nodejs/runtime/invoke.ts).
+                    if (keys === undefined) {
+                        const details = `invocation of ${args.token} returned an error: invoking ${args.token}: 1 error occurred:\n\t* ${accessKeysNotFound(args.inputs.user)}\n\n`;
+                        throw Object.assign(new Error(details), { details });
+                    }
+                    return { user: args.inputs.user, accessKeys: keys };
                 }
                 if (args.token === "github:index/getRepository:getRepository") {
                     const fullName = args.inputs.fullName as string;
