@@ -31,6 +31,14 @@ export interface MockWorld {
     keyIds?: Record<string, string>;
     /** Outputs a real provider would add (e.g. GitHub's `updatedAt`, IAM's `createDate`). */
     extraState?: (resource: { type: string; name: string; inputs: Record<string, any> }) => Record<string, any> | undefined;
+    /**
+     * A provider error for this registration (its step fails, as a rejected write or a failed
+     * UpdateAccessKey would): the mock rejects it with this text, and the SDK rejects the resource's
+     * outputs, as it does when the engine answers RegisterResource with an error.
+     */
+    fail?: (resource: { type: string; name: string; inputs: Record<string, any> }) => string | undefined;
+    /** Milliseconds this registration's step takes (to see which steps wait for which). */
+    delay?: (resource: { type: string; name: string }) => number | undefined;
 }
 
 /** The error text of `aws.iam.getAccessKeys` for a user IAM does not know (terraform-provider-aws). */
@@ -51,22 +59,37 @@ export function fakeSecretFor(name: string): string {
 export function installMocks(world: MockWorld = {}, options: { preview?: boolean; stack?: string } = {}) {
     const registrations: Registration[] = [];
     const invocations: Invocation[] = [];
+    /** `start <name>` when a registration reaches the monitor, `end <name>` (or `fail <name>`) when its step is done. */
+    const steps: string[] = [];
+    function register(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
+        if (args.type === "pulumi:pulumi:StackReference") {
+            const outputs = world.stackOutputs ?? {};
+            return { id: args.name, state: { name: args.inputs.name, outputs, secretOutputNames: [] } };
+        }
+        // An imported resource keeps the id it was imported by.
+        const id = args.id || (args.type === "aws:iam/accessKey:AccessKey" ? (world.keyIds?.[args.name] ?? keyIdFor(args.name)) : `${args.name}-id`);
+        registrations.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, id, ...(args.id ? { importId: args.id } : {}) });
+        const state: Record<string, any> = { ...args.inputs };
+        if (args.type === "aws:iam/user:User") state.arn = `arn:aws:iam::123456789012:user${args.inputs.path ?? "/"}${args.inputs.name}`;
+        // IAM never returns the secret of an existing key: an imported key has none.
+        if (args.type === "aws:iam/accessKey:AccessKey" && !args.id) state.secret = pulumi.secret(fakeSecretFor(args.name));
+        Object.assign(state, world.extraState?.({ type: args.type, name: args.name, inputs: args.inputs }));
+        return { id, state };
+    }
     pulumi.runtime.setMocks(
         {
-            newResource(args) {
-                if (args.type === "pulumi:pulumi:StackReference") {
-                    const outputs = world.stackOutputs ?? {};
-                    return { id: args.name, state: { name: args.inputs.name, outputs, secretOutputNames: [] } };
+            async newResource(args) {
+                if (args.type !== "pulumi:pulumi:StackReference") steps.push(`start ${args.name}`);
+                const ms = world.delay?.({ type: args.type, name: args.name });
+                if (ms) await new Promise((r) => setTimeout(r, ms));
+                const failure = world.fail?.({ type: args.type, name: args.name, inputs: args.inputs });
+                if (failure !== undefined) {
+                    steps.push(`fail ${args.name}`);
+                    throw Object.assign(new Error(failure), { details: failure });
                 }
-                // An imported resource keeps the id it was imported by.
-                const id = args.id || (args.type === "aws:iam/accessKey:AccessKey" ? (world.keyIds?.[args.name] ?? keyIdFor(args.name)) : `${args.name}-id`);
-                registrations.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, id, ...(args.id ? { importId: args.id } : {}) });
-                const state: Record<string, any> = { ...args.inputs };
-                if (args.type === "aws:iam/user:User") state.arn = `arn:aws:iam::123456789012:user${args.inputs.path ?? "/"}${args.inputs.name}`;
-                // IAM never returns the secret of an existing key: an imported key has none.
-                if (args.type === "aws:iam/accessKey:AccessKey" && !args.id) state.secret = pulumi.secret(fakeSecretFor(args.name));
-                Object.assign(state, world.extraState?.({ type: args.type, name: args.name, inputs: args.inputs }));
-                return { id, state };
+                const result = register(args);
+                if (args.type !== "pulumi:pulumi:StackReference") steps.push(`end ${args.name}`);
+                return result;
             },
             call(args) {
                 invocations.push({ token: args.token, inputs: args.inputs });
@@ -99,7 +122,7 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
         options.preview ?? false,
         "organization",
     );
-    return { registrations, invocations };
+    return { registrations, invocations, steps };
 }
 
 /** Deterministic fake access key id for a key resource name: `AKIA` + 16 upper-case characters. */

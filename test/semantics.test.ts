@@ -1,0 +1,126 @@
+/**
+ * The program under the real engine's semantics (issue 9): the state a run reports depends on
+ * everything the set did, steps are ordered by dependencies rather than registration order, and
+ * one blocked set does not stop the others.
+ */
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+import { keyIdFor } from "./support/mocks";
+import { captureUnhandledRejections, runSettled, unhandled, type SettledRun } from "./support/run-settled";
+
+const target = { type: "github-repository", repository: "acme/api", variables: { AWS_REGION: "eu-west-1" } };
+const credentials = [{ name: "deploy", targets: [target] }];
+const KEY1 = keyIdFor("deploy-key-1");
+const KEY2 = keyIdFor("deploy-key-2");
+const secretResource = "deploy-github-repository-acme-api-AWS_SECRET_ACCESS_KEY";
+const variableResource = "deploy-github-repository-acme-api-var-AWS_REGION";
+
+/** What IAM lists after a run that reported `rotation`. */
+function iamAfter(rotation: any): Record<string, { accessKeyId: string; status: string; createDate: string }[]> {
+    const out: Record<string, { accessKeyId: string; status: string; createDate: string }[]> = {};
+    for (const [name, set] of Object.entries(rotation.sets as Record<string, any>)) {
+        out[`ci-${name}`] = set.keys.map((k: any) => ({ accessKeyId: k.accessKeyId, status: k.status, createDate: k.createdAt }));
+    }
+    return out;
+}
+
+const index = (r: SettledRun, step: string) => {
+    const i = r.steps.indexOf(step);
+    assert.ok(i >= 0, `no step "${step}" in ${JSON.stringify(r.steps)}`);
+    return i;
+};
+
+let steady: any;
+before(async () => {
+    // The test runner installs its handler when the first test starts: take over after that.
+    captureUnhandledRejections();
+    const first = await runSettled({ config: { credentials }, now: "2026-11-01T00:00:00Z" });
+    assert.ok(first.rotation?.ok, String(first.error ?? (first.rotation as any)?.error));
+    steady = first.rotation.value;
+});
+
+describe("the state does not advance on a failed run (stack outputs are saved by failed updates)", () => {
+    const mintRun = (fail?: (r: { type: string; name: string }) => string | undefined) =>
+        runSettled({ config: { credentials }, now: "2026-11-08T01:00:00Z", world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail } });
+
+    test("a mint with every step succeeding reports `pushed`", async () => {
+        const r = await mintRun();
+        assert.equal(r.rotation?.ok, true, String((r.rotation as any)?.error));
+        assert.equal((r.rotation as any).value.sets.deploy.phase, "pushed");
+    });
+
+    test("a mint whose key check fails registers no new `rotation`", async () => {
+        const r = await mintRun((x) => (x.name === "deploy-key-check" ? "KeyCheckError: Key did not authenticate with STS GetCallerIdentity" : undefined));
+        assert.ok(r.steps.includes("fail deploy-key-check"));
+        assert.equal(r.rotation?.ok, false, "a run whose key check failed reported a new rotation state");
+        assert.equal(r.sets?.ok, false);
+    });
+
+    test("a mint whose target write fails registers no new `rotation`", async () => {
+        const r = await mintRun((x) => (x.name === secretResource ? "PUT https://api.github.com/repos/acme/api/actions/secrets/AWS_SECRET_ACCESS_KEY: 403 Resource not accessible by integration" : undefined));
+        assert.ok(r.steps.includes(`fail ${secretResource}`));
+        assert.equal(r.rotation?.ok, false, "a run whose target write failed reported `pushed`");
+    });
+
+    test("a mint whose plain variable write fails registers no new `rotation`", async () => {
+        const r = await mintRun((x) => (x.name === variableResource ? "PATCH https://api.github.com/repos/acme/api/actions/variables/AWS_REGION: 502 Bad Gateway" : undefined));
+        assert.equal(r.rotation?.ok, false);
+    });
+
+    test("a mint whose target check fails registers no new `rotation`", async () => {
+        const r = await mintRun((x) => (x.name === "deploy-target-check" ? "TargetCheckError: a target did not take the key" : undefined));
+        assert.equal(r.rotation?.ok, false);
+    });
+
+    test("a deactivation whose UpdateAccessKey fails is not reported as Inactive", async () => {
+        const pushed = await mintRun();
+        assert.ok(pushed.rotation?.ok);
+        const state = (pushed.rotation as any).value;
+        const r = await runSettled({
+            config: { credentials },
+            now: "2026-11-09T02:00:00Z",
+            world: {
+                stackOutputs: { rotation: state },
+                accessKeys: iamAfter(state),
+                fail: (x) => (x.name === "deploy-key-1" ? "updating IAM Access Key (AKIA...): operation error IAM: UpdateAccessKey, https response error StatusCode: 503" : undefined),
+            },
+            lastUse: { [KEY1]: { at: "2026-11-08T00:00:00Z" } },
+        });
+        assert.ok(r.steps.includes("fail deploy-key-1"), JSON.stringify(r.steps));
+        assert.equal(r.rotation?.ok, false, "a failed deactivation was reported as `retiring`");
+    });
+});
+
+describe("steps are ordered by dependencies, not by registration order", () => {
+    const slow = (names: string[]) => (r: { name: string }) => (names.includes(r.name) ? 40 : undefined);
+
+    test("revoke: the old key is deactivated before the new key is created", async () => {
+        const r = await runSettled({
+            config: { credentials, request: "leak-1", revoke: "true" },
+            now: "2026-11-02T00:00:00Z",
+            world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), delay: slow(["deploy-key-1"]) },
+        });
+        assert.equal(r.rotation?.ok, true, String(r.error ?? (r.rotation as any)?.error));
+        assert.ok(index(r, "end deploy-key-1") < index(r, "start deploy-key-2"), JSON.stringify(r.steps));
+    });
+
+    test("the key check finishes before any target is written", async () => {
+        const r = await runSettled({
+            config: { credentials },
+            now: "2026-11-08T01:00:00Z",
+            world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), delay: slow(["deploy-key-check"]) },
+        });
+        const checked = index(r, "end deploy-key-check");
+        for (const s of r.steps.filter((x) => x.startsWith("start deploy-github-repository-acme-api-AWS_"))) assert.ok(index(r, s) > checked, JSON.stringify(r.steps));
+    });
+
+    test("the target check runs after every target resource, those without evidence included", async () => {
+        const r = await runSettled({
+            config: { credentials },
+            now: "2026-11-08T01:00:00Z",
+            world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), delay: slow([variableResource]) },
+        });
+        assert.ok(index(r, `end ${variableResource}`) < index(r, "start deploy-target-check"), JSON.stringify(r.steps));
+        assert.equal((r.rotation as any).value.sets.deploy.keys.at(-1).accessKeyId, KEY2);
+    });
+});
