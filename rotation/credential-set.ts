@@ -209,6 +209,29 @@ export class CredentialSet extends pulumi.ComponentResource {
     }
 }
 
+/**
+ * The summary of a set that took no step because it was blocked: what its previous state says,
+ * and why it is blocked. The user's ARN is not known without registering the user, so it is empty.
+ */
+export function blockedSummary(config: CredentialSetConfig, state: SetState | undefined, message: string, now: DateTime): SetSummary {
+    const keys = state?.keys ?? [];
+    const current = [...keys].reverse().find((k) => k.status === "Active" && !k.adoptedAt);
+    return {
+        user: config.user.name,
+        userArn: "",
+        accessKeyId: current?.accessKeyId ?? "",
+        generation: current?.generation ?? state?.generation ?? 0,
+        phase: state?.phase ?? "steady",
+        paused: config.policy.paused,
+        step: "none",
+        reason: `blocked: ${message}`,
+        next: { step: "none", why: "blocked until the problem above is fixed" },
+        keys: keys.map((k) => ({ generation: k.generation, accessKeyId: k.accessKeyId, status: k.status, createdAt: k.createdAt, age: age(k.createdAt, now) })),
+        targets: config.targets.map(({ target, store }) => store.label(target)),
+        warnings: [message],
+    };
+}
+
 /** Deterministic from (set, generation): a repeated run re-declares, and so adopts, the same key. */
 export function keyResourceName(setResourceName: string, generation: number): string {
     return `${setResourceName}-key-${generation}`;

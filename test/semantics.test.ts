@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { keyIdFor } from "./support/mocks";
-import { captureUnhandledRejections, runSettled, unhandled, type SettledRun } from "./support/run-settled";
+import { captureUnhandledRejections, runSettled, type SettledRun } from "./support/run-settled";
 
 const target = { type: "github-repository", repository: "acme/api", variables: { AWS_REGION: "eu-west-1" } };
 const credentials = [{ name: "deploy", targets: [target] }];
@@ -122,5 +122,68 @@ describe("steps are ordered by dependencies, not by registration order", () => {
         });
         assert.ok(index(r, `end ${variableResource}`) < index(r, "start deploy-target-check"), JSON.stringify(r.steps));
         assert.equal((r.rotation as any).value.sets.deploy.keys.at(-1).accessKeyId, KEY2);
+    });
+});
+
+describe("blast radius: one blocked set does not stop the others", () => {
+    const two = [
+        { name: "deploy", targets: [target] },
+        { name: "build", targets: [{ type: "github-repository", repository: "acme/builder" }] },
+    ];
+
+    test("the other set mints; the blocked set registers nothing, keeps its state, and the run ends non-zero naming it", async () => {
+        const first = await runSettled({ config: { credentials: two }, now: "2026-11-01T00:00:00Z" });
+        assert.ok(first.rotation?.ok, String(first.error ?? (first.rotation as any)?.error));
+        const before = first.rotation.value;
+        const iam = iamAfter(before);
+        // Someone made a key for the build user by hand.
+        iam["ci-build"].push({ accessKeyId: "AKIAHANDMADE00000009", status: "Active", createDate: "2026-10-01T00:00:00Z" });
+        const r = await runSettled({ config: { credentials: two }, now: "2026-11-08T01:00:00Z", world: { stackOutputs: { rotation: before }, accessKeys: iam } });
+
+        assert.equal(r.error, undefined, r.error?.stack);
+        assert.equal(r.exitCode, 32, "a run with a blocked set must end non-zero");
+        assert.match(r.loggedErrors.join("\n"), /No step was taken for set "build"[\s\S]*AKIAHANDMADE00000009/);
+        assert.doesNotMatch(r.loggedErrors.join("\n"), /set "deploy"/);
+        // Nothing of the blocked set is registered, so nothing of it is updated or deleted.
+        assert.deepEqual(r.registrations.filter((x) => x.name.startsWith("build-")), []);
+        assert.ok(r.registrations.some((x) => x.name === "deploy-key-2"));
+        assert.ok(r.rotation?.ok, String((r.rotation as any)?.error));
+        const after = r.rotation.value;
+        assert.equal(after.sets.deploy.phase, "pushed");
+        assert.deepEqual(after.sets.build, before.sets.build);
+        assert.ok(r.sets?.ok);
+        assert.match(r.sets.value.build.reason, /^blocked: /);
+        assert.equal(r.sets.value.deploy.step, "mint");
+    });
+
+    test("a set whose AWS reads fail is blocked alone", async () => {
+        const first = await runSettled({ config: { credentials: two }, now: "2026-11-01T00:00:00Z" });
+        assert.ok(first.rotation?.ok);
+        const minted = await runSettled({ config: { credentials: two }, now: "2026-11-08T01:00:00Z", world: { stackOutputs: { rotation: first.rotation.value }, accessKeys: iamAfter(first.rotation.value) } });
+        assert.ok(minted.rotation?.ok);
+        const before = minted.rotation.value;
+        // Both sets are due to deactivate key 1; IAM answers the last use of deploy's key only.
+        const r = await runSettled({
+            config: { credentials: two },
+            now: "2026-11-09T02:00:00Z",
+            world: { stackOutputs: { rotation: before }, accessKeys: iamAfter(before) },
+            lastUse: { [KEY1]: { at: "2026-11-08T00:00:00Z" } },
+        });
+        assert.equal(r.exitCode, 32);
+        assert.match(r.loggedErrors.join("\n"), /set "build"[\s\S]*could not read the last use/);
+        assert.ok(r.rotation?.ok);
+        assert.equal(r.rotation.value.sets.deploy.phase, "retiring");
+        assert.deepEqual(r.rotation.value.sets.build, before.sets.build);
+        assert.deepEqual(r.registrations.filter((x) => x.name.startsWith("build-")), []);
+    });
+});
+
+describe("the engine this program needs", () => {
+    test("an engine without the features of CLI 3.133 is refused before anything is read or registered", async () => {
+        const { installMocks } = await import("./support/mocks");
+        const { registrations } = installMocks({});
+        const program = (await import("../index")).default;
+        await assert.rejects(program({ env: { CI_KEY_ROTATION_NOW: "2026-11-01T00:00:00Z" }, engineSupportsParameterization: false }), /needs Pulumi CLI 3\.133 or later[\s\S]*Upgrade the `pulumi` CLI/);
+        assert.deepEqual(registrations, []);
     });
 });

@@ -47,7 +47,7 @@ export interface SettledRun {
     steps: string[];
     /** Errors the program logged with `pulumi.log.error`. */
     loggedErrors: string[];
-    /** The exit code the program asked for (`process.exitCode`), if any. */
+    /** The exit code the program asked for when it ended a blocked run, if any. */
     exitCode?: number;
 }
 
@@ -68,18 +68,17 @@ export async function runSettled(opts: { config: Record<string, unknown>; world?
         loggedErrors.push(msg);
         return Promise.resolve();
     };
-    const exitBefore = process.exitCode;
+    let failedWith: number | undefined;
     const program = (await import("../../index")).default;
     try {
-        const raw = (await program({ env: { CI_KEY_ROTATION_NOW: opts.now }, observer: providerObserver(() => fakeIam) })) as unknown as Record<string, pulumi.Output<unknown>>;
+        const raw = (await program({ env: { CI_KEY_ROTATION_NOW: opts.now }, observer: providerObserver(() => fakeIam), fail: (code) => (failedWith = code) })) as unknown as Record<string, pulumi.Output<unknown>>;
         const [rotation, sets] = await Promise.all([settled(raw.rotation), settled(raw.sets)]);
         await settle();
-        return { rotation, sets, registrations, steps, loggedErrors, exitCode: process.exitCode };
+        return { rotation, sets, registrations, steps, loggedErrors, exitCode: failedWith };
     } catch (error) {
         await settle();
-        return { error: error as Error, registrations, steps, loggedErrors, exitCode: process.exitCode };
+        return { error: error as Error, registrations, steps, loggedErrors, exitCode: failedWith };
     } finally {
         (pulumi.log as { error: typeof pulumi.log.error }).error = originalError;
-        process.exitCode = exitBefore;
     }
 }
