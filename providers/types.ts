@@ -18,8 +18,17 @@ export interface KeyMaterial {
 export interface DeclareContext {
     /** Name of the credential set (config `credentials[].name`). */
     readonly setName: string;
-    /** Prefix for child resource names: unique per target within the stack. */
+    /**
+     * Prefix for child resource names: unique per target within the stack, and independent of the
+     * set (destinations are unique across sets), so renaming a set or moving a target to another
+     * set keeps every resource's URN and the engine never deletes a secret it just wrote.
+     */
     readonly resourceName: string;
+    /**
+     * Prefixes the same resources had in earlier releases (the set's name in front): declare them
+     * as `aliases` so existing stacks carry their resources over without a step.
+     */
+    readonly previousResourceNames: readonly string[];
     /** The `CredentialSet` component: parent of every resource a store declares. */
     readonly parent: pulumi.Resource;
     /** The key the target must hold after this run. */

@@ -145,7 +145,8 @@ export class CredentialSet extends pulumi.ComponentResource {
             labels.push(label);
             const declared = store.declare(target, {
                 setName: config.name,
-                resourceName: `${name}-${slug(label)}`,
+                resourceName: slug(label),
+                previousResourceNames: [`${name}-${slug(label)}`],
                 parent: this,
                 key: this.current,
                 configPath: path,

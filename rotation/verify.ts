@@ -240,12 +240,18 @@ export function confirmTargetWrites(inputs: TargetCheckInputs): TargetCheckOutpu
         else unconfirmed.push(`${w.path} ${w.what}`);
     }
     if (problems.length > 0) {
+        // A timestamp read right after a write can be stale, and no later `up` re-reads it (no
+        // diff, no step), so the same evidence would fail every run. A refresh re-reads
+        // `remote_updated_at`; terraform-provider-github `diffSecret` (util_diff.go) then sees it
+        // differ from `updated_at` and plans an update, which rewrites the secret and reads the
+        // time again. `--replace` is never advised: a replacement can delete what it just wrote.
         const fail = new Error(
             `Set "${inputs.set}": ${problems.length === 1 ? "a target did" : `${problems.length} targets did`} not take key ${inputs.accessKeyId}:\n` +
                 problems.map((p) => `    - ${p}\n`).join("") +
                 "  The key stays and nothing was deactivated; the rotation does not advance until every target holds it. " +
                 "Check that the credentials used for each named target may write it, then run again. " +
-                "If the store did take the key but reports an old time, force a rewrite of that resource with `pulumi up --replace <urn>` (`pulumi stack --show-urns` lists it).",
+                "If the store did take the key but reported an old time (a read right after the write can be stale), run `pulumi up --refresh`: the refresh reads the store's time again, and the GitHub provider rewrites a secret whose remote time moved. " +
+                "Do not use `pulumi up --replace` on a target: a replacement can delete the value it just wrote.",
         );
         fail.name = "TargetCheckError";
         throw fail;

@@ -11,6 +11,15 @@ export interface Registration {
     importId?: string;
 }
 
+/** Resource options of one registration, as the engine would receive them. */
+export interface RegisteredOptions {
+    deleteBeforeReplace: boolean;
+    /** Alias names (alias specs) or URNs. */
+    aliases: string[];
+    /** URNs of the resources it depends on. */
+    dependencies: string[];
+}
+
 /** One invoke seen by the mock monitor. */
 export interface Invocation {
     token: string;
@@ -122,7 +131,19 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
         options.preview ?? false,
         "organization",
     );
-    return { registrations, invocations, steps };
+    // The mock's `newResource` never sees resource options; read them off the request itself.
+    const resourceOptions = new Map<string, RegisteredOptions>();
+    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: any, callback: any): unknown };
+    const registerResource = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: any) => {
+        resourceOptions.set(req.getName(), {
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+            aliases: req.getAliasesList().map((a: any) => (a.hasSpec() ? a.getSpec().getName() : a.getUrn())),
+            dependencies: req.getDependenciesList(),
+        });
+        return registerResource(req, callback);
+    };
+    return { registrations, invocations, steps, resourceOptions };
 }
 
 /** Deterministic fake access key id for a key resource name: `AKIA` + 16 upper-case characters. */

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { IAMClient } from "@aws-sdk/client-iam";
 import { providerObserver } from "../../rotation/aws";
 import type { LastUse } from "../../rotation/plan";
-import { installMocks, settle, setConfig, type MockWorld, type Registration } from "./mocks";
+import { installMocks, settle, setConfig, type MockWorld, type RegisteredOptions, type Registration } from "./mocks";
 
 /**
  * Rejections nobody handled, as the program would see them. Under the real engine a failed step
@@ -43,6 +43,8 @@ export interface SettledRun {
     /** The program's own error (config, state), when it threw before returning outputs. */
     error?: Error;
     registrations: Registration[];
+    /** Resource options by resource name, as the engine would receive them. */
+    resourceOptions: Map<string, RegisteredOptions>;
     /** `start <name>` / `end <name>` / `fail <name>` per registration, in the order they happened. */
     steps: string[];
     /** Errors the program logged with `pulumi.log.error`. */
@@ -53,7 +55,7 @@ export interface SettledRun {
 
 /** Run the program once under mocks, observing rejected outputs and step order. */
 export async function runSettled(opts: { config: Record<string, unknown>; world?: MockWorld; now: string; lastUse?: Record<string, LastUse> }): Promise<SettledRun> {
-    const { registrations, steps } = installMocks(opts.world ?? {});
+    const { registrations, steps, resourceOptions } = installMocks(opts.world ?? {});
     setConfig(opts.config);
     const fakeIam = {
         async send(command: { input: { AccessKeyId: string } }) {
@@ -74,10 +76,10 @@ export async function runSettled(opts: { config: Record<string, unknown>; world?
         const raw = (await program({ env: { CI_KEY_ROTATION_NOW: opts.now }, observer: providerObserver(() => fakeIam), fail: (code) => (failedWith = code) })) as unknown as Record<string, pulumi.Output<unknown>>;
         const [rotation, sets] = await Promise.all([settled(raw.rotation), settled(raw.sets)]);
         await settle();
-        return { rotation, sets, registrations, steps, loggedErrors, exitCode: failedWith };
+        return { rotation, sets, registrations, resourceOptions, steps, loggedErrors, exitCode: failedWith };
     } catch (error) {
         await settle();
-        return { error: error as Error, registrations, steps, loggedErrors, exitCode: failedWith };
+        return { error: error as Error, registrations, resourceOptions, steps, loggedErrors, exitCode: failedWith };
     } finally {
         (pulumi.log as { error: typeof pulumi.log.error }).error = originalError;
     }
