@@ -4,6 +4,7 @@ import { readClock } from "./rotation/clock";
 import { CredentialSet, blockedSummary } from "./rotation/credential-set";
 import { decideAll, describeDecision, endBlockedRun, readPreviousState, readStackConfig, requireEngine, stateOutput, type ProgramDeps } from "./rotation/program";
 import type { SetState } from "./rotation/state";
+import { DynamicProvider } from "./rotation/verify";
 
 /**
  * The ci-key-rotation program: validate config, read the previous state and the keys IAM
@@ -19,6 +20,8 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
     const previous = await readPreviousState();
     const { decisions, blocked } = await decideAll(config, previous, now, deps.observer ?? providerObserver());
 
+    // Only when some set registers resources: a run where every set is blocked registers nothing.
+    const dynamicProvider = decisions.size > 0 ? new DynamicProvider("ci-key-rotation-dynamic") : undefined;
     const states: pulumi.Output<[string, SetState | undefined]>[] = [];
     const summaries: pulumi.Output<[string, unknown]>[] = [];
     for (const set of config.sets) {
@@ -31,7 +34,7 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
         }
         pulumi.log.info(describeDecision(set.name, decision));
         for (const w of decision.warnings) pulumi.log.warn(w);
-        const component = new CredentialSet(set.name, { config: set, decision, now });
+        const component = new CredentialSet(set.name, { config: set, decision, now, dynamicProvider });
         states.push(component.state.apply((s) => [set.name, s] as [string, SetState | undefined]));
         summaries.push(component.summary.apply((s) => [set.name, s] as [string, unknown]));
     }

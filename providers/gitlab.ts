@@ -179,6 +179,7 @@ export const gitlabStore: TargetStore<GitlabTarget> = {
         // key at the end of the run. Aliases carry resources named by earlier releases over.
         const opts = (key: string): pulumi.CustomResourceOptions => ({
             parent: ctx.parent,
+            ...(ctx.dynamicProvider ? { provider: ctx.dynamicProvider } : {}),
             deleteBeforeReplace: true,
             aliases: ctx.previousResourceNames.map((previous) => ({ name: `${previous}${scopeSuffix(t.environmentScope)}-${key}` })),
         });

@@ -35,6 +35,8 @@ export interface DeclareContext {
     readonly key: KeyMaterial;
     /** Path of the target in config, e.g. `credentials[0].targets[2]`, for messages. */
     readonly configPath: string;
+    /** The provider every dynamic resource of the program uses (`provider` option), if any. */
+    readonly dynamicProvider?: pulumi.ProviderResource;
     /**
      * Create a resource shared by the set's targets (e.g. one provider per GitHub owner) once:
      * the first call with a key makes it, later calls return the same object.

@@ -14,6 +14,8 @@ export interface CredentialSetArgs {
     decision: Decision;
     /** The instant this run acts at (for key ages). */
     now: DateTime;
+    /** Provider of the set's dynamic resources (checks, GitLab variables); see `DynamicProvider`. */
+    dynamicProvider?: pulumi.ProviderResource;
     /** Region for the key check's STS call. Default: the AWS provider's (`aws:region`, then the environment). */
     region?: string;
 }
@@ -71,6 +73,7 @@ export class CredentialSet extends pulumi.ComponentResource {
         super("ci-key-rotation:index:CredentialSet", name, {}, opts);
         const { config, decision, now } = args;
         const child = { parent: this };
+        const dynamic = { ...child, ...(args.dynamicProvider ? { provider: args.dynamicProvider } : {}) };
 
         this.user = new aws.iam.User(
             `${name}-user`,
@@ -124,7 +127,7 @@ export class CredentialSet extends pulumi.ComponentResource {
                 region: args.region ?? providerSdkConfig().region,
                 timeoutMs: config.policy.validateTimeout.toMillis(),
             },
-            child,
+            dynamic,
         );
         // Targets read the key through the check's outputs, so they are written only once the key
         // is known to authenticate: a key that never works never reaches a target.
@@ -150,6 +153,7 @@ export class CredentialSet extends pulumi.ComponentResource {
                 parent: this,
                 key: this.current,
                 configPath: path,
+                dynamicProvider: args.dynamicProvider,
                 once: <R>(key: string, make: () => R): R => {
                     if (!shared.has(key)) shared.set(key, make());
                     return shared.get(key) as R;
@@ -167,7 +171,7 @@ export class CredentialSet extends pulumi.ComponentResource {
             this.targetCheck = new TargetCheck(
                 `${name}-target-check`,
                 { set: config.name, accessKeyId: currentKey.id, keyCreatedAt: currentKey.createDate, writes },
-                { ...child, dependsOn: [this.keyCheck, ...targetResources] },
+                { ...dynamic, dependsOn: [this.keyCheck, ...targetResources] },
             );
         }
 

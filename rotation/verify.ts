@@ -16,6 +16,25 @@
 import * as pulumi from "@pulumi/pulumi";
 import { confirmKeyIdentity, realClock, type RetryClock, type SdkClient } from "./aws-calls";
 
+/**
+ * The provider of this program's dynamic resources (the checks here, GitLab variables): one
+ * explicit `pulumi-nodejs` provider without inputs. The engine gives the *default* dynamic
+ * provider the whole stack configuration as its inputs (pulumi/pulumi pkg/resource/deploy/target.go
+ * `GetPackageConfig`: "For dynamic providers, we always pass the full configuration", CLI ≥ 3.139),
+ * and the dynamic provider has no DiffConfig (sdk/nodejs/cmd/dynamic-provider/index.ts), so every
+ * config change (a rotation request, `emergency`, `revoke`) would show as an update of
+ * `pulumi:providers:pulumi-nodejs::default` and fail `pulumi up --expect-no-changes`. An explicit
+ * provider's inputs are what the program gives it: none. Moving existing resources to it is not a
+ * replacement: the engine asks the new provider's DiffConfig, which answers "unknown, no replace"
+ * (pkg/resource/plugin/provider_plugin.go `DiffConfig`; step_generator.go `providerChanged`,
+ * for explicit providers since CLI 3.151, PR #18509).
+ */
+export class DynamicProvider extends pulumi.ProviderResource {
+    constructor(name: string, opts: pulumi.ResourceOptions = {}) {
+        super("pulumi-nodejs", name, {}, opts);
+    }
+}
+
 /** Marker input of a {@link KeyCheck} registration. */
 export const keyCheckKind = "key-check";
 /** Marker input of a {@link TargetCheck} registration. */

@@ -94,3 +94,28 @@ describe("GitHub App authentication from the environment", () => {
         assert.equal(provider.inputs.appAuth, undefined);
     });
 });
+
+describe("dynamic resources do not depend on the stack's configuration", () => {
+    test("checks and GitLab variables use one explicit dynamic provider without inputs, so a request flag is no change", async () => {
+        const credentials = [{ name: "deploy", targets: [repoTarget, gitlabTarget] }];
+        const first = await runSettled({ config: { credentials }, now: "2026-11-01T00:00:00Z", world: { repoIds } });
+        assert.ok(first.rotation?.ok);
+        const before = first.rotation.value;
+        const iam = { "ci-deploy": before.sets.deploy.keys.map((k: any) => ({ accessKeyId: k.accessKeyId, status: k.status, createDate: k.createdAt })) };
+        // Two no-op runs an hour apart; the second still carries the flags of a request already handled.
+        const handled = { ...before, sets: { deploy: { ...before.sets.deploy, lastRequest: "incident-1" } } };
+        const a = await runSettled({ config: { credentials }, now: "2026-11-01T01:00:00Z", world: { repoIds, stackOutputs: { rotation: handled }, accessKeys: iam } });
+        const b = await runSettled({ config: { credentials, request: "incident-1", emergency: "true" }, now: "2026-11-01T02:00:00Z", world: { repoIds, stackOutputs: { rotation: handled }, accessKeys: iam } });
+        assert.equal(b.error, undefined, b.error?.message);
+        assert.equal((b.sets as any)?.value?.deploy?.step, "none");
+        const [provider] = b.registrations.filter((x) => x.type === "pulumi:providers:pulumi-nodejs");
+        assert.ok(provider, "no explicit dynamic provider");
+        assert.deepEqual(provider.inputs, {}, "the dynamic provider's inputs carry configuration");
+        const dynamic = b.registrations.filter((x) => x.type === "pulumi-nodejs:dynamic:Resource");
+        assert.ok(dynamic.length >= 3);
+        for (const x of dynamic) assert.match(x.provider ?? "", /pulumi:providers:pulumi-nodejs::ci-key-rotation-dynamic::/, `${x.name} uses the default dynamic provider`);
+        // Nothing the engine would compare differs between the two runs.
+        const view = (r: SettledRun) => r.registrations.map((x) => [x.type, x.name, JSON.stringify(x.inputs), x.provider]).sort();
+        assert.deepEqual(view(b), view(a));
+    });
+});
