@@ -17,7 +17,7 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
     const { now, warning } = readClock(deps.env ?? process.env);
     if (warning) pulumi.log.warn(warning);
     const config = readStackConfig();
-    const previous = await readPreviousState();
+    const previous = await readPreviousState(deps.env ?? process.env);
     const { decisions, blocked } = await decideAll(config, previous, now, deps.observer ?? providerObserver());
 
     // Only when some set registers resources: a run where every set is blocked registers nothing.

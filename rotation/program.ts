@@ -3,7 +3,7 @@ import type { DateTime } from "luxon";
 import type { AwsObserver } from "./aws";
 import { ConfigError, decodeRawConfig, validateConfig, type CredentialSetConfig, type StackConfig } from "./config";
 import { plan, type Decision, type PlanInput } from "./plan";
-import { parseState, type RotationState, type SetState } from "./state";
+import { parseState, StateError, type RotationState, type SetState } from "./state";
 
 /** What the program reads from the outside world; a real run uses the defaults. */
 export interface ProgramDeps {
@@ -37,13 +37,43 @@ export function readStackConfig(): StackConfig {
 }
 
 /**
- * The previous run's `rotation` output, read through a StackReference to this very stack
- * (`organization/<project>/<stack>` on the file backend, `<org>/<project>/<stack>` on Pulumi Cloud).
+ * The name of the StackReference to this very stack: `<org>/<project>/<stack>` (the file backend's
+ * project layout uses the literal `organization`), or the bare `<stack>` when
+ * `PULUMI_DIY_BACKEND_LEGACY_LAYOUT` is set: the legacy DIY layout has no projects, and its
+ * stack names may not contain `/` (pulumi/pulumi pkg/backend/diy/store.go
+ * `legacyReferenceStore.ParseReference` → sdk/go/common/tokens/stack_name.go `ParseStackName`).
  */
-export async function readPreviousState(): Promise<RotationState | undefined> {
-    const self = `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
+export function selfReferenceName(env: NodeJS.ProcessEnv = process.env): string {
+    const legacy = /^(1|true|yes)$/i.test(env.PULUMI_DIY_BACKEND_LEGACY_LAYOUT ?? env.PULUMI_SELF_MANAGED_STATE_LEGACY_LAYOUT ?? "");
+    return legacy ? pulumi.getStack() : `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
+}
+
+/** The text `ParseStackName` answers for a name with `/`, as the legacy DIY layout does. */
+const legacyLayoutRejection = /a stack name may only contain alphanumeric, hyphens, underscores, or periods: invalid character '\/'/;
+
+/**
+ * The previous run's `rotation` output, read through a StackReference to this very stack
+ * ({@link selfReferenceName}). A DIY backend in the legacy layout rejects the project-scoped name;
+ * that read fails the update in the engine whatever the program does, so the program explains
+ * the two ways out instead of guessing.
+ */
+export async function readPreviousState(env: NodeJS.ProcessEnv = process.env): Promise<RotationState | undefined> {
+    const self = selfReferenceName(env);
     const ref = new pulumi.StackReference("rotation-state", { name: self });
-    const details = await ref.getOutputDetails(stateOutput);
+    let details: { value?: unknown; secretValue?: unknown };
+    try {
+        details = await ref.getOutputDetails(stateOutput);
+    } catch (err) {
+        const message = String((err as Error)?.message ?? err);
+        if (legacyLayoutRejection.test(message)) {
+            throw new StateError(
+                `This stack's backend uses the legacy DIY layout, which has no projects, so the program cannot read its own state as \`${self}\`. ` +
+                    "Nothing was changed. Either move the backend to the project layout with `pulumi state upgrade` (recommended), " +
+                    "or set PULUMI_DIY_BACKEND_LEGACY_LAYOUT=true in the environment of every run, so the program reads its state as the bare stack name.",
+            );
+        }
+        throw err;
+    }
     return parseState(details.value ?? details.secretValue);
 }
 

@@ -187,3 +187,26 @@ describe("the engine this program needs", () => {
         assert.deepEqual(registrations, []);
     });
 });
+
+describe("the legacy DIY backend layout", () => {
+    // What the legacy layout answers for a project-scoped name (pulumi/pulumi
+    // sdk/go/common/tokens/stack_name.go `ParseStackName`, via pkg/backend/diy/store.go).
+    const legacyBackend = (r: { type: string; inputs: Record<string, any> }) =>
+        r.type === "pulumi:pulumi:StackReference" && String(r.inputs.name).includes("/")
+            ? `a stack name may only contain alphanumeric, hyphens, underscores, or periods: invalid character '/' at position ${String(r.inputs.name).indexOf("/")}`
+            : undefined;
+
+    test("a project-scoped self-reference rejected by the legacy layout says what to do, and nothing is registered", async () => {
+        const r = await runSettled({ config: { credentials }, now: "2026-11-01T00:00:00Z", world: { fail: legacyBackend } });
+        assert.equal(r.error?.name, "StateError", r.error?.stack);
+        assert.match(r.error!.message, /legacy DIY layout[\s\S]*`pulumi state upgrade`[\s\S]*PULUMI_DIY_BACKEND_LEGACY_LAYOUT=true/);
+        assert.deepEqual(r.registrations, []);
+    });
+
+    test("with PULUMI_DIY_BACKEND_LEGACY_LAYOUT set, the program reads its state by the bare stack name", async () => {
+        const r = await runSettled({ config: { credentials }, now: "2026-11-01T00:00:00Z", world: { fail: legacyBackend }, env: { PULUMI_DIY_BACKEND_LEGACY_LAYOUT: "true" } });
+        assert.equal(r.error, undefined, r.error?.stack);
+        assert.ok(r.rotation?.ok);
+        assert.equal(r.rotation.value.sets.deploy.phase, "steady");
+    });
+});

@@ -54,7 +54,7 @@ export interface SettledRun {
 }
 
 /** Run the program once under mocks, observing rejected outputs and step order. */
-export async function runSettled(opts: { config: Record<string, unknown>; world?: MockWorld; now: string; lastUse?: Record<string, LastUse> }): Promise<SettledRun> {
+export async function runSettled(opts: { config: Record<string, unknown>; world?: MockWorld; now: string; lastUse?: Record<string, LastUse>; env?: NodeJS.ProcessEnv }): Promise<SettledRun> {
     const { registrations, steps, resourceOptions } = installMocks(opts.world ?? {});
     setConfig(opts.config);
     const fakeIam = {
@@ -73,7 +73,7 @@ export async function runSettled(opts: { config: Record<string, unknown>; world?
     let failedWith: number | undefined;
     const program = (await import("../../index")).default;
     try {
-        const raw = (await program({ env: { CI_KEY_ROTATION_NOW: opts.now }, observer: providerObserver(() => fakeIam), fail: (code) => (failedWith = code) })) as unknown as Record<string, pulumi.Output<unknown>>;
+        const raw = (await program({ env: { ...opts.env, CI_KEY_ROTATION_NOW: opts.now }, observer: providerObserver(() => fakeIam), fail: (code) => (failedWith = code) })) as unknown as Record<string, pulumi.Output<unknown>>;
         const [rotation, sets] = await Promise.all([settled(raw.rotation), settled(raw.sets)]);
         await settle();
         return { rotation, sets, registrations, resourceOptions, steps, loggedErrors, exitCode: failedWith };
