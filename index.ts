@@ -4,7 +4,8 @@ import { readClock } from "./rotation/clock";
 import { CredentialSet, blockedSummary } from "./rotation/credential-set";
 import { decideAll, describeDecision, endBlockedRun, readPreviousState, readStackConfig, requireEngine, stateOutput, type ProgramDeps } from "./rotation/program";
 import type { SetState } from "./rotation/state";
-import { DynamicProvider } from "./rotation/verify";
+import { dynamicProviderConfigKeys } from "./providers";
+import { DynamicProvider, dynamicProviderInputs } from "./rotation/verify";
 
 /**
  * The ci-key-rotation program: validate config, read the previous state and the keys IAM
@@ -21,7 +22,7 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
     const { decisions, blocked } = await decideAll(config, previous, now, deps.observer ?? providerObserver());
 
     // Only when some set registers resources: a run where every set is blocked registers nothing.
-    const dynamicProvider = decisions.size > 0 ? new DynamicProvider("ci-key-rotation-dynamic") : undefined;
+    const dynamicProvider = decisions.size > 0 ? new DynamicProvider("ci-key-rotation-dynamic", dynamicProviderInputs(dynamicProviderConfigKeys)) : undefined;
     const states: pulumi.Output<[string, SetState | undefined]>[] = [];
     const summaries: pulumi.Output<[string, unknown]>[] = [];
     for (const set of config.sets) {

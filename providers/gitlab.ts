@@ -131,6 +131,9 @@ function scopeSuffix(scope: string): string {
 export const gitlabStore: TargetStore<GitlabTarget> = {
     schemas: [gitlabProject, gitlabGroup],
 
+    // `GitlabVariable` reads these in `configure` (then falls back to GITLAB_TOKEN / GITLAB_BASE_URL).
+    dynamicProviderConfig: ["gitlab:token", "gitlab:baseUrl"],
+
     label(t) {
         const { scope, owner } = ownerOf(t);
         return `gitlab ${scope} ${owner}${t.environmentScope === "*" ? "" : ` environment scope ${t.environmentScope}`}`;

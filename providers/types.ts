@@ -96,6 +96,12 @@ export interface TargetStore<T extends { type: string } = { type: string }> {
      * Manager, SSM, KMS), for `ci-key-rotation policy`. Optional: stores outside AWS need none.
      */
     awsPermissions?(target: T): OperatorStatement[];
+    /**
+     * Stack config keys (full, e.g. `gitlab:token`) the store's dynamic provider reads in
+     * `configure`. They, and only they, are handed to the program's explicit dynamic provider,
+     * so other config changes are no change of that provider. Optional.
+     */
+    readonly dynamicProviderConfig?: readonly string[];
     /** Declare the resources that hold `ctx.key`. Called once per target per run. */
     declare(target: T, ctx: DeclareContext): pulumi.Resource[];
     /**

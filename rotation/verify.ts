@@ -30,9 +30,28 @@ import { confirmKeyIdentity, realClock, type RetryClock, type SdkClient } from "
  * for explicit providers since CLI 3.151, PR #18509).
  */
 export class DynamicProvider extends pulumi.ProviderResource {
-    constructor(name: string, opts: pulumi.ResourceOptions = {}) {
-        super("pulumi-nodejs", name, {}, opts);
+    /**
+     * @param config the stack config the dynamic providers read in `configure` (full keys, e.g.
+     * `gitlab:token`), as the provider's inputs: the engine configures an explicit provider with
+     * its inputs, and the dynamic provider's `Config.get` looks keys up by full name
+     * (sdk/nodejs/cmd/dynamic-provider/index.ts `configure`, config.ts). Values are secrets.
+     */
+    constructor(name: string, config: Record<string, pulumi.Input<string>> = {}, opts: pulumi.ResourceOptions = {}) {
+        super("pulumi-nodejs", name, config, opts);
     }
+}
+
+/**
+ * The values of `keys` in the stack config, as secrets, for {@link DynamicProvider}. Unset keys
+ * are left out, so a stack without them gives the provider no inputs at all.
+ */
+export function dynamicProviderInputs(keys: readonly string[], read: (key: string) => string | undefined = (key) => pulumi.runtime.getConfig(key)): Record<string, pulumi.Output<string>> {
+    const out: Record<string, pulumi.Output<string>> = {};
+    for (const key of keys) {
+        const value = read(key);
+        if (value !== undefined && value !== "") out[key] = pulumi.secret(value);
+    }
+    return out;
 }
 
 /** Marker input of a {@link KeyCheck} registration. */

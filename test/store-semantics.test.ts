@@ -118,4 +118,15 @@ describe("dynamic resources do not depend on the stack's configuration", () => {
         const view = (r: SettledRun) => r.registrations.map((x) => [x.type, x.name, JSON.stringify(x.inputs), x.provider]).sort();
         assert.deepEqual(view(b), view(a));
     });
+
+    test("the GitLab token in config still reaches the GitLab provider, as a secret, and nothing else does", async () => {
+        const r = await runSettled({
+            config: { credentials: [{ name: "deploy", targets: [gitlabTarget] }], "gitlab:token": "glpat-not-a-real-token", "gitlab:baseUrl": "https://gitlab.example.com/api/v4/" },
+            now: "2026-11-01T00:00:00Z",
+        });
+        const [provider] = r.registrations.filter((x) => x.type === "pulumi:providers:pulumi-nodejs");
+        const { plain, secretPaths } = reveal(provider.inputs);
+        assert.deepEqual(plain, { "gitlab:token": "glpat-not-a-real-token", "gitlab:baseUrl": "https://gitlab.example.com/api/v4/" });
+        assert.deepEqual(secretPaths.sort(), ["gitlab:baseUrl", "gitlab:token"]);
+    });
 });
