@@ -13,8 +13,13 @@ export interface ProgramDeps {
     env?: NodeJS.ProcessEnv;
     /** Whether the engine reports the `parameterization` feature (see {@link requireEngine}). Default: asks the SDK. */
     engineSupportsParameterization?: boolean;
-    /** Ends the run non-zero when sets were blocked. Default: sets `process.exitCode`. */
-    fail?: (code: number) => void;
+    /**
+     * Ends the run non-zero when sets were blocked, after everything is registered. Default: sets
+     * `process.exitCode`. A host that runs the program in its own process (a rehearsal) passes
+     * its own, and must then keep the blocked set's resources and save the registered outputs,
+     * as the engine does (see {@link endBlockedRun}).
+     */
+    fail?: (code: number, error: RotationBlockedError) => void;
 }
 
 /** Name of the stack output that holds the rotation state. */
@@ -146,11 +151,14 @@ export const exitAfterLoggedError = 32;
  * Throwing instead would register no outputs at all (sdk/nodejs/runtime/stack.ts
  * `Stack.initialize`), and `pulumi.log.error` alone does not fail the update.
  */
-export function endBlockedRun(blocked: Map<string, string>, fail: (code: number) => void = (code) => void (process.exitCode = code)): RotationBlockedError | undefined {
+export function endBlockedRun(
+    blocked: Map<string, string>,
+    fail: (code: number, error: RotationBlockedError) => void = (code) => void (process.exitCode = code),
+): RotationBlockedError | undefined {
     if (blocked.size === 0) return undefined;
     const error = new RotationBlockedError([...blocked.values()], [...blocked.keys()]);
     void pulumi.log.error(error.message);
-    fail(exitAfterLoggedError);
+    fail(exitAfterLoggedError, error);
     return error;
 }
 
