@@ -238,6 +238,9 @@ export const githubStore: TargetStore<GithubTarget> = {
                 // does not restore them. The `...Repositories` resources stay declared with the
                 // same ids: removing one would make the engine delete it, and its delete sets the
                 // selection to [] (`resourceGithubActionsOrganizationSecretRepositoriesDelete`).
+                // pulumi-github marks the secret's `selected_repository_ids` ForceNew
+                // (provider/resources.go), so a change of `repositories` (and the first run that
+                // adds the ids to an existing secret) replaces it: delete-first, per `opts`.
                 const selectedRepositoryIds = repoIds;
                 for (const [secretName, value] of values) {
                     const orgSecret = secret(
