@@ -269,9 +269,12 @@ export const installHint = "The `pulumi` CLI was not found on PATH: install it (
  * The oldest `pulumi` CLI this library runs. Since pulumi/pulumi PR #15754 (CLI 3.112) a failed
  * update saves the outputs the program registered; before it, a failed update dropped every
  * stack output (pulumi/pulumi#12929), and the rotation state lives in those outputs, so a failed
- * run would forget every key. The SDK's own check only asks for 3.2 (automation/minimumVersion.ts).
+ * run would forget every key. The program itself refuses engines older than 3.133 (it cannot ask
+ * the engine its version before 3.217, so it probes the `parameterization` feature, PR #17153: see
+ * `rotation/program.ts`); the library asks for the same version so both refuse the same CLIs.
+ * The SDK's own check only asks for 3.2 (automation/minimumVersion.ts).
  */
-export const minimumPulumiVersion = "3.112.0";
+export const minimumPulumiVersion = "3.133.0";
 
 /** The message for a CLI older than {@link minimumPulumiVersion}. */
 function cliTooOld(version: string): string {
@@ -761,8 +764,13 @@ export function toOperationError(err: unknown, stack: string, workDir: string, p
     }
     if (nameOf(err) === "StateError") return new OperationError("run-failed", text, partial);
     const details = diagnostics(text);
-    if (/No step was taken for any set, because/.test(text)) {
-        return new OperationError("blocked", `The rotation of \`${stack}\` refused to act, and nothing changed:\n${details}`, partial);
+    // The program's RotationBlockedError (rotation/program.ts): a blocked set registers nothing and
+    // keeps its state while every other set takes its step, so "nothing changed" is said of the
+    // blocked sets only.
+    const blocked = /No step was taken for (sets? (.+?)|a set) \(any other set took its step\), because/.exec(text);
+    if (blocked) {
+        const which = blocked[2] ? `${blocked[1].startsWith("sets") ? "sets" : "set"} ${blocked[2]}` : "a set";
+        return new OperationError("blocked", `The rotation of \`${stack}\` refused to act for ${which}: ${which} took no step; every other set took its step:\n${details}`, partial);
     }
     if (/Invalid ci-key-rotation configuration/.test(text)) {
         return new OperationError("config", `The configuration of stack \`${stack}\` is invalid, and nothing changed:\n${details}`, partial);

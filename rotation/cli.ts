@@ -31,7 +31,7 @@ export const exitCodes = {
     blocked: 6,
     /** An emergency or revoke did not finish (a set is paused, or the run limit was reached). */
     incomplete: 7,
-    /** Setup: the `pulumi` CLI is older than 3.112 (see `minimumPulumiVersion`). */
+    /** Setup: the `pulumi` CLI is older than 3.133 (see `minimumPulumiVersion`). */
     cliTooOld: 8,
     /** Interrupted (Ctrl-C or SIGTERM): the update was cancelled and the request cleared. */
     interrupted: 130,
@@ -95,9 +95,9 @@ const exitCodeHelp = `Exit codes:
   3  not confirmed (nothing changed)
   4  stack locked by another update through every retry
   5  setup: pulumi CLI missing, or the stack does not exist
-  6  blocked: the program refused to act; read the message
+  6  blocked: a set refused to act (the other sets took their step); read the message
   7  emergency or revoke did not finish
-  8  the pulumi CLI is older than 3.112: upgrade it
+  8  the pulumi CLI is older than 3.133: upgrade it
   130  interrupted (Ctrl-C or SIGTERM): the running update was cancelled`;
 
 /**
@@ -125,7 +125,7 @@ Without a mode, runs one \`pulumi up\`: exactly what the scheduled job does.
 
 Ctrl-C or SIGTERM cancels the running update (Pulumi finishes the operations in flight) and
 removes the request from stack config, then exits 130 saying what state it left; a second
-one exits at once. Needs the pulumi CLI 3.112 or newer (exit 8 otherwise).
+one exits at once. Needs the pulumi CLI 3.133 or newer (exit 8 otherwise).
 
 ${exitCodeHelp}`,
         options: {

@@ -50,18 +50,20 @@ function keyNamesOf(t: Target): { accessKeyId: string; secretAccessKey: string }
 
 /**
  * The names of the resources a target declares, as rotation/credential-set.ts and the store's
- * `declare` make them: `<set>-<slug of the label>` then one suffix per written value.
+ * `declare` make them: `<slug of the label>` (no set name, so a target keeps its resources when it
+ * moves between sets) then one suffix per written value, lower-cased for GitHub (names there are
+ * case-insensitive, providers/github.ts) and as written for GitLab (providers/gitlab.ts).
  */
 function targetResourceNames(p: PlacedTarget): string[] {
     const t = p.target;
     const n = keyNamesOf(t);
     const variables = Object.keys(("variables" in t ? t.variables : undefined) ?? {});
-    const prefix = `${p.setName}-${resourceSlug(p.store.label(t))}`;
+    const prefix = resourceSlug(p.store.label(t));
     if (t.type === "gitlab-project" || t.type === "gitlab-group") {
         const scoped = `${prefix}${gitlabScopeSuffix(t.environmentScope)}`;
         return [n.accessKeyId, n.secretAccessKey, ...variables].map((key) => `${scoped}-${key}`);
     }
-    return [n.accessKeyId, n.secretAccessKey, ...(t.type === "github-dependabot" ? [] : variables.map((v) => `var-${v}`))].map((s) => `${prefix}-${s}`);
+    return [n.accessKeyId, n.secretAccessKey, ...(t.type === "github-dependabot" ? [] : variables.map((v) => `var-${v}`))].map((s) => `${prefix}-${s.toLowerCase()}`);
 }
 
 /**
@@ -91,7 +93,7 @@ export function resourceNameCollisions(targets: readonly PlacedTarget[]): string
             if (label.toLowerCase() === otherLabel.toLowerCase()) continue;
             problems.push(
                 `${p.path} (${label}) would have the same Pulumi resource name as ${other.path} (${otherLabel}): ${name} (resource names keep only letters, digits and _). ` +
-                    "Move one of the two targets to another credential set, whose name starts its resource names.",
+                    "Resource names do not include the set (a target keeps its resources when it moves between sets), so the two cannot share a stack: rotate one of them from another stack.",
             );
         }
     }

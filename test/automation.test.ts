@@ -159,7 +159,7 @@ describe("rotate", () => {
 
     it("a blocked run fails with the program's reason, a partial report, and cleared flags", async () => {
         const { stack, rotate } = await steady();
-        stack.upFailures.push(new Error("code: 255\n stdout: error: RotationBlockedError: No step was taken for any set, because:\n  - IAM shows key AKIAXXXX that ci-key-rotation does not manage"));
+        stack.upFailures.push(new Error(`code: 255\n stdout: error: RotationBlockedError: No step was taken for sets "deploy", "build" (any other set took its step), because:\n  - IAM shows key AKIAXXXX that ci-key-rotation does not manage`));
         const err = (await rotate({ mode: "emergency" }).catch((e: unknown) => e)) as OperationError;
         assert.equal(err.kind, "blocked");
         assert.match(err.message, /IAM shows key AKIAXXXX/);
@@ -280,17 +280,17 @@ describe("the real workspace without the pulumi CLI", () => {
 describe("a pulumi CLI older than the minimum", () => {
     it("is refused before anything changes, by rotate and status, with its own error kind", async () => {
         const { stack, client } = await steady();
-        stack.workspace = { pulumiVersion: "3.111.0" };
+        stack.workspace = { pulumiVersion: "3.132.0" };
         for (const call of [() => client.rotate({ stack: "prod", workDir, mode: "emergency", reason: "r", requestedBy: "a" }), () => client.status({ stack: "prod", workDir })]) {
             const err = (await call().catch((e: unknown) => e)) as OperationError;
             assert.equal(err.kind, "cli-too-old");
             assert.equal(
                 err.message,
-                `The pulumi CLI is version 3.111.0; ci-key-rotation needs ${minimumPulumiVersion} or newer: older CLIs drop every stack output when an update fails (pulumi/pulumi#12929), and the rotation state lives in those outputs. Upgrade it (https://www.pulumi.com/docs/install/) and run again.`,
+                `The pulumi CLI is version 3.132.0; ci-key-rotation needs ${minimumPulumiVersion} or newer: older CLIs drop every stack output when an update fails (pulumi/pulumi#12929), and the rotation state lives in those outputs. Upgrade it (https://www.pulumi.com/docs/install/) and run again.`,
             );
         }
         assert.deepEqual(stack.calls, []);
-        stack.workspace = { pulumiVersion: "3.112.0" };
+        stack.workspace = { pulumiVersion: "3.133.0" };
         assert.equal((await client.rotate({ stack: "prod", workDir, mode: "scheduled", reason: "r", requestedBy: "a" })).outcome, "done");
     });
 
@@ -305,7 +305,7 @@ describe("a pulumi CLI older than the minimum", () => {
         try {
             const err = (await createRotationClient().status({ stack: "dev", workDir: dir }).catch((e: unknown) => e)) as OperationError;
             assert.equal(err.kind, "cli-too-old", err.message);
-            assert.match(err.message, /^The pulumi CLI is version 3\.100\.0; ci-key-rotation needs 3\.112\.0 or newer/);
+            assert.match(err.message, /^The pulumi CLI is version 3\.100\.0; ci-key-rotation needs 3\.133\.0 or newer/);
         } finally {
             process.env.PATH = path;
         }

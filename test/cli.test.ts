@@ -119,10 +119,10 @@ describe("ci-key-rotation rotate", () => {
 
     it("exits 6 when the program refuses to act", async () => {
         const { cwd, stack, client } = await fakeProject();
-        stack.upFailures.push(new Error("stdout: error: No step was taken for any set, because:\n  - key AKIA1 is missing"));
+        stack.upFailures.push(new Error('stdout: error: No step was taken for set "deploy" (any other set took its step), because:\n  - key AKIA1 is missing'));
         const run = await cli(["rotate"], { cwd, client });
         assert.equal(run.code, exitCodes.blocked);
-        assert.match(run.stderr, /refused to act, and nothing changed:\n.*No step was taken/);
+        assert.match(run.stderr, /set "deploy" took no step; every other set took its step:\n.*No step was taken for set "deploy"/);
     });
 
     it("exits 1 when pulumi up fails otherwise", async () => {
@@ -179,7 +179,7 @@ describe("an old pulumi CLI", () => {
         for (const argv of [["status"], ["rotate", "--emergency", "--yes"]]) {
             const run = await cli(argv, { cwd, client });
             assert.equal(run.code, exitCodes.cliTooOld, argv.join(" "));
-            assert.match(run.stderr, /^error: The pulumi CLI is version 3\.100\.2; ci-key-rotation needs 3\.112\.0 or newer: .*Upgrade it/);
+            assert.match(run.stderr, /^error: The pulumi CLI is version 3\.100\.2; ci-key-rotation needs 3\.133\.0 or newer: .*Upgrade it/);
         }
         assert.deepEqual(stack.calls, []);
     });

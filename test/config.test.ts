@@ -173,7 +173,7 @@ const malformed: { what: string; raw: unknown; problems: (string | RegExp)[] }[]
         what: "two repositories whose names differ only in punctuation",
         raw: stack({}, [set({ targets: [{ type: "github-repository", repository: "acme/my.app" }, { type: "github-repository", repository: "acme/my-app" }] })]),
         problems: [
-            "credentials[0].targets[1] (github repository acme/my-app) would have the same Pulumi resource name as credentials[0].targets[0] (github repository acme/my.app): deploy-github-repository-acme-my-app-AWS_ACCESS_KEY_ID (resource names keep only letters, digits and _). Move one of the two targets to another credential set, whose name starts its resource names.",
+            "credentials[0].targets[1] (github repository acme/my-app) would have the same Pulumi resource name as credentials[0].targets[0] (github repository acme/my.app): github-repository-acme-my-app-aws_access_key_id (resource names keep only letters, digits and _). Resource names do not include the set (a target keeps its resources when it moves between sets), so the two cannot share a stack: rotate one of them from another stack.",
         ],
     },
     {
@@ -187,24 +187,14 @@ const malformed: { what: string; raw: unknown; problems: (string | RegExp)[] }[]
             }),
         ]),
         problems: [
-            "credentials[0].targets[1] (github environment acme/api:prod-stage) would have the same Pulumi resource name as credentials[0].targets[0] (github environment acme/api:prod stage): deploy-github-environment-acme-api-prod-stage-AWS_ACCESS_KEY_ID (resource names keep only letters, digits and _). Move one of the two targets to another credential set, whose name starts its resource names.",
+            "credentials[0].targets[1] (github environment acme/api:prod-stage) would have the same Pulumi resource name as credentials[0].targets[0] (github environment acme/api:prod stage): github-environment-acme-api-prod-stage-aws_access_key_id (resource names keep only letters, digits and _). Resource names do not include the set (a target keeps its resources when it moves between sets), so the two cannot share a stack: rotate one of them from another stack.",
         ],
     },
     {
         what: "two GitLab projects whose paths differ only in punctuation",
         raw: stack({}, [set({ targets: [{ type: "gitlab-project", project: "acme/my.api" }, { type: "gitlab-project", project: "acme/my-api" }] })]),
         problems: [
-            "credentials[0].targets[1] (gitlab project acme/my-api) would have the same Pulumi resource name as credentials[0].targets[0] (gitlab project acme/my.api): deploy-gitlab-project-acme-my-api-AWS_ACCESS_KEY_ID (resource names keep only letters, digits and _). Move one of the two targets to another credential set, whose name starts its resource names.",
-        ],
-    },
-    {
-        what: "targets of two sets whose names run together",
-        raw: stack({}, [
-            set({ name: "a", targets: [{ type: "github-repository", repository: "acme/b-github-repository-acme-c" }] }),
-            set({ name: "a-github-repository-acme-b", targets: [{ type: "github-repository", repository: "acme/c" }] }),
-        ]),
-        problems: [
-            "credentials[1].targets[0] (github repository acme/c) would have the same Pulumi resource name as credentials[0].targets[0] (github repository acme/b-github-repository-acme-c): a-github-repository-acme-b-github-repository-acme-c-AWS_ACCESS_KEY_ID (resource names keep only letters, digits and _). Move one of the two targets to another credential set, whose name starts its resource names.",
+            "credentials[0].targets[1] (gitlab project acme/my-api) would have the same Pulumi resource name as credentials[0].targets[0] (gitlab project acme/my.api): gitlab-project-acme-my-api-AWS_ACCESS_KEY_ID (resource names keep only letters, digits and _). Resource names do not include the set (a target keeps its resources when it moves between sets), so the two cannot share a stack: rotate one of them from another stack.",
         ],
     },
     {
@@ -364,6 +354,16 @@ describe("validateConfig", () => {
             if (!result.ok) assertProblems(result.problems, c.problems);
         });
     }
+
+    test("accepts targets of two sets whose names run together: resource names carry no set name", () => {
+        const result = validateConfig(
+            stack({}, [
+                set({ name: "a", targets: [{ type: "github-repository", repository: "acme/b-github-repository-acme-c" }] }),
+                set({ name: "a-github-repository-acme-b", targets: [{ type: "github-repository", repository: "acme/c" }] }),
+            ]),
+        );
+        assert.equal(result.ok, true, result.ok ? "" : result.problems.join("\n"));
+    });
 
     test("reports every problem of a config at once", () => {
         const result = validateConfig({

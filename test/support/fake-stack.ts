@@ -163,6 +163,7 @@ export class FakeStack implements RotationStack {
         const states: RotationState["sets"] = {};
         const summaries: Record<string, unknown> = {};
         const blocked: string[] = [];
+        const blockedNames: string[] = [];
         for (const set of config.sets) {
             const state = previous?.sets[set.name];
             const req = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
@@ -178,7 +179,12 @@ export class FakeStack implements RotationStack {
             let planned = plan(input);
             if (planned.kind === "needs-last-use") planned = plan({ ...input, lastUse: {} });
             if (planned.kind === "blocked") {
+                // Like the program: a blocked set registers nothing and keeps its state.
                 blocked.push(planned.message);
+                blockedNames.push(set.name);
+                if (state) states[set.name] = state;
+                const summary = (this.current.sets?.value as Record<string, unknown> | undefined)?.[set.name];
+                if (summary) summaries[set.name] = summary;
                 continue;
             }
             if (planned.kind !== "decision") throw new Error("fake: plan asked twice for last use");
@@ -204,11 +210,15 @@ export class FakeStack implements RotationStack {
                 warnings: d.warnings,
             };
         }
-        if (blocked.length > 0) throw new Error(`error: Running program failed:\nRotationBlockedError: No step was taken for any set, because:\n  - ${blocked.join("\n  - ")}`);
-        return {
+        const outputs: StackOutputs = {
             rotation: { value: { version: 1, asOf: now.toISO()!, sets: states }, secret: false },
             sets: { value: summaries, secret: false },
         };
+        // A failed update still saves the outputs the program registered (pulumi/pulumi PR #15754,
+        // CLI >= 3.112): the other sets' steps are kept.
+        if (blocked.length > 0) this.current = outputs;
+        if (blocked.length > 0) throw new Error(`error: Running program failed:\nRotationBlockedError: No step was taken for ${blockedNames.length === 1 ? "set" : "sets"} ${blockedNames.map((n) => `"${n}"`).join(", ")} (any other set took its step), because:\n  - ${blocked.join("\n  - ")}`);
+        return outputs;
     }
 }
 
