@@ -6,6 +6,7 @@
  * `ENGINE_SCENARIOS=1,2` runs a subset. `ENGINE_STRICT=1` counts known findings as failures.
  */
 import { ensureBinaries, ensureMoto, log, programRoot, pulumiVersion, run, startMoto, type Moto } from "./rig";
+import { githubScenarios } from "./github-scenarios";
 import { knownFindings, scenarios, tail, type Context } from "./scenarios";
 
 async function main(): Promise<number> {
@@ -26,7 +27,7 @@ async function main(): Promise<number> {
         log(`moto on ${moto.url}`);
         const ctx: Context = { bins, moto, logs: [], secrets: new Set() };
         const only = process.env.ENGINE_SCENARIOS?.split(",").map((s) => s.trim());
-        for (const scenario of scenarios) {
+        for (const scenario of [...scenarios, ...githubScenarios]) {
             if (only && !only.includes(scenario.id)) continue;
             const t = Date.now();
             log(`scenario ${scenario.id}: ${scenario.title}`);
