@@ -56,4 +56,40 @@ export const githubScenarios: Scenario[] = [
             }
         },
     },
+    {
+        id: "G3",
+        title: "GitHub refuses the secret write during a mint (500 every time): the run fails, CI's key stays Active, and the next runs leave GitHub holding the current key",
+        async run(ctx) {
+            const user = "ci-deploy-gh-fail";
+            const repository = "acme/web";
+            const { stack, gh } = await githubStack(ctx, "githubfail", user, 1203, repository);
+            try {
+                const first = await stack.up(0);
+                assert.equal(first.code, 0, `first pulumi up exited ${first.code}:\n${tail(first.stdout + first.stderr)}`);
+                const k1 = await stack.assertTargetHoldsLiveKey(user, 1203);
+                const rotationBefore = JSON.stringify((await stack.outputs()).rotation);
+                // GitHub's updated_at and IAM's CreateDate are real time, compared with 60 s of skew
+                // (rotation/verify.ts): leave more than that between the first write and the next key.
+                await new Promise((r) => setTimeout(r, 65_000));
+                const stop = gh.fail({ method: "PUT", path: `/repos/${repository}/actions/secrets/AWS_SECRET_ACCESS_KEY`, status: 500, times: Infinity });
+                const failed = await stack.up(8 * DAY);
+                stop();
+                assert.notEqual(failed.code, 0, "the run whose GitHub write failed exited 0");
+                assert.equal(JSON.stringify((await stack.outputs()).rotation), rotationBefore, "the saved rotation state advanced after a failed GitHub write");
+                assert.equal((await stack.iamKeys(user)).find((k) => k.id === k1)?.status, "Active", "the key CI holds was deactivated");
+
+                for (const [i, offset] of [8 * DAY + 3_600_000, 8 * DAY + 2 * 3_600_000].entries()) {
+                    const r = await stack.up(offset);
+                    if (i === 1) assert.equal(r.code, 0, `the second run after the failure exited ${r.code}:\n${tail(r.stdout + r.stderr)}`);
+                }
+                const held = await stack.assertTargetHoldsLiveKey(user, 1203);
+                assert.notEqual(held, k1, "the rotation never completed");
+                assertGithubHolds(gh, repository, held, stack.variables(1203).get("AWS_SECRET_ACCESS_KEY")?.value);
+                assert.ok((await stack.iamKeys(user)).length <= 2, "a third key");
+            } finally {
+                await stack.dispose();
+                await gh.stop();
+            }
+        },
+    },
 ];
