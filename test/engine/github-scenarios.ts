@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { startGithubFake, type GithubFake } from "./github-fake";
 import { githubStackConfig, installGithubProvider } from "./github-provider";
-import { Stack, tail, type Context, type Scenario } from "./scenarios";
+import { log } from "./rig";
+import { errorLines, Stack, tail, type Context, type Scenario } from "./scenarios";
 
 const DAY = 24 * 3_600_000;
 
@@ -80,7 +81,8 @@ export const githubScenarios: Scenario[] = [
 
                 for (const [i, offset] of [8 * DAY + 3_600_000, 8 * DAY + 2 * 3_600_000].entries()) {
                     const r = await stack.up(offset);
-                    if (i === 1) assert.equal(r.code, 0, `the second run after the failure exited ${r.code}:\n${tail(r.stdout + r.stderr)}`);
+                    if (i === 1) assert.equal(r.code, 0, `the second run after the failure exited ${r.code}: ${errorLines(r.stdout + r.stderr)}`);
+                    else if (r.code !== 0) log(`G3: the first run after the failure exited ${r.code}: ${errorLines(r.stdout + r.stderr)}`);
                 }
                 const held = await stack.assertTargetHoldsLiveKey(user, 1203);
                 assert.notEqual(held, k1, "the rotation never completed");

@@ -40,6 +40,10 @@ export const knownFindings: Record<string, string> = {
     "4":
         "after kill -9 of `pulumi up`, the file backend keeps the update's lock (.pulumi/locks/...): every later run fails with " +
         "`the stack is currently locked by 1 lock(s)` until someone runs `pulumi cancel` (a manual step; 4b shows the runs recover after it)",
+    G3:
+        "after GitHub refused the secret write of a mint, every later run fails with `Set \"deploy\": a target did not take key <new key>`: " +
+        "the provider saved the planned value in the state (partial failure), so the engine sees no diff and the secret is never written again; " +
+        "the old key stays Active (safe) but the rotation never completes without `pulumi refresh` or a manual change",
 };
 
 const gitlabToken = "glpat-engine-suite-0001";
