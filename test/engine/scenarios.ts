@@ -269,8 +269,9 @@ async function step(stack: Stack, set = "deploy"): Promise<string> {
  * - `between-writes`: GitLab holds the new AWS_ACCESS_KEY_ID but not yet its secret.
  * Then two more runs. With `cancel`, `pulumi cancel` runs first: the file backend keeps the killed
  * update's lock (`.pulumi/locks/...`), and the CLI says to remove it with `pulumi cancel`.
- * The engine's own handling of the pending CREATE it finds next: a warning, and the operation is
- * dropped (pulumi/pulumi pkg/resource/deploy/deployment_executor.go, printPendingOperationsWarning).
+ * The engine's own handling of the pending CREATE it finds next: it warns and goes on (pulumi/pulumi
+ * pkg/resource/deploy/deployment_executor.go, printPendingOperationsWarning); the key the kill left
+ * in IAM is not in the state.
  */
 function killScenario(id: string, point: "key-exists" | "between-writes", cancel: boolean): Scenario {
     return {
