@@ -14,10 +14,16 @@ async function githubStack(ctx: Context, name: string, user: string, project: nu
     const gh = await startGithubFake({ repositories: [repository] });
     // The plugin's 1 s waits after each write, shortened (github-rig/rest.ts).
     const stack = await Stack.create(ctx, name, [{ name: "deploy", user, project, githubRepository: repository }], {}, { GITHUB_RIG_TIME_SCALE: "0.05" });
-    await installGithubProvider(ctx.bins.pulumi, stack.ws.env);
-    for (const [key, v] of Object.entries(githubStackConfig(gh))) {
-        const r = await stack.cmd(["config", "set", ...(v.secret ? ["--secret"] : []), key, v.value]);
-        assert.equal(r.code, 0, `pulumi config set ${key}: ${tail(r.stderr)}`);
+    try {
+        await installGithubProvider(ctx.bins.pulumi, stack.ws.env);
+        for (const [key, v] of Object.entries(githubStackConfig(gh))) {
+            const r = await stack.cmd(["config", "set", ...(v.secret ? ["--secret"] : []), key, v.value]);
+            assert.equal(r.code, 0, `pulumi config set ${key}: ${tail(r.stderr)}`);
+        }
+    } catch (err) {
+        await stack.dispose();
+        await gh.stop();
+        throw err;
     }
     return { stack, gh };
 }

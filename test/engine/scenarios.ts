@@ -97,7 +97,10 @@ export class Stack {
         holder.stack = stack;
         stack.proxy = proxy.server;
         const init = await ws.pulumi(["stack", "init", name]);
-        assert.equal(init.code, 0, `pulumi stack init ${name}: ${init.stderr}`);
+        if (init.code !== 0) {
+            await stack.dispose();
+            assert.fail(`pulumi stack init ${name}: ${init.stderr}`);
+        }
         const creds = sets
             .map(
                 (s) =>
