@@ -1,0 +1,78 @@
+import { fork } from "node:child_process";
+import { simulateCommand } from "../../rotation/rehearsal/cli";
+import { simulate, type SimulationOptions, type SimulationResult } from "../../rotation/rehearsal/simulation";
+
+/**
+ * Rehearsals run in a child process, outside the test harness: Node 20's test runner installs an
+ * async hook that runs on every promise, and a rehearsal makes millions of them (measured: a
+ * 30-day rehearsal costs 15–17 ms per run as a plain script, 39–46 ms inside `test()`). The
+ * assertions stay in the test; only the rehearsal moves.
+ */
+
+/** What a child is asked to do: a rehearsal, or the `simulate` command with its arguments. */
+export type RehearsalJob = { kind: "simulate"; options: SimulationOptions } | { kind: "command"; args: string[] };
+
+/** What the `simulate` command did: its exit status and everything it wrote. */
+export interface CommandOutcome {
+    code: number;
+    output: string;
+}
+
+type Reply = { ok: true; value: unknown } | { ok: false; error: string };
+
+/** Environment variable that makes this module, started as a child process, wait for a job. */
+const childVariable = "REHEARSAL_CHILD";
+
+/** Tests run the slow tier (`npm run test:slow`) when `TEST_TIER=slow`. */
+export const slowTier = process.env.TEST_TIER === "slow";
+
+/** Fork a child, hand it the job, and resolve with what it sends back (structured clone, so `undefined` fields survive). */
+function inChild(job: RehearsalJob): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+        const child = fork(__filename, [], {
+            env: { ...process.env, [childVariable]: "1" },
+            // A larger young generation: a rehearsal allocates many short-lived Outputs and promises.
+            execArgv: [...process.execArgv, "--max-semi-space-size=64"],
+            serialization: "advanced",
+            stdio: "inherit",
+        });
+        let replied = false;
+        child.once("message", (reply: Reply) => {
+            replied = true;
+            if (reply.ok) resolve(reply.value);
+            else reject(new Error(reply.error));
+        });
+        child.once("error", reject);
+        child.once("exit", (code) => {
+            if (!replied) reject(new Error(`rehearsal child exited with code ${code} before reporting`));
+        });
+        child.send(job);
+    });
+}
+
+/** {@link simulate} in a child process. */
+export function rehearseInChild(options: SimulationOptions): Promise<SimulationResult> {
+    return inChild({ kind: "simulate", options }) as Promise<SimulationResult>;
+}
+
+/** The `simulate` command (`npm run simulate -- args`) in a child process. */
+export function simulateCommandInChild(args: string[]): Promise<CommandOutcome> {
+    return inChild({ kind: "command", args }) as Promise<CommandOutcome>;
+}
+
+async function runJob(job: RehearsalJob): Promise<unknown> {
+    if (job.kind === "simulate") return simulate(job.options);
+    const out: string[] = [];
+    const io = { stdout: { write: (t: string) => void out.push(t) }, stderr: { write: (t: string) => void out.push(t) } };
+    const code = await simulateCommand(job.args, io);
+    return { code, output: out.join("") } satisfies CommandOutcome;
+}
+
+if (process.env[childVariable] && process.send) {
+    process.once("message", (job: RehearsalJob) => {
+        runJob(job).then(
+            (value): Reply => ({ ok: true, value }),
+            (err: unknown): Reply => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+        ).then((reply) => process.send!(reply, () => process.exit(0)));
+    });
+}
