@@ -6,6 +6,7 @@ import { FaultInjector, type FaultOptions } from "./faults";
 import { invariantIds, InvariantChecker, setModels, type CheckCounts, type Violation } from "./invariants";
 import { CiJobs, type BrokenJob, type JobOptions } from "./jobs";
 import { Random } from "./random";
+import { RepeatedRuns } from "./repeats";
 import { viewOf } from "./targets";
 import { World } from "./world";
 
@@ -32,6 +33,13 @@ export interface SimulationOptions {
     faults?: FaultOptions;
     jobs?: JobOptions;
     seed: number;
+    /**
+     * Answer a run whose inputs repeat those of the last run the real program evaluated from
+     * that run (rotation/rehearsal/repeats.ts). Default true; false evaluates every run.
+     */
+    skipRepeats?: boolean;
+    /** With `skipRepeats`, evaluate a run at least this often anyway (an audit). Default 7 days. */
+    auditEveryMs?: number;
     /** Called now and then with progress, for a progress line. */
     onProgress?(done: number, total: number, at: number): void;
 }
@@ -57,6 +65,8 @@ export interface RunRecord {
     error?: string;
     /** Faults injected into this run. */
     faults: string[];
+    /** Answered from the last evaluated run: its inputs repeated them (`skipRepeats`). */
+    skipped?: true;
     operations: Operation[];
     sets: Record<string, SetAfterRun>;
     checks: CheckCounts;
@@ -82,6 +92,8 @@ export interface Summary {
     runs: number;
     runsFailed: number;
     runsWithoutChange: number;
+    /** Runs answered from an earlier run instead of evaluating the program (`skipRepeats`); the rest were evaluated. */
+    runsSkipped: number;
     keysMinted: number;
     /** Oldest key age seen in a target, hours. */
     oldestTargetKeyAgeHours: number;
@@ -148,6 +160,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         sets = setModels(config);
     };
     refreshConfig(options.config);
+    const repeats = options.skipRepeats === false ? undefined : new RepeatedRuns(world, options.auditEveryMs ?? 7 * 86_400_000);
     const jobs = new CiJobs(world, random, options.jobs ?? {}, sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), options.start);
 
     // Unawaited outputs of a failed registration reject with nobody listening; they are part of the run.
@@ -183,15 +196,20 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         }
         checker.startRun(index, at, sets, previous);
         faults.startRun(at, twinOf !== undefined);
+        // Twins, runs with a fault planned and audits always run the program (repeats.ts).
+        const inputs = repeats && (await repeats.inputs(config!, configText, previous, at));
+        const answer = inputs && twinOf === undefined && !faults.planned(at) ? repeats.answer(config!, inputs, at) : undefined;
+        if (answer) engine.outputs = answer.outputs;
         const context = { errors: [] as string[] };
         current = context;
-        const result = await engine.run(at, raw);
+        const result = answer ?? (await engine.run(at, raw));
         // Give rejections that surface a turn late a chance to be counted in this run.
-        await new Promise((r) => setImmediate(r));
+        if (!answer) await new Promise((r) => setImmediate(r));
         result.errors.push(...context.errors);
         current = undefined;
         if (result.unmodelled) throw new Error(result.unmodelled);
         const injected = [...faults.injected(), ...result.worldFaults];
+        if (inputs && !answer) repeats.evaluated(at, inputs, result, injected);
         checker.endRun(result, injected);
         if (twinOf !== undefined) checker.checkTwin(result);
         trackTwoActive(at);
@@ -202,6 +220,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             ok: result.ok,
             ...(result.failure ? { error: checker.redact(result.failure) } : {}),
             faults: injected,
+            ...(answer ? { skipped: true as const } : {}),
             operations: result.operations,
             sets: describeSets(config!, result, engine.outputs, world),
             checks: checker.run,
@@ -259,6 +278,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             runs: runs.length,
             runsFailed: runs.filter((r) => !r.ok).length,
             runsWithoutChange: runs.filter((r) => r.ok && r.operations.length === 0).length,
+            runsSkipped: repeats?.skipped ?? 0,
             keysMinted: world.iam.history.size,
             oldestTargetKeyAgeHours: round1(Math.max(checker.oldestTargetKeyAgeMs, jobs.oldestKeyAgeMs) / 3_600_000),
             longestTwoActiveHours: round1(longestTwoActive / 3_600_000),

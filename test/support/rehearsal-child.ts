@@ -1,4 +1,4 @@
-import { fork } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { simulateCommand } from "../../rotation/rehearsal/cli";
 import { simulate, type SimulationOptions, type SimulationResult } from "../../rotation/rehearsal/simulation";
 
@@ -26,28 +26,71 @@ const childVariable = "REHEARSAL_CHILD";
 /** Tests run the slow tier (`npm run test:slow`) when `TEST_TIER=slow`. */
 export const slowTier = process.env.TEST_TIER === "slow";
 
-/** Fork a child, hand it the job, and resolve with what it sends back (structured clone, so `undefined` fields survive). */
-function inChild(job: RehearsalJob): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-        const child = fork(__filename, [], {
-            env: { ...process.env, [childVariable]: "1" },
-            // A larger young generation: a rehearsal allocates many short-lived Outputs and promises.
-            execArgv: [...process.execArgv, "--max-semi-space-size=64"],
-            serialization: "advanced",
-            stdio: "inherit",
-        });
-        let replied = false;
-        child.once("message", (reply: Reply) => {
-            replied = true;
-            if (reply.ok) resolve(reply.value);
-            else reject(new Error(reply.error));
-        });
-        child.once("error", reject);
-        child.once("exit", (code) => {
-            if (!replied) reject(new Error(`rehearsal child exited with code ${code} before reporting`));
-        });
-        child.send(job);
+interface Worker {
+    child: ChildProcess;
+    busy: boolean;
+}
+
+/**
+ * Up to two children (one per core of the CI machine), kept for the whole test file: starting
+ * one loads tsx and the Pulumi SDK (over a second), more than many rehearsals cost. An idle
+ * child does not keep the test process alive.
+ */
+const workers: Worker[] = [];
+const waiting: (() => void)[] = [];
+const poolSize = 2;
+
+function startWorker(): Worker {
+    const child = fork(__filename, [], {
+        env: { ...process.env, [childVariable]: "1" },
+        // A larger young generation: a rehearsal allocates many short-lived Outputs and promises.
+        execArgv: [...process.execArgv, "--max-semi-space-size=64"],
+        serialization: "advanced",
+        stdio: "inherit",
     });
+    const worker = { child, busy: false };
+    child.once("exit", () => workers.splice(workers.indexOf(worker), 1));
+    workers.push(worker);
+    return worker;
+}
+
+async function acquire(): Promise<Worker> {
+    for (;;) {
+        const idle = workers.find((w) => !w.busy && w.child.connected) ?? (workers.length < poolSize ? startWorker() : undefined);
+        if (idle) {
+            idle.busy = true;
+            idle.child.ref();
+            (idle.child.channel as { ref?(): void } | undefined)?.ref?.();
+            return idle;
+        }
+        await new Promise<void>((resolve) => waiting.push(resolve));
+    }
+}
+
+function release(worker: Worker): void {
+    worker.busy = false;
+    worker.child.unref();
+    (worker.child.channel as { unref?(): void } | undefined)?.unref?.();
+    waiting.shift()?.();
+}
+
+/** Hand the job to a child and resolve with what it sends back (structured clone, so `undefined` fields survive). */
+async function inChild(job: RehearsalJob): Promise<unknown> {
+    const worker = await acquire();
+    try {
+        return await new Promise((resolve, reject) => {
+            const onExit = (code: number | null) => reject(new Error(`rehearsal child exited with code ${code} before reporting`));
+            worker.child.once("exit", onExit);
+            worker.child.once("message", (reply: Reply) => {
+                worker.child.off("exit", onExit);
+                if (reply.ok) resolve(reply.value);
+                else reject(new Error(reply.error));
+            });
+            worker.child.send(job);
+        });
+    } finally {
+        release(worker);
+    }
 }
 
 /** {@link simulate} in a child process. */
@@ -69,10 +112,14 @@ async function runJob(job: RehearsalJob): Promise<unknown> {
 }
 
 if (process.env[childVariable] && process.send) {
-    process.once("message", (job: RehearsalJob) => {
-        runJob(job).then(
-            (value): Reply => ({ ok: true, value }),
-            (err: unknown): Reply => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
-        ).then((reply) => process.send!(reply, () => process.exit(0)));
+    process.on("message", (job: RehearsalJob) => {
+        runJob(job)
+            .then(
+                (value): Reply => ({ ok: true, value }),
+                (err: unknown): Reply => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+            )
+            .then((reply) => process.send!(reply));
     });
+    // The test process went away (or finished): so does this child.
+    process.on("disconnect", () => process.exit(0));
 }
