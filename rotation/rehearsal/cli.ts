@@ -223,6 +223,9 @@ export async function simulateCommand(argv: string[], io: CommandIo): Promise<nu
             io.stderr.write(`simulate: ${done}/${total} runs, simulated time ${new Date(at).toISOString().slice(0, 16)}Z\n`);
         };
     }
+    // Without --json only the notable runs are needed (the table, the picture): memory stays flat
+    // in the number of runs. The JSON report lists every run.
+    if (!parsed.json) options.keepRuns = "notable";
     let result;
     try {
         result = await simulate(options);

@@ -40,6 +40,12 @@ export interface SimulationOptions {
     skipRepeats?: boolean;
     /** With `skipRepeats`, evaluate a run at least this often anyway (an audit). Default 7 days. */
     auditEveryMs?: number;
+    /**
+     * Which runs `runs` keeps: every run (default), or only the notable ones (failed, changed
+     * something, a twin, with a fault or a violation), so that memory does not grow with the
+     * number of quiet runs. The summary counts every run either way.
+     */
+    keepRuns?: "all" | "notable";
     /** Called now and then with progress, for a progress line. */
     onProgress?(done: number, total: number, at: number): void;
 }
@@ -169,6 +175,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     process.on("unhandledRejection", onRejection);
 
     const runs: RunRecord[] = [];
+    const keepAll = options.keepRuns !== "notable";
+    const counts = { runs: 0, failed: 0, withoutChange: 0 };
     const twoActiveSince = new Map<string, number>();
     let longestTwoActive = 0;
     const trackTwoActive = (at: number) => {
@@ -187,7 +195,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         const raw = configAt(options, at);
         refreshConfig(raw);
         jobs.setConsumers(sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), at);
-        const index = runs.length;
+        const index = counts.runs;
         let previous: RotationState | undefined;
         try {
             previous = parseState(engine.outputs?.rotation);
@@ -226,7 +234,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             checks: checker.run,
             violations: invariantIds.reduce((n, id) => n + checker.run[id].failed, 0),
         };
-        runs.push(record);
+        counts.runs++;
+        if (!record.ok) counts.failed++;
+        else if (record.operations.length === 0) counts.withoutChange++;
+        if (keepAll || !record.ok || record.operations.length > 0 || twinOf !== undefined || record.faults.length > 0 || record.violations > 0) runs.push(record);
         return record;
     };
 
@@ -275,9 +286,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         missed,
         elapsedMs,
         summary: {
-            runs: runs.length,
-            runsFailed: runs.filter((r) => !r.ok).length,
-            runsWithoutChange: runs.filter((r) => r.ok && r.operations.length === 0).length,
+            runs: counts.runs,
+            runsFailed: counts.failed,
+            runsWithoutChange: counts.withoutChange,
             runsSkipped: repeats?.skipped ?? 0,
             keysMinted: world.iam.history.size,
             oldestTargetKeyAgeHours: round1(Math.max(checker.oldestTargetKeyAgeMs, jobs.oldestKeyAgeMs) / 3_600_000),
@@ -286,7 +297,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             tornTargets: checker.tornTargets.length,
             violations: checker.violations,
             violationCount,
-            runsPerSecond: round1(runs.length / (elapsedMs / 1000)),
+            runsPerSecond: round1(counts.runs / (elapsedMs / 1000)),
         },
     };
 }
