@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import fc from "fast-check";
 import type { SimulationOptions, SimulationResult } from "../rotation/rehearsal/simulation";
 import { readStackConfig } from "../rotation/rehearsal/stack";
-import { rehearseInChild, slowTier } from "./support/rehearsal-child";
+import { rehearseInChild, slowTier, stopRehearsalChildren } from "./support/rehearsal-child";
 import { outcome } from "./support/rehearsal-modes";
 import { scenarioArb, scenarioOptions } from "./support/rehearsal-scenarios";
+
+after(stopRehearsalChildren);
 
 /**
  * A run whose inputs repeat the last evaluated run's may be answered from it (`skipRepeats`,

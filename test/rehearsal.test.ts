@@ -2,14 +2,16 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { simulate, type SimulationOptions, type SimulationResult } from "../rotation/rehearsal/simulation";
 import { readStackConfig } from "../rotation/rehearsal/stack";
 import { dynamicModels, gitlabAddress, modelFor, resourceModels, scopeMatches, viewOf } from "../rotation/rehearsal/targets";
 import { Random } from "../rotation/rehearsal/random";
 import { SecretStores, World } from "../rotation/rehearsal/world";
 import type { Target } from "../providers";
-import { rehearseInChild, simulateCommandInChild, slowTier } from "./support/rehearsal-child";
+import { rehearseInChild, simulateCommandInChild, slowTier, stopRehearsalChildren } from "./support/rehearsal-child";
+
+after(stopRehearsalChildren);
 
 const root = join(__dirname, "..");
 const dev = readStackConfig(root, "dev");

@@ -93,6 +93,20 @@ async function inChild(job: RehearsalJob): Promise<unknown> {
     }
 }
 
+/** End the children (a test file's `after` hook), and wait until they are gone. */
+export async function stopRehearsalChildren(): Promise<void> {
+    await Promise.all(
+        workers.map(
+            (w) =>
+                new Promise<void>((resolve) => {
+                    if (w.child.exitCode !== null || w.child.signalCode !== null) return resolve();
+                    w.child.once("exit", () => resolve());
+                    w.child.disconnect();
+                }),
+        ),
+    );
+}
+
 /** {@link simulate} in a child process. */
 export function rehearseInChild(options: SimulationOptions): Promise<SimulationResult> {
     return inChild({ kind: "simulate", options }) as Promise<SimulationResult>;
