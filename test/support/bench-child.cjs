@@ -54,6 +54,17 @@ async function settle(pulumi) {
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
 
+/** The SDK class of a type token (`aws:iam/user:User`, `github:index/actionsSecret:ActionsSecret`, `pulumi:providers:github`), if any. */
+function classFor(type) {
+    const [pkg, mod, name] = type.split(":");
+    const sdk = { aws: "@pulumi/aws", github: "@pulumi/github" };
+    if (pkg === "pulumi" && mod === "providers") return sdk[name] ? require(sdk[name]).Provider : undefined;
+    if (!sdk[pkg]) return undefined;
+    const lib = require(sdk[pkg]);
+    const module = mod.split("/")[0];
+    return (module === "index" ? lib : lib[module])?.[name];
+}
+
 /** A registered input as the program passed it: secrets wrapped again. */
 function revive(pulumi, v) {
     if (v && typeof v === "object" && v[secretSig] === secretMarker) return pulumi.secret(revive(pulumi, v.value));
@@ -73,15 +84,22 @@ async function main() {
     let lastUseCalls = 0;
     if (spec.mode === "floor") {
         // The floor: the same reads and the same registrations, declared one after another with
-        // plain inputs: no components' logic, no Outputs between resources, no decisions.
+        // plain inputs: the same resource classes (a class declares its outputs, and the SDK makes
+        // a promise for each), but no components' logic, no Outputs between resources, no
+        // decisions. Classes are looked up first, so module loading is not timed. With
+        // `floor: "generic"`, every resource is a bare CustomResource of its type (no declared outputs).
+        const declare = spec.registrations.map((r) => {
+            const Class = r.custom && spec.floor !== "generic" ? classFor(r.type) : undefined;
+            const inputs = revive(pulumi, r.inputs);
+            if (Class) return () => new Class(r.name, inputs);
+            if (r.custom) return () => new pulumi.CustomResource(r.type, r.name, inputs);
+            return () => new pulumi.ComponentResource(r.type, r.name, {});
+        });
         const t = process.hrtime.bigint();
         const ref = new pulumi.StackReference("rotation-state", { name: "organization/ci-key-rotation/bench" });
         await ref.getOutputDetails("rotation");
         await Promise.all(Object.keys(spec.accessKeys ?? {}).map((user) => pulumi.runtime.invoke("aws:iam/getAccessKeys:getAccessKeys", { user })));
-        for (const r of spec.registrations) {
-            if (r.custom) new pulumi.CustomResource(r.type, r.name, revive(pulumi, r.inputs));
-            else new pulumi.ComponentResource(r.type, r.name, {});
-        }
+        for (const make of declare) make();
         await settle(pulumi);
         return { evalMs: ms(t), registrations: seen.registrations.length, maxRssMb: process.resourceUsage().maxRSS / 1024 };
     }
