@@ -88,11 +88,17 @@ function nothingDue(sets: number, per: number) {
 
 function evaluation(sets: number, per: number, n: number, rows: Row[], targets: { ratio?: number; rssMb?: number }) {
     const spec = nothingDue(sets, per);
-    const program = repeat(n, () => measure({ mode: "program", ...spec }));
-    if (program.some((p) => p.steps !== 0)) throw new Error("a run with nothing due took a step");
     const registrations = measure({ mode: "program", ...spec, wantRegistrations: true }).registrations;
-    const floor = repeat(n, () => measure({ mode: "floor", ...spec, registrations }));
-    const generic = targets.ratio ? repeat(n, () => measure({ mode: "floor", floor: "generic", ...spec, registrations })) : [];
+    // Interleaved, so that a change in the machine's load hits the program and its floor alike.
+    const program: any[] = [];
+    const floor: any[] = [];
+    const generic: any[] = [];
+    for (let i = 0; i < n; i++) {
+        program.push(measure({ mode: "program", ...spec }));
+        floor.push(measure({ mode: "floor", ...spec, registrations }));
+        if (targets.ratio) generic.push(measure({ mode: "floor", floor: "generic", ...spec, registrations }));
+    }
+    if (program.some((p) => p.steps !== 0)) throw new Error("a run with nothing due took a step");
     const label = `${sets} sets x ${per} targets`;
     const ms = median(program.map((p) => p.evalMs));
     const floorMs = median(floor.map((p) => p.evalMs));
@@ -101,8 +107,9 @@ function evaluation(sets: number, per: number, n: number, rows: Row[], targets: 
     if (targets.ratio) {
         const genericMs = median(generic.map((p) => p.evalMs));
         rows.push({ figure: `  same, floor of bare CustomResources (no declared outputs)`, unit: "ms", value: ms, floor: genericMs, ratio: ms / genericMs });
-        const plainProgram = median(repeat(n, () => measure({ mode: "program", ...spec }, "node").evalMs));
-        const plainFloor = median(repeat(n, () => measure({ mode: "floor", ...spec, registrations }, "node").evalMs));
+        const plain = repeat(n, () => [measure({ mode: "program", ...spec }, "node").evalMs, measure({ mode: "floor", ...spec, registrations }, "node").evalMs]);
+        const plainProgram = median(plain.map(([p]) => p));
+        const plainFloor = median(plain.map(([, f]) => f));
         rows.push({ figure: `  same, plain node (no source-map-support)`, unit: "ms", value: plainProgram, floor: plainFloor, ratio: plainProgram / plainFloor });
     }
     const rss = median(program.map((p) => p.maxRssMb));
