@@ -3,7 +3,7 @@
 import { userInfo } from "node:os";
 import { createInterface } from "node:readline/promises";
 import { createRotationClient } from "../rotation/automation";
-import { main } from "../rotation/cli";
+import { main, processInterrupts } from "../rotation/cli";
 
 function loginName(): string {
     try {
@@ -13,12 +13,19 @@ function loginName(): string {
     }
 }
 
+const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+
 main(process.argv.slice(2), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
-    interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    interactive,
     async prompt(question) {
         const rl = createInterface({ input: process.stdin, output: process.stderr });
+        // On a terminal readline takes Ctrl-C itself: hand it to the process's interrupt handling.
+        rl.on("SIGINT", () => {
+            rl.close();
+            process.kill(process.pid, "SIGINT");
+        });
         try {
             return await rl.question(question);
         } finally {
@@ -29,11 +36,7 @@ main(process.argv.slice(2), {
     cwd: process.cwd(),
     client: createRotationClient(),
     user: process.env.CI_KEY_ROTATION_USER ?? loginName(),
-    untilShutdown: () =>
-        new Promise((resolve) => {
-            process.once("SIGINT", () => resolve());
-            process.once("SIGTERM", () => resolve());
-        }),
+    ...processInterrupts({ stderr: (text) => process.stderr.write(text), interactive, exit: (code) => process.exit(code) }),
 }).then(
     (code) => {
         process.exitCode = code;

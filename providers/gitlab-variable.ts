@@ -115,12 +115,16 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
         async create(inputs) {
             const conn = connectionFor(this.stackConfig, inputs);
             const created = await request(conn, tuning, inputs, "POST", collectionPath(inputs), undefined, createBody(inputs));
-            if (created.status === 201) return { id: variableId(inputs), outs: await confirmCreated(conn, tuning, inputs, created.body) };
+            if (isSuccess(created.status)) {
+                checkAnswer(conn, inputs, created, "create");
+                return { id: variableId(inputs), outs: await confirmCreated(conn, tuning, inputs, created.body) };
+            }
             if (!isTaken(created)) throw failure(inputs, conn, "create", created);
             // The key already exists in this scope: it was created outside Pulumi, or by a run that
             // failed after GitLab answered. The target names it, so it is ours: adopt it in place.
             const existing = await request(conn, tuning, inputs, "GET", itemPath(inputs), filter(inputs));
-            if (existing.status !== 200) throw failure(inputs, conn, "read the existing", existing);
+            if (!isSuccess(existing.status)) throw failure(inputs, conn, "read the existing", existing);
+            checkAnswer(conn, inputs, existing, "read");
             const hidden = (existing.body as { hidden?: boolean }).hidden === true;
             if (hidden !== inputs.hidden) {
                 throw new Error(
@@ -131,7 +135,8 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
                 );
             }
             const updated = await request(conn, tuning, inputs, "PUT", itemPath(inputs), filter(inputs), updateBody(inputs));
-            if (updated.status !== 200) throw failure(inputs, conn, "adopt the existing", updated);
+            if (!isSuccess(updated.status)) throw failure(inputs, conn, "adopt the existing", updated);
+            checkAnswer(conn, inputs, updated, "write");
             return { id: variableId(inputs), outs: outputsFrom(inputs, updated.body) };
         },
 
@@ -140,18 +145,25 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
             const conn = connectionFor(this.stackConfig, inputs);
             const got = await request(conn, tuning, inputs, "GET", itemPath(inputs), filter(inputs));
             if (got.status === 404 && notFoundKind(got.body) === "variable") return { id: "", props: {} as GitlabVariableOutputs };
-            if (got.status !== 200) throw failure(inputs, conn, "read", got);
+            if (!isSuccess(got.status)) throw failure(inputs, conn, "read", got);
+            checkAnswer(conn, inputs, got, "read");
             return { id, props: outputsFrom(inputs, got.body) };
         },
 
         async update(_id, _olds, news) {
             const conn = connectionFor(this.stackConfig, news);
             const updated = await request(conn, tuning, news, "PUT", itemPath(news), filter(news), updateBody(news));
-            if (updated.status === 200) return { outs: outputsFrom(news, updated.body) };
+            if (isSuccess(updated.status)) {
+                checkAnswer(conn, news, updated, "write");
+                return { outs: outputsFrom(news, updated.body) };
+            }
             if (updated.status === 404 && notFoundKind(updated.body) === "variable") {
                 // Deleted outside Pulumi: put it back rather than fail every run until a refresh.
                 const created = await request(conn, tuning, news, "POST", collectionPath(news), undefined, createBody(news));
-                if (created.status === 201) return { outs: await confirmCreated(conn, tuning, news, created.body) };
+                if (isSuccess(created.status)) {
+                    checkAnswer(conn, news, created, "create");
+                    return { outs: await confirmCreated(conn, tuning, news, created.body) };
+                }
                 throw failure(news, conn, "re-create", created);
             }
             throw failure(news, conn, "update", updated);
@@ -160,7 +172,9 @@ export function gitlabVariableProvider(options: GitlabProviderOptions = {}): Git
         async delete(_id, props) {
             const conn = connectionFor(this.stackConfig, props);
             const deleted = await request(conn, tuning, props, "DELETE", itemPath(props), filter(props));
-            if (deleted.status === 204 || deleted.status === 200) return;
+            // GitLab answers 204 with no body; a page in its place (a sign-in proxy) deleted nothing.
+            if (deleted.status === 204 || (isSuccess(deleted.status) && (deleted.json || deleted.body === undefined))) return;
+            if (isSuccess(deleted.status)) throw notGitlabsAnswer(conn, props, deleted, "the delete is not confirmed", "not JSON");
             if (deleted.status === 404 && notFoundKind(deleted.body) === "variable") return;
             throw failure(props, conn, "delete", deleted);
         },
@@ -203,7 +217,12 @@ interface Tuning {
 
 interface Answer {
     status: number;
+    /** The standard reason phrase of `status` (never the server's: it may echo anything). */
     statusText: string;
+    /** The media type GitLab (or whatever answered) declared, without parameters; "" when none. */
+    contentType: string;
+    /** Whether the body parsed as JSON (`body` is then the parsed value, else the text). */
+    json: boolean;
     body: unknown;
 }
 
@@ -218,8 +237,21 @@ function connectionFor(config: StackConfig | undefined, v: Pick<GitlabVariableIn
     }
     const raw = config?.get("gitlab:baseUrl") || process.env.GITLAB_BASE_URL || defaultGitlabBaseUrl;
     const url = URL.canParse(raw) ? new URL(raw) : undefined;
+    // None of these messages repeats the URL: it may hold a password or a token.
     if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
         throw new Error(`${where(v)}: \`gitlab:baseUrl\` (or GITLAB_BASE_URL) must be an http(s) URL such as https://gitlab.example.com/api/v4/`);
+    }
+    if (url.username !== "" || url.password !== "") {
+        throw new Error(
+            `${where(v)}: \`gitlab:baseUrl\` (or GITLAB_BASE_URL) must not contain a user name or password: give the token in \`gitlab:token\` (or GITLAB_TOKEN) ` +
+                "and the address alone in `gitlab:baseUrl`, such as https://gitlab.example.com/api/v4/. Change that password: it is in your stack config or environment.",
+        );
+    }
+    if (url.protocol === "http:" && !isLoopback(url.hostname)) {
+        throw new Error(
+            `${where(v)}: \`gitlab:baseUrl\` (or GITLAB_BASE_URL) must be an https:// URL: over http:// the token and the value would cross the network in clear text ` +
+                `(http:// is only accepted for localhost). Use https://${url.host}${url.pathname === "/" ? "/" : url.pathname}.`,
+        );
     }
     // Like the official provider's client: the API root may be given with or without `/api/v4`.
     let path = url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/`;
@@ -228,6 +260,11 @@ function connectionFor(config: StackConfig | undefined, v: Pick<GitlabVariableIn
     url.search = "";
     url.hash = "";
     return { baseUrl: url.toString(), token };
+}
+
+/** `localhost`, `127.0.0.0/8` and `::1`: addresses that never leave the machine. */
+function isLoopback(hostname: string): boolean {
+    return hostname === "localhost" || hostname.endsWith(".localhost") || /^127(\.\d{1,3}){3}$/.test(hostname) || hostname === "[::1]";
 }
 
 function collectionPath(v: GitlabVariableInputs): string {
@@ -326,6 +363,42 @@ async function confirmCreated(conn: Connection, tuning: Tuning, inputs: GitlabVa
     throw new Error(`${where(inputs)}: ${problem}`);
 }
 
+function isSuccess(status: number): boolean {
+    return status >= 200 && status < 300;
+}
+
+/**
+ * A 2xx counts only when it is GitLab's answer for this variable: a JSON object with its key and
+ * environment scope and, after a write, the value sent. GitLab answers create, update and get with
+ * the variable it stored (`key`, `value`, `environment_scope`, ...: "Create a variable" and "Update
+ * a variable" in https://docs.gitlab.com/api/project_level_variables/ and group_level_variables/).
+ * A sign-in page of a proxy, a cut-off body, or another variable's JSON is not a write.
+ *
+ * The environment scope of a create is left to `confirmCreated`, which explains why GitLab may
+ * store another one (group scopes need Premium).
+ */
+function checkAnswer(conn: Connection, v: GitlabVariableInputs, a: Answer, kind: "create" | "write" | "read"): void {
+    const body = a.body as Record<string, unknown> | undefined;
+    const consequence = kind === "read" ? "the variable's state in GitLab is unknown" : "the write is not confirmed";
+    let why: string | undefined;
+    if (!a.json) why = "not JSON";
+    else if (typeof body !== "object" || body === null || Array.isArray(body)) why = "not a variable";
+    else if (body.key !== v.key) why = "another variable's key";
+    else if (kind !== "create" && body.environment_scope !== v.environmentScope) why = "another environment scope";
+    // GitLab never returns a hidden variable's value (API::Entities::Ci::Variable in
+    // gitlab-org/gitlab lib/api/entities/ci/variable.rb passes it through Ci::VariableValue), so
+    // only a visible one can show that the value took.
+    else if (kind !== "read" && !(body.hidden === true || v.hidden) && body.value !== v.value) why = "not the value sent";
+    if (why !== undefined) throw notGitlabsAnswer(conn, v, a, consequence, why);
+}
+
+function notGitlabsAnswer(conn: Connection, v: GitlabVariableInputs, a: Answer, consequence: string, why: string): Error {
+    return new Error(
+        `${where(v)}: GitLab at ${conn.baseUrl} answered ${a.status} (${a.contentType || "no content type"}) with something that is not GitLab's answer for this variable (${why}): ` +
+            `${consequence}. Check that \`gitlab:baseUrl\` (or GITLAB_BASE_URL) is the address of GitLab's API itself, not a sign-in proxy or another service in front of it, and run again.`,
+    );
+}
+
 /** GitLab answers a duplicate key+scope with 400 "has already been taken" (some versions: 409). */
 function isTaken(a: Answer): boolean {
     return (a.status === 400 || a.status === 409) && /has already been taken/i.test(JSON.stringify(a.body ?? ""));
@@ -343,31 +416,109 @@ function where(v: Pick<GitlabVariableInputs, "key" | "environmentScope" | "targe
     return `${v.target}, variable \`${v.key}\` (environment scope \`${v.environmentScope}\`)`;
 }
 
-/** Remove the value and the token from text that came from GitLab before it reaches a message. */
+/**
+ * Remove the value and the token from text that came from GitLab before it reaches a message.
+ * The text is decoded first (percent-encoding, HTML entities, JSON escapes, up to three layers),
+ * so an echo in any of those forms is found; then every run of 8 or more characters that also
+ * occurs in a secret, in any case, is cut, so part of a token is as hidden as all of it.
+ */
 function redact(text: string, secrets: string[]): string {
     let out = text;
-    for (const s of secrets) if (s) out = out.split(s).join("[redacted]");
-    return out;
+    for (let layer = 0; layer < 3; layer++) {
+        const decoded = decodeEchoes(out);
+        if (decoded === out) break;
+        out = decoded;
+    }
+    const cut = new Array<boolean>(out.length).fill(false);
+    // Case-insensitively (character by character, so positions stay those of `out`): an echo in
+    // other case still gives the token away.
+    const folded = Array.from({ length: out.length }, (_, i) => out[i].toLowerCase());
+    for (const original of secrets) {
+        if (!original) continue;
+        const secret = Array.from({ length: original.length }, (_, j) => original[j].toLowerCase());
+        const min = Math.min(8, secret.length);
+        // run[j] = length of the common run of out[i..] and secret[j..], computed from the end.
+        let next = new Array<number>(secret.length + 1).fill(0);
+        for (let i = out.length - 1; i >= 0; i--) {
+            const run = new Array<number>(secret.length + 1).fill(0);
+            for (let j = secret.length - 1; j >= 0; j--) {
+                if (folded[i] !== secret[j]) continue;
+                run[j] = 1 + next[j + 1];
+                if (run[j] >= min) for (let k = i; k < i + run[j]; k++) cut[k] = true;
+            }
+            next = run;
+        }
+    }
+    let redacted = "";
+    for (let i = 0; i < out.length; i++) {
+        if (!cut[i]) redacted += out[i];
+        else if (i === 0 || !cut[i - 1]) redacted += "[redacted]";
+    }
+    return redacted;
 }
 
-function gitlabMessage(body: unknown): string {
+/** One layer of `%2F`, `&#x2F;`, `&#47;`, `&amp;`-style entities and `\/`, `\u002F` escapes. */
+function decodeEchoes(text: string): string {
+    const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", sol: "/", plus: "+", equals: "=", percnt: "%", num: "#", colon: ":" };
+    return text
+        .replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+        .replace(/&#[xX]([0-9A-Fa-f]{1,6});?/g, (m, hex: string) => codePoint(parseInt(hex, 16), m))
+        .replace(/&#([0-9]{1,7});?/g, (m, dec: string) => codePoint(parseInt(dec, 10), m))
+        .replace(/&([A-Za-z]+);/g, (m, name: string) => named[name.toLowerCase()] ?? m)
+        .replace(/\\u([0-9A-Fa-f]{4})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+        .replace(/\\([\/"\\])/g, "$1");
+}
+
+function codePoint(n: number, fallback: string): string {
+    return n > 0 && n <= 0x10ffff ? String.fromCodePoint(n) : fallback;
+}
+
+/**
+ * What GitLab said, for a message: its JSON `message`/`error`, or for any other body only its
+ * content type (an HTML page from a proxy may carry anything, the value and the token included).
+ */
+function gitlabMessage(a: Answer): string {
+    const body = a.body;
     if (body === undefined || body === null || body === "") return "";
+    if (!a.json) return a.contentType.startsWith("an ") ? "a page of an unusual content type, not shown" : `a ${a.contentType || "non-JSON"} page, not shown`;
     if (typeof body === "string") return body.slice(0, 500);
     const b = body as { message?: unknown; error?: unknown; error_description?: unknown };
     const m = b.message ?? b.error_description ?? b.error ?? body;
-    if (typeof m === "string") return m;
+    if (typeof m === "string") return m.slice(0, 500);
     if (typeof m === "object" && m !== null) {
         return Object.entries(m as Record<string, unknown>)
             .map(([field, v]) => `${field} ${Array.isArray(v) ? v.join(", ") : String(v)}`)
-            .join("; ");
+            .join("; ")
+            .slice(0, 500);
     }
-    return JSON.stringify(m);
+    return JSON.stringify(m).slice(0, 500);
+}
+
+/** Standard reason phrases: the server's own phrase is never shown (it may echo the token). */
+function reasonPhrase(status: number): string {
+    const phrases: Record<number, string> = {
+        200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect",
+        400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 412: "Precondition Failed",
+        413: "Payload Too Large", 422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+    };
+    return phrases[status] ?? "";
+}
+
+/**
+ * `text/html` from `text/html; charset=utf-8`. Only common types are named: the header is the
+ * server's text, and an unusual one may carry anything (a token echoed in lower case included).
+ */
+function mediaType(header: string | null): string {
+    if (header === null || header.trim() === "") return "";
+    const type = header.split(";")[0].trim().toLowerCase();
+    const common = ["application/json", "application/problem+json", "text/html", "text/plain", "application/xml", "text/xml", "application/octet-stream", "application/javascript", "text/javascript"];
+    return common.includes(type) ? type : "an unusual content type";
 }
 
 /** An error that says which target, what GitLab said, and what to do; never the value or the token. */
 function failure(v: GitlabVariableInputs, conn: Connection, action: string, a: Answer): Error {
     const owner = `${v.scope} \`${v.owner}\``;
-    const said = redact(gitlabMessage(a.body), [v.value, conn.token]);
+    const said = redact(gitlabMessage(a), [v.value, conn.token]);
     const status = `${a.status}${a.statusText ? ` ${a.statusText}` : ""}`;
     let what: string;
     switch (a.status) {
@@ -428,6 +579,9 @@ async function request(
         try {
             response = await fetch(url, {
                 method,
+                // Never follow a redirect: fetch would send PRIVATE-TOKEN and the body (the value)
+                // to wherever it points. With "manual", Node's fetch (undici) returns the 3xx itself.
+                redirect: "manual",
                 headers: {
                     "PRIVATE-TOKEN": conn.token,
                     Accept: "application/json",
@@ -444,14 +598,20 @@ async function request(
             response = undefined;
         }
         if (response) {
+            if (response.status >= 300 && response.status < 400) throw redirected(conn, v, url, response.status, response.headers.get("location"));
             let parsed: unknown = text;
+            let json = false;
             try {
                 parsed = text === "" ? undefined : JSON.parse(text);
+                json = text !== "";
             } catch {
-                // Proxies in front of self-managed GitLab answer HTML; keep the text for the message.
+                // Proxies in front of self-managed GitLab answer HTML; only its content type is ever shown.
             }
-            if (response.status !== 429 && response.status < 500) return { status: response.status, statusText: response.statusText, body: parsed };
-            last = `${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
+            const statusText = reasonPhrase(response.status);
+            if (response.status !== 429 && response.status < 500) {
+                return { status: response.status, statusText, contentType: mediaType(response.headers.get("content-type")), json, body: parsed };
+            }
+            last = `${response.status}${statusText ? ` ${statusText}` : ""}`;
             const retryAfter = retryAfterMs(response.headers.get("retry-after"));
             if (retryAfter !== undefined && retryAfter > tuning.maxWaitMs) {
                 throw new Error(`${where(v)}: GitLab answered ${last} and asked to wait ${Math.ceil(retryAfter / 1000)} s before trying again; run again after that.`);
@@ -463,6 +623,16 @@ async function request(
     throw new Error(
         `${where(v)}: GitLab at ${conn.baseUrl} kept failing with ${last} after ${tuning.attempts} attempts; run again later` +
             (last.startsWith("a connection") ? ", and check `gitlab:baseUrl` (or GITLAB_BASE_URL)." : "."),
+    );
+}
+
+/** A redirect is never followed: say where it pointed (the host only: the rest may hold a token). */
+function redirected(conn: Connection, v: GitlabVariableInputs, from: URL, status: number, location: string | null): Error {
+    const target = location !== null && URL.canParse(location, from.href) ? new URL(location, from) : undefined;
+    const to = target ? `${target.protocol === from.protocol ? "" : target.protocol + "//"}${target.host}` : "an address it did not give";
+    return new Error(
+        `${where(v)}: GitLab at ${conn.baseUrl} answered ${status} with a redirect to ${to}, which was not followed: the token is never sent after a redirect: ` +
+            "set `gitlab:baseUrl` (or GITLAB_BASE_URL) to the address GitLab's API answers at (https, with its /api/v4/ path), and run again.",
     );
 }
 

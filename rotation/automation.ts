@@ -31,6 +31,8 @@ export type StackOutputs = Record<string, { value: unknown; secret?: boolean }>;
  * so tests inject a fake and the real one fits as is.
  */
 export interface RotationStack {
+    /** The real `Stack` has it; read for the CLI's version (`pulumi version`, run by the SDK). */
+    readonly workspace?: { readonly pulumiVersion: string };
     setConfig(key: string, value: { value: string; secret?: boolean }, path?: boolean): Promise<void>;
     removeConfig(key: string, path?: boolean): Promise<void>;
     up(options: { onOutput?: (out: string) => void; signal?: AbortSignal }): Promise<{ outputs: StackOutputs }>;
@@ -93,7 +95,15 @@ export interface RotateOptions {
     /** Who asked (a login, `slack:U123`): goes into the report, for the audit trail. */
     requestedBy: string;
     onProgress?: (event: ProgressEvent) => void;
-    /** Cancels the running `up` (Pulumi stops it cleanly) and the waits between attempts. */
+    /**
+     * Cancels the rotation: the running `up` is cancelled the way Ctrl-C cancels `pulumi up`
+     * (Pulumi finishes the resource operations in flight, saves them, and stops), no further
+     * `up` starts, the request is removed from stack config, and `rotate` rejects with an
+     * `interrupted` error saying what state the stack was left in. Abort it with an
+     * {@link Interrupt} whose `reachedPulumi` is true when the `pulumi` process got the signal
+     * itself (Ctrl-C in a terminal reaches the whole process group): a second SIGINT would make
+     * Pulumi terminate at once instead of finishing what is in flight.
+     */
     signal?: AbortSignal;
     /**
      * Most `up`s a request may take. Default 8: an emergency that arrives mid-rotation needs six
@@ -227,10 +237,22 @@ export interface InFlightRotation {
     sets?: string[];
 }
 
+/** The reason to abort {@link RotateOptions.signal} with, when a signal interrupts a rotation. */
+export class Interrupt extends Error {
+    constructor(
+        readonly signalName: "SIGINT" | "SIGTERM",
+        /** Whether the `pulumi` process already received the signal (see {@link RotateOptions.signal}). */
+        readonly reachedPulumi: boolean,
+    ) {
+        super(`interrupted by ${signalName}`);
+        this.name = "Interrupt";
+    }
+}
+
 /** Base of every error this module raises: `kind` lets callers map it to an exit code. */
 export class OperationError extends Error {
     constructor(
-        readonly kind: "cli-missing" | "stack-missing" | "stack-locked" | "blocked" | "config" | "run-failed" | "bad-input",
+        readonly kind: "cli-missing" | "cli-too-old" | "stack-missing" | "stack-locked" | "blocked" | "config" | "run-failed" | "bad-input" | "interrupted",
         message: string,
         /** What the rotation did before it failed, when it got that far. */
         readonly partial?: RotationReport,
@@ -242,6 +264,31 @@ export class OperationError extends Error {
 
 /** The install hint, kept in one place because every entry point prints it. */
 export const installHint = "The `pulumi` CLI was not found on PATH: install it (https://www.pulumi.com/docs/install/) and run again.";
+
+/**
+ * The oldest `pulumi` CLI this library runs. Since pulumi/pulumi PR #15754 (CLI 3.112) a failed
+ * update saves the outputs the program registered; before it, a failed update dropped every
+ * stack output (pulumi/pulumi#12929), and the rotation state lives in those outputs, so a failed
+ * run would forget every key. The program itself refuses engines older than 3.133 (it cannot ask
+ * the engine its version before 3.217, so it probes the `parameterization` feature, PR #17153: see
+ * `rotation/program.ts`); the library asks for the same version so both refuse the same CLIs.
+ * The SDK's own check only asks for 3.2 (automation/minimumVersion.ts).
+ */
+export const minimumPulumiVersion = "3.133.0";
+
+/** The message for a CLI older than {@link minimumPulumiVersion}. */
+function cliTooOld(version: string): string {
+    return `The pulumi CLI is version ${version}; ci-key-rotation needs ${minimumPulumiVersion} or newer: older CLIs drop every stack output when an update fails (pulumi/pulumi#12929), and the rotation state lives in those outputs. Upgrade it (https://www.pulumi.com/docs/install/) and run again.`;
+}
+
+/** Whether `version` (`3.111.0`, `v3.130.1-alpha.x`) is older than {@link minimumPulumiVersion}. */
+export function olderThanMinimum(version: string): boolean {
+    const m = /^v?(\d+)\.(\d+)\./.exec(version.trim());
+    if (!m) return false; // unparsable (a dev build, or the SDK's check skipped): do not guess
+    const [, major, minor] = m.map(Number);
+    const [minMajor, minMinor] = minimumPulumiVersion.split(".").map(Number);
+    return major < minMajor || (major === minMajor && minor < minMinor);
+}
 
 const configPrefix = "ci-key-rotation:";
 const requestKeys = ["request", "requestSets", "emergency", "revoke"] as const;
@@ -396,6 +443,7 @@ async function runRotation(deps: AutomationDeps, options: RotateOptions): Promis
             progress({ kind: "config", message: `set ci-key-rotation:request to ${requestId}${options.sets ? ` for ${options.sets.join(", ")}` : ""}` });
         }
         for (let run = 1; run <= maxRuns; run++) {
+            options.signal?.throwIfAborted();
             progress({ kind: "up", run, maxRuns });
             const result = await upWithLockRetry(deps, stack, options, progress);
             const parsed = readOutputs(result.outputs);
@@ -417,19 +465,49 @@ async function runRotation(deps: AutomationDeps, options: RotateOptions): Promis
         failure = err;
     }
 
-    // Also after a failure: flags left in config would make every later cron run act on them.
+    // Also after a failure or an interrupt: flags left in config would make every later cron run
+    // act on them (an aborted emergency would go on at the next scheduled run).
+    let cleared = true;
     if (isRequest) {
         try {
             await clearRequestConfig(stack);
             progress({ kind: "config", message: "cleared ci-key-rotation:request and its flags" });
         } catch (err) {
+            cleared = false;
             warnings.push(
                 `could not clear the request from stack config (${firstLine(err)}); run \`pulumi config rm ci-key-rotation:request\` (and requestSets, emergency, revoke) in ${workDir} so later scheduled runs do not act on it`,
             );
         }
     }
+    if (failure !== undefined && options.signal?.aborted) {
+        throw new OperationError("interrupted", await interruptedMessage(stack, options, runs.length, isRequest, cleared, workDir), report());
+    }
     if (failure !== undefined) throw toOperationError(failure, options.stack, workDir, report());
     return report();
+}
+
+/** What an interrupted rotation left behind, read back from the stack. */
+async function interruptedMessage(stack: RotationStack, options: RotateOptions, completed: number, isRequest: boolean, cleared: boolean, workDir: string): Promise<string> {
+    const lines = [
+        `Interrupted: the rotation of \`${options.stack}\` stopped after ${completed} completed \`pulumi up\` run${completed === 1 ? "" : "s"}; a running update was cancelled the way Ctrl-C cancels \`pulumi up\` (operations in flight finished and were saved).`,
+    ];
+    if (isRequest) {
+        lines.push(
+            cleared
+                ? "The request was removed from stack config: scheduled runs will not continue it."
+                : `The request could NOT be removed from stack config: run \`pulumi config rm ci-key-rotation:request\` (and requestSets, emergency, revoke) in ${workDir} before the next scheduled run.`,
+        );
+    }
+    try {
+        const state = readOutputs(await stack.outputs()).state;
+        for (const [name, set] of Object.entries(state?.sets ?? {})) {
+            lines.push(`  ${name}: ${set.phase}, keys ${set.keys.map((k) => `${k.accessKeyId} (${k.status})`).join(", ") || "none"}${set.request ? `, request ${set.request.id} still open` : ""}`);
+        }
+    } catch (err) {
+        lines.push(`  (the stack's outputs could not be read: ${firstLine(err)})`);
+    }
+    lines.push("Run `ci-key-rotation status` for details; the next scheduled run continues from this state.");
+    return lines.join("\n");
 }
 
 async function clearRequestConfig(stack: RotationStack): Promise<void> {
@@ -469,8 +547,21 @@ async function upWithLockRetry(
     const { attempts, initialDelayMs, maxDelayMs } = deps.lockRetry;
     let waited = 0;
     for (let attempt = 1; ; attempt++) {
+        // The SDK sends SIGINT to the `pulumi` process when `up`'s signal aborts
+        // (sdk/nodejs/automation/cmd.ts `exec`), and the CLI cancels gracefully on the first
+        // SIGINT or SIGTERM but terminates at once on the second (pkg/backend/cancellation_scope.go,
+        // `cancellationScopeSource.NewScope`). So the abort is forwarded only when the process did
+        // not get the signal already. `stack.cancel()` (`pulumi cancel`) is not used: it does not
+        // stop our process, and on DIY backends it only deletes the lock files
+        // (pkg/backend/diy/backend.go `CancelCurrentUpdate`) while the update still runs.
+        const forward = new AbortController();
+        const onAbort = () => {
+            const reason: unknown = options.signal!.reason;
+            if (!(reason instanceof Interrupt && reason.reachedPulumi)) forward.abort(reason);
+        };
+        options.signal?.addEventListener("abort", onAbort, { once: true });
         try {
-            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: options.signal });
+            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal });
         } catch (err) {
             if (!isConcurrentUpdate(err)) throw err;
             if (attempt >= attempts) {
@@ -483,6 +574,8 @@ async function upWithLockRetry(
             progress({ kind: "locked", attempt, attempts, retryInMs: delay });
             await deps.sleep(delay, options.signal);
             waited += delay;
+        } finally {
+            options.signal?.removeEventListener("abort", onAbort);
         }
     }
 }
@@ -633,11 +726,22 @@ function summarize(options: RotateOptions, outcome: RotationOutcome, sets: SetRe
 }
 
 async function open(deps: AutomationDeps, stack: string, workDir: string): Promise<RotationStack> {
+    let opened: RotationStack;
     try {
-        return await deps.openStack({ stack, workDir });
+        opened = await deps.openStack({ stack, workDir });
     } catch (err) {
         throw toOperationError(err, stack, workDir, undefined);
     }
+    let version: string | undefined;
+    try {
+        // LocalWorkspace ran `pulumi version` when it was created; the getter throws when the
+        // version could not be read (PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK): then do not guess.
+        version = opened.workspace?.pulumiVersion;
+    } catch {
+        version = undefined;
+    }
+    if (version !== undefined && olderThanMinimum(version)) throw new OperationError("cli-too-old", cliTooOld(version));
+    return opened;
 }
 
 /** Map Automation API failures to errors that say what to do. Never echoes config values. */
@@ -645,6 +749,9 @@ export function toOperationError(err: unknown, stack: string, workDir: string, p
     if (err instanceof OperationError) return err.partial || !partial ? err : new OperationError(err.kind, err.message, partial);
     const text = errorText(err);
     if (isCliMissing(err)) return new OperationError("cli-missing", installHint, partial);
+    // The SDK's own check (older than 3.2): pulumi/pulumi sdk/nodejs/automation/cmd.ts parseAndValidatePulumiVersion.
+    const sdkCheck = /Minimum version requirement failed\. .*your current CLI version is (\S+?)\.? Please/.exec(text);
+    if (sdkCheck) return new OperationError("cli-too-old", cliTooOld(sdkCheck[1]), partial);
     if (nameOf(err) === "StackNotFoundError" || /no stack named .* found/i.test(text)) {
         return new OperationError(
             "stack-missing",
@@ -657,8 +764,13 @@ export function toOperationError(err: unknown, stack: string, workDir: string, p
     }
     if (nameOf(err) === "StateError") return new OperationError("run-failed", text, partial);
     const details = diagnostics(text);
-    if (/No step was taken for any set, because/.test(text)) {
-        return new OperationError("blocked", `The rotation of \`${stack}\` refused to act, and nothing changed:\n${details}`, partial);
+    // The program's RotationBlockedError (rotation/program.ts): a blocked set registers nothing and
+    // keeps its state while every other set takes its step, so "nothing changed" is said of the
+    // blocked sets only.
+    const blocked = /No step was taken for (sets? (.+?)|a set) \(any other set took its step\), because/.exec(text);
+    if (blocked) {
+        const which = blocked[2] ? `${blocked[1].startsWith("sets") ? "sets" : "set"} ${blocked[2]}` : "a set";
+        return new OperationError("blocked", `The rotation of \`${stack}\` refused to act for ${which}: ${which} took no step; every other set took its step:\n${details}`, partial);
     }
     if (/Invalid ci-key-rotation configuration/.test(text)) {
         return new OperationError("config", `The configuration of stack \`${stack}\` is invalid, and nothing changed:\n${details}`, partial);

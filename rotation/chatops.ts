@@ -11,7 +11,7 @@ import { z } from "zod";
 import { Duration } from "luxon";
 import type { RotationClient, RotationMode } from "./automation";
 import { formatRotationReport, formatStatusReport } from "./report-text";
-import { parseSlashCommand, slashUsage, verifySlackSignature } from "./slack";
+import { maxClockSkewSeconds, parseSlashCommand, slashUsage, verifySlackSignature } from "./slack";
 
 /** A message for Slack's `response_url`. */
 export interface SlackMessage {
@@ -43,6 +43,11 @@ export interface AuditRecord {
     delivered?: boolean;
     /** Peer address, for refused requests that were not signed. */
     remote?: string;
+    /**
+     * Present on a summary line: how many further unsigned requests were refused with `status`
+     * in the minute before `at` without a line each.
+     */
+    count?: number;
 }
 
 /** Options of {@link createChatopsServer}. */
@@ -66,6 +71,16 @@ export interface ChatopsOptions {
     /** Default 16 KiB: Slack's slash-command payloads are far smaller. */
     maxBodyBytes?: number;
     /**
+     * How long a connection may take to send a whole request, and how long an idle connection
+     * lives. Default 10 s: Slack gives up after three, so a slower client is stalled or hostile.
+     */
+    requestTimeoutMs?: number;
+    /**
+     * At shutdown, how long requests still being received get before their connections are
+     * closed. Default 1 s. Accepted rotations are never cut: `close` waits for them.
+     */
+    shutdownGraceMs?: number;
+    /**
      * Hosts a `response_url` may point at. Default `hooks.slack.com`: the server POSTs reports
      * there, and must not be turned into a client for arbitrary URLs.
      */
@@ -73,8 +88,23 @@ export interface ChatopsOptions {
     client: Pick<RotationClient, "rotate" | "status" | "inFlight">;
     /** Default: `fetch` POST of JSON, 10 s timeout. */
     postResponse?: (url: string, message: SlackMessage) => Promise<void>;
-    /** Appends one record. Default: nothing (the CLI appends JSON lines to a file). */
+    /**
+     * Appends one record. A request is acted on only after its `accepted` record was written:
+     * when that write fails, the request is refused with 503 and nothing runs.
+     */
     audit: (record: AuditRecord) => Promise<void>;
+    /**
+     * Unsigned refused requests audited one by one per minute; the rest of the minute is one
+     * summary line per status. Default 10: anyone who can reach the port can send them, and the
+     * audit log must not grow with a flood.
+     */
+    unsignedAuditPerMinute?: number;
+    /**
+     * Cancels the rotations this server started (see `RotateOptions.signal`): each stops cleanly,
+     * clears its request, and its report says what it left. The CLI aborts it on the second
+     * SIGINT/SIGTERM of a shutdown.
+     */
+    signal?: AbortSignal;
     /** Default `Date.now`. */
     now?: () => number;
     /** Operational log lines (no secrets). Default: none. */
@@ -118,14 +148,70 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
     const channels = new Set(options.allowedChannels);
     const stacks = options.stacks && new Set(options.stacks);
     const lastAccepted = new Map<string, number>();
+    // Signatures of requests seen, until their timestamp leaves the window (in seconds). A
+    // captured request passes the signature and timestamp checks for five minutes: remembering
+    // it is what refuses the replay. Only signed requests get here, so only Slack adds entries.
+    const seen = new Map<string, number>();
+    const firstSighting = (signature: string, timestamp: number): boolean => {
+        const nowSeconds = Math.floor(now() / 1000);
+        for (const [sig, until] of seen) if (until < nowSeconds) seen.delete(sig);
+        if (seen.has(signature)) return false;
+        seen.set(signature, timestamp + maxClockSkewSeconds);
+        return true;
+    };
+    const requestTimeout = options.requestTimeoutMs ?? 10_000;
+    const shutdownGrace = options.shutdownGraceMs ?? 1_000;
+    // Background work (rotations, status reads, report posting) and requests being received.
     const work = new Set<Promise<void>>();
+    const receiving = new Set<Promise<void>>();
 
-    const audit = (record: Omit<AuditRecord, "at">) =>
-        options.audit({ at: new Date(now()).toISOString(), ...record }).catch((err) => log(`audit write failed: ${(err as Error).message}`));
+    const auditOrFail = (record: Omit<AuditRecord, "at">) => options.audit({ at: new Date(now()).toISOString(), ...record });
+    const audit = (record: Omit<AuditRecord, "at">) => auditOrFail(record).catch((err) => log(`audit write failed: ${(err as Error).message}`));
+    /** Audit the acceptance of a request, or refuse it: nothing runs unaudited. */
+    const auditAccepted = async (record: Omit<AuditRecord, "at">) => {
+        try {
+            await auditOrFail(record);
+        } catch (err) {
+            log(`audit write failed, request refused: ${(err as Error).message}`);
+            throw new Refusal(503, "the audit log cannot be written; nothing was done", { user: record.user, userName: record.userName, channel: record.channel });
+        }
+    };
 
-    const track = (task: Promise<void>) => {
-        const settled = task.catch((err) => log(`background task failed: ${(err as Error).message}`)).finally(() => work.delete(settled));
-        work.add(settled);
+    // Unsigned refusals: the first few each minute one by one, then a count per status.
+    const unsignedPerMinute = options.unsignedAuditPerMinute ?? 10;
+    let floodMinute = -1;
+    let floodAudited = 0;
+    const floodSuppressed = new Map<number, number>();
+    let floodTimer: NodeJS.Timeout | undefined;
+    const flushFlood = async () => {
+        clearTimeout(floodTimer);
+        floodTimer = undefined;
+        const counts = [...floodSuppressed];
+        floodSuppressed.clear();
+        for (const [status, count] of counts) {
+            await audit({ event: "request", outcome: "refused", status, count, why: `${count} more unsigned requests refused in this minute (not audited one by one)` });
+        }
+    };
+    const auditUnsigned = async (record: Omit<AuditRecord, "at">) => {
+        const minute = Math.floor(now() / 60_000);
+        if (minute !== floodMinute) {
+            // Before awaiting, so concurrent refusals of the new minute count against it.
+            floodMinute = minute;
+            floodAudited = 0;
+            await flushFlood();
+        }
+        if (floodAudited < unsignedPerMinute) {
+            floodAudited++;
+            return audit(record);
+        }
+        floodSuppressed.set(record.status!, (floodSuppressed.get(record.status!) ?? 0) + 1);
+        // Written when the minute ends even if the flood stops (and at close).
+        floodTimer ??= setTimeout(() => void flushFlood(), 60_000).unref();
+    };
+
+    const track = (task: Promise<void>, into = work) => {
+        const settled = task.catch((err) => log(`background task failed: ${(err as Error).message}`)).finally(() => into.delete(settled));
+        into.add(settled);
     };
 
     async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -147,6 +233,7 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
             const form = new URLSearchParams(body.toString("utf8"));
             const field = (name: string) => form.get(name) ?? undefined;
             const who: Partial<AuditRecord> = { user: field("user_id"), userName: field("user_name"), channel: field("channel_id") };
+            if (!firstSighting(header(req, "x-slack-signature")!, Number(header(req, "x-slack-request-timestamp")))) throw new Refusal(409, "request already received (replayed)", who);
             const missing = ["user_id", "channel_id", "command", "response_url"].filter((f) => !field(f));
             if (missing.length > 0) throw new Refusal(400, `missing ${missing.join(", ")}`, who);
             if (!users.has(who.user!)) throw new Refusal(403, "you are not on the allowlist of /rotate users", who);
@@ -157,13 +244,13 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
             const command = parseSlashCommand(field("text") ?? "");
             if (command.kind === "error") throw new Refusal(400, command.message, who);
             if (command.kind === "help") {
-                await audit({ event: "request", outcome: "accepted", status: 200, ...who, why: "help" });
+                await auditAccepted({ event: "request", outcome: "accepted", status: 200, ...who, why: "help" });
                 return ephemeral(res, slashUsage);
             }
             if (stacks && !stacks.has(command.stack)) throw new Refusal(403, `stack \`${command.stack}\` is not served here`, { ...who, stack: command.stack });
 
             if (command.kind === "status") {
-                await audit({ event: "request", outcome: "accepted", status: 200, ...who, action: "status", stack: command.stack });
+                await auditAccepted({ event: "request", outcome: "accepted", status: 200, ...who, action: "status", stack: command.stack });
                 ephemeral(res, `Reading the status of \`${command.stack}\`…`);
                 track(runStatus(command.stack, responseUrl, who));
                 return;
@@ -179,8 +266,8 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
                 res.setHeader("Retry-After", String(wait));
                 throw new Refusal(429, `\`${stack}\` was rotated less than ${Duration.fromMillis(cooldownMs).toFormat("m")} minutes ago; try again in ${wait}s, or use \`emergency\``, details);
             }
+            await auditAccepted({ event: "request", outcome: "accepted", status: 200, ...details });
             lastAccepted.set(stack, now());
-            await audit({ event: "request", outcome: "accepted", status: 200, ...details });
             ephemeral(
                 res,
                 running
@@ -191,7 +278,15 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
         } catch (err) {
             const refusal = err instanceof Refusal ? err : new Refusal(500, "internal error");
             if (!(err instanceof Refusal)) log(`request failed: ${(err as Error).message}`);
-            await audit({ event: "request", outcome: "refused", status: refusal.status, why: refusal.why, ...refusal.signed, ...(refusal.signed.user ? {} : { remote }) });
+            if (refusal.status === 413 && !res.headersSent) {
+                // The rest of the body is never read: answer, then close the connection rather
+                // than drain a body the client may trickle for as long as it likes.
+                res.setHeader("connection", "close");
+                send(res, refusal.status, refusal.why);
+                res.on("finish", () => setTimeout(() => req.socket.destroy(), 200).unref());
+            }
+            const record: Omit<AuditRecord, "at"> = { event: "request", outcome: "refused", status: refusal.status, why: refusal.why, ...refusal.signed, ...(refusal.signed.user ? {} : { remote }) };
+            await (refusal.signed.user ? audit(record) : auditUnsigned(record));
             if (!res.headersSent) send(res, refusal.status, refusal.why);
         }
     }
@@ -201,7 +296,7 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
         let message: SlackMessage;
         let record: Omit<AuditRecord, "at">;
         try {
-            const report = await options.client.rotate({ stack, workDir: options.workDir, mode, reason, requestedBy });
+            const report = await options.client.rotate({ stack, workDir: options.workDir, mode, reason, requestedBy, signal: options.signal });
             message = { response_type: "in_channel", text: formatRotationReport(report) };
             record = { event: "result", outcome: report.outcome, ...details, requestId: report.requestId, why: report.summary };
         } catch (err) {
@@ -238,12 +333,20 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
         }
     }
 
-    const server = createServer((req, res) => {
-        track(handle(req, res));
-    });
     // Slack gives up after three seconds; a slow or stalled client must not hold a socket long.
-    server.requestTimeout = 10_000;
-    server.headersTimeout = 10_000;
+    // Node checks headersTimeout and requestTimeout only every `connectionsCheckingInterval`
+    // (default 30 s, which let sockets live 30-45 s): check often enough to honour them.
+    const server = createServer(
+        {
+            requestTimeout,
+            headersTimeout: requestTimeout,
+            keepAliveTimeout: Math.min(5_000, requestTimeout),
+            connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(requestTimeout / 4))),
+        },
+        (req, res) => track(handle(req, res), receiving),
+    );
+    // Inactivity on any socket, whatever state its request is in.
+    server.timeout = requestTimeout;
 
     return {
         server,
@@ -257,12 +360,19 @@ export function createChatopsServer(options: ChatopsOptions): ChatopsServer {
             });
         },
         async idle() {
-            while (work.size > 0) await Promise.all([...work]);
+            while (receiving.size > 0 || work.size > 0) await Promise.all([...receiving, ...work]);
         },
         async close() {
             const closed = new Promise<void>((r) => server.close(() => r()));
             server.closeIdleConnections();
-            while (work.size > 0) await Promise.all([...work]);
+            // Requests still arriving get a short grace; a stalled client must not hold shutdown.
+            let timer: NodeJS.Timeout | undefined;
+            const grace = new Promise<void>((r) => (timer = setTimeout(r, shutdownGrace)));
+            await Promise.race([Promise.all([...receiving]), grace]);
+            clearTimeout(timer);
+            server.closeAllConnections();
+            while (receiving.size > 0 || work.size > 0) await Promise.all([...receiving, ...work]);
+            await flushFlood();
             await closed;
         },
     };
@@ -289,10 +399,7 @@ function ephemeral(res: ServerResponse, text: string): void {
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     return new Promise((resolveBody, reject) => {
         const declared = Number(req.headers["content-length"]);
-        if (Number.isFinite(declared) && declared > limit) {
-            req.resume(); // discard, so the 413 reaches the client
-            return reject(new Refusal(413, `body larger than ${limit} bytes`));
-        }
+        if (Number.isFinite(declared) && declared > limit) return reject(new Refusal(413, `body larger than ${limit} bytes`));
         const chunks: Buffer[] = [];
         let size = 0;
         let refused = false;
@@ -302,6 +409,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
             if (size > limit) {
                 refused = true;
                 chunks.length = 0;
+                req.pause();
                 reject(new Refusal(413, `body larger than ${limit} bytes`));
                 return;
             }
@@ -311,6 +419,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
             if (!refused) resolveBody(Buffer.concat(chunks));
         });
         req.on("error", reject);
+        // A connection closed mid-body (timeout, shutdown, client gone) ends the request here.
+        req.on("close", () => {
+            if (!req.complete) reject(new Refusal(408, "the connection closed before the whole request arrived"));
+        });
     });
 }
 

@@ -7,12 +7,10 @@
 import { readdir, readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { Duration } from "luxon";
-import { parse as parseYaml } from "yaml";
-import { OperationError, type ProgressEvent, type RotationClient, type RotationMode } from "./automation";
-import { chatopsFileSchema, createChatopsServer, defaultCooldownMs, jsonLinesAudit, type ChatopsOptions, type ChatopsServer } from "./chatops";
-import { formatPath } from "./config";
-import { operatorPolicy, readStackFileConfig } from "./operator-policy";
+import { Interrupt, OperationError, type ProgressEvent, type RotationClient, type RotationMode } from "./automation";
+// Types only: the chatops server (zod, luxon, yaml) loads when `serve` runs, so that `--help`
+// and argument errors start fast.
+import type { ChatopsFileConfig, ChatopsOptions, ChatopsServer } from "./chatops";
 import { formatRotationReport, formatStatusReport } from "./report-text";
 
 /** Exit codes, documented in `--help` and docs/operations.md. */
@@ -33,6 +31,10 @@ export const exitCodes = {
     blocked: 6,
     /** An emergency or revoke did not finish (a set is paused, or the run limit was reached). */
     incomplete: 7,
+    /** Setup: the `pulumi` CLI is older than 3.133 (see `minimumPulumiVersion`). */
+    cliTooOld: 8,
+    /** Interrupted (Ctrl-C or SIGTERM): the update was cancelled and the request cleared. */
+    interrupted: 130,
 } as const;
 
 /** Everything the CLI reads and writes. */
@@ -51,7 +53,12 @@ export interface CliIo {
     user: string;
     /** Resolves when the server should stop (SIGINT/SIGTERM in the real CLI). */
     untilShutdown(): Promise<void>;
-    /** Make the chatops server. Default {@link createChatopsServer}. */
+    /**
+     * Run `work` with a signal that the first interrupt (Ctrl-C, SIGTERM) aborts with an
+     * {@link Interrupt}. Default: nothing interrupts it. See {@link processInterrupts}.
+     */
+    cancellable?<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T>;
+    /** Make the chatops server. Default `createChatopsServer` of ./chatops. */
     createServer?: (options: ChatopsOptions) => ChatopsServer;
 }
 
@@ -88,8 +95,10 @@ const exitCodeHelp = `Exit codes:
   3  not confirmed (nothing changed)
   4  stack locked by another update through every retry
   5  setup: pulumi CLI missing, or the stack does not exist
-  6  blocked: the program refused to act; read the message
-  7  emergency or revoke did not finish`;
+  6  blocked: a set refused to act (the other sets took their step); read the message
+  7  emergency or revoke did not finish
+  8  the pulumi CLI is older than 3.133: upgrade it
+  130  interrupted (Ctrl-C or SIGTERM): the running update was cancelled`;
 
 /**
  * The commands. Adding one (e.g. `simulate`) is one entry here: its options, help and `run`.
@@ -113,6 +122,10 @@ Without a mode, runs one \`pulumi up\`: exactly what the scheduled job does.
   --verbose     stream Pulumi's own output
   --stack, -s   stack name (default: the only Pulumi.<stack>.yaml in the directory)
   --cwd, -C     project directory (default: current directory)
+
+Ctrl-C or SIGTERM cancels the running update (Pulumi finishes the operations in flight) and
+removes the request from stack config, then exits 130 saying what state it left; a second
+one exits at once. Needs the pulumi CLI 3.133 or newer (exit 8 otherwise).
 
 ${exitCodeHelp}`,
         options: {
@@ -167,6 +180,8 @@ ${exitCodeHelp}`,
             if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError("`--account` must be a 12-digit AWS account id", "policy");
             const partition = values.partition as string | undefined;
             if (partition !== undefined && !["aws", "aws-cn", "aws-us-gov"].includes(partition)) throw new UsageError("`--partition` must be aws, aws-cn or aws-us-gov", "policy");
+            // Loaded on demand: validating a stack's config loads the secret stores' modules.
+            const { operatorPolicy, readStackFileConfig } = await import("./operator-policy");
             const result = await readStackFileConfig(workDir, stack);
             if (!result.ok) {
                 io.stderr(`${result.file}: invalid ci-key-rotation configuration (${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}):\n${result.problems.map((p) => `  - ${p}`).join("\n")}\n`);
@@ -278,6 +293,8 @@ function report(err: unknown, io: CliIo, command: string | undefined): number {
             case "cli-missing":
             case "stack-missing":
                 return exitCodes.setup;
+            case "cli-too-old":
+                return exitCodes.cliTooOld;
             case "stack-locked":
                 return exitCodes.locked;
             case "blocked":
@@ -287,6 +304,8 @@ function report(err: unknown, io: CliIo, command: string | undefined): number {
                 return exitCodes.usage;
             case "run-failed":
                 return exitCodes.failed;
+            case "interrupted":
+                return exitCodes.interrupted;
         }
     }
     io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -345,7 +364,8 @@ async function runRotate(values: Record<string, string | boolean | undefined>, i
         const line = progressLine(e, Boolean(values.verbose));
         if (line !== undefined) io.stderr(line);
     };
-    const report = await io.client.rotate({ stack, workDir, sets, mode, reason, requestedBy: io.user, onProgress });
+    const rotate = (signal?: AbortSignal) => io.client.rotate({ stack, workDir, sets, mode, reason, requestedBy: io.user, onProgress, signal });
+    const report = io.cancellable ? await io.cancellable(rotate) : await rotate();
     io.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatRotationReport(report)}\n`);
     return report.outcome === "incomplete" ? exitCodes.incomplete : exitCodes.ok;
 }
@@ -370,11 +390,16 @@ function progressLine(e: ProgressEvent, verbose: boolean): string | undefined {
 
 async function runServe(values: Record<string, string | boolean | undefined>, io: CliIo): Promise<number> {
     const workDir = resolve(io.cwd, (values.cwd as string | undefined) ?? ".");
-    const port = Number(values.port ?? "3000");
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError("`--port` must be a port number", "serve");
+    const portText = (values.port as string | undefined) ?? "3000";
+    // `Number("")` is 0, which would listen on a random port: only digits are a port.
+    const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+    if (!(port >= 0 && port <= 65535)) throw new UsageError(`\`--port\` must be a port number from 0 to 65535 (got ${JSON.stringify(portText)})`, "serve");
     const host = (values.host as string | undefined) ?? "127.0.0.1";
 
-    let file: ReturnType<typeof chatopsFileSchema.parse> = {};
+    const { chatopsFileSchema, createChatopsServer, defaultCooldownMs, jsonLinesAudit } = await import("./chatops");
+    const { parse: parseYaml } = await import("yaml");
+    const { Duration } = await import("luxon");
+    let file: ChatopsFileConfig = {};
     if (typeof values.config === "string") {
         const path = resolve(workDir, values.config);
         let parsed: unknown;
@@ -385,6 +410,7 @@ async function runServe(values: Record<string, string | boolean | undefined>, io
         }
         const result = chatopsFileSchema.safeParse(parsed ?? {});
         if (!result.success) {
+            const { formatPath } = await import("./config");
             throw new UsageError(`--config ${path}:\n${result.error.issues.map((i) => `  - ${formatPath(i.path) || "file"} ${i.message}`).join("\n")}`, "serve");
         }
         file = result.data;
@@ -403,22 +429,83 @@ async function runServe(values: Record<string, string | boolean | undefined>, io
 
     const auditLog = resolve(workDir, (values["audit-log"] as string | undefined) ?? file.auditLog ?? "ci-key-rotation-audit.jsonl");
     const make = io.createServer ?? createChatopsServer;
-    const chatops = make({
-        signingSecret,
-        allowedUsers,
-        allowedChannels,
-        stacks,
-        workDir,
-        cooldownMs: file.cooldown ? Duration.fromISO(file.cooldown).toMillis() : defaultCooldownMs,
-        responseUrlHosts: file.responseUrlHosts,
-        client: io.client,
-        audit: jsonLinesAudit(auditLog),
-        log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
-    });
-    const address = await chatops.listen(port, host);
-    io.stderr(`ci-key-rotation chatops listening on http://${address.address}:${address.port}/slack/commands (audit log ${auditLog})\n`);
-    await io.untilShutdown();
-    io.stderr("shutting down: waiting for running rotations to finish\n");
-    await chatops.close();
-    return exitCodes.ok;
+    const serve = async (signal?: AbortSignal): Promise<number> => {
+        const chatops = make({
+            signingSecret,
+            allowedUsers,
+            allowedChannels,
+            stacks,
+            workDir,
+            cooldownMs: file.cooldown ? Duration.fromISO(file.cooldown).toMillis() : defaultCooldownMs,
+            responseUrlHosts: file.responseUrlHosts,
+            client: io.client,
+            audit: jsonLinesAudit(auditLog),
+            log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
+            signal,
+        });
+        const address = await chatops.listen(port, host);
+        io.stderr(`ci-key-rotation chatops listening on http://${address.address}:${address.port}/slack/commands (audit log ${auditLog})\n`);
+        await io.untilShutdown();
+        io.stderr("shutting down: waiting for running rotations to finish (signal again to cancel them)\n");
+        await chatops.close();
+        return signal?.aborted ? exitCodes.interrupted : exitCodes.ok;
+    };
+    return io.cancellable ? io.cancellable(serve) : serve();
+}
+
+/**
+ * How the real CLI answers SIGINT and SIGTERM. During `rotate` the first one cancels the
+ * rotation (see `RotateOptions.signal`: the running update stops cleanly and the request is
+ * removed from stack config). During `serve` the first one starts the shutdown (no new requests,
+ * running rotations finish) and the second cancels the running rotations the same way. Anywhere
+ * else, and after that, a signal exits at once, saying what may be left behind.
+ */
+export function processInterrupts(options: {
+    stderr(text: string): void;
+    /** Whether a Ctrl-C comes from a terminal, which also delivers it to the `pulumi` process. */
+    interactive: boolean;
+    exit(code: number): void;
+    /** Default: `process.on`. */
+    on?(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+}): Required<Pick<CliIo, "cancellable" | "untilShutdown">> {
+    let rotation: AbortController | undefined;
+    const shutdownWaiters: (() => void)[] = [];
+    let shuttingDown = false;
+    const handle = (signalName: "SIGINT" | "SIGTERM") => {
+        // `serve`: the first signal stops it taking requests; running rotations go on.
+        if (shutdownWaiters.length > 0 && !shuttingDown) {
+            shuttingDown = true;
+            for (const resolve of shutdownWaiters.splice(0)) resolve();
+            return;
+        }
+        if (rotation && !rotation.signal.aborted) {
+            options.stderr(
+                `\n${signalName} received: cancelling the running update (Pulumi finishes the operations in flight), then removing the request from stack config. ${signalName === "SIGINT" ? "Press Ctrl-C" : "Send SIGTERM"} again to exit at once.\n`,
+            );
+            rotation.abort(new Interrupt(signalName, signalName === "SIGINT" && options.interactive));
+            return;
+        }
+        if (rotation) {
+            options.stderr(
+                "Exiting at once. The request may still be in stack config: run `pulumi config rm ci-key-rotation:request` (and requestSets, emergency, revoke) before the next scheduled run; if `pulumi up` was still running, the stack may stay locked (`pulumi cancel`).\n",
+            );
+        }
+        options.exit(exitCodes.interrupted);
+    };
+    const on = options.on ?? ((signal, handler) => void process.on(signal, handler));
+    on("SIGINT", () => handle("SIGINT"));
+    on("SIGTERM", () => handle("SIGTERM"));
+    return {
+        async cancellable(work) {
+            const controller = new AbortController();
+            rotation = controller;
+            try {
+                return await work(controller.signal);
+            } finally {
+                // A second interrupt after this one ended still exits at once.
+                if (!controller.signal.aborted) rotation = undefined;
+            }
+        },
+        untilShutdown: () => new Promise<void>((resolve) => shutdownWaiters.push(resolve)),
+    };
 }

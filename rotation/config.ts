@@ -1,9 +1,9 @@
-import { RunError } from "@pulumi/pulumi";
 import { Duration } from "luxon";
 import { z } from "zod";
 import { storeFor, targetSchema, type Target } from "../providers";
 import type { TargetStore } from "../providers/types";
 import { defaultPolicy, type RotationPolicy, type RotationRequest } from "./policy";
+import { githubValueProblems, policyAttachmentCollisions, rawTargetProblems, resourceNameCollisions, splitSecretPairs, splitVariablePairs, type PlacedTarget } from "./config-checks";
 
 /** The IAM user a credential set owns. */
 export interface UserConfig {
@@ -65,14 +65,33 @@ export interface StackConfig {
 /** Result of {@link validateConfig}: typed config, or every problem found. */
 export type ConfigResult = { ok: true; config: StackConfig } | { ok: false; problems: string[] };
 
+/**
+ * An input repeated in a message: short ones only, and never one that looks like a credential
+ * (a token pasted into the wrong setting must not reach CI logs through the error).
+ */
+function shown(text: string): string {
+    if (text.length > 32 || /glpat-|gh[pousr]_|github_pat_|A[KS]IA[A-Z0-9]{4}|[A-Za-z0-9/+=_-]{20,}/.test(text)) return `a ${text.length}-character value, not shown`;
+    return JSON.stringify(text);
+}
+
+/** Upper bound of every duration setting. */
+const longestDuration = Duration.fromObject({ years: 10 });
+
 const isoDuration = z.string().transform((text, ctx) => {
     const duration = Duration.fromISO(text);
     if (!duration.isValid) {
-        ctx.addIssue({ code: "custom", message: `must be an ISO-8601 duration such as "P7D" or "PT12H" (got "${text}")` });
+        ctx.addIssue({ code: "custom", message: `must be an ISO-8601 duration such as "P7D" or "PT12H" (got ${shown(text)})` });
         return z.NEVER;
     }
     if (duration.toMillis() < 0) {
-        ctx.addIssue({ code: "custom", message: `must not be negative (got "${text}")` });
+        ctx.addIssue({ code: "custom", message: `must not be negative (got ${shown(text)})` });
+        return z.NEVER;
+    }
+    // No setting needs more than ten years, and far beyond it date arithmetic breaks: JavaScript
+    // time values end 100,000,000 days from 1970 (ECMA-262 "Time Values and Time Range"), past
+    // which luxon's DateTime.plus gives an invalid date, and every comparison with it is false.
+    if (!(duration.toMillis() <= longestDuration.toMillis())) {
+        ctx.addIssue({ code: "custom", message: `must be at most P10Y (got ${shown(text)})` });
         return z.NEVER;
     }
     return duration;
@@ -113,11 +132,33 @@ const policyDocument = z
             }
         }
         const p = parsed as { Version?: unknown; Statement?: unknown };
-        if (typeof parsed !== "object" || parsed === null || typeof p.Version !== "string" || p.Statement === undefined) {
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || typeof p.Version !== "string" || p.Statement === undefined) {
             ctx.addIssue({ code: "custom", message: "must be an IAM policy document with Version and Statement" });
             return z.NEVER;
         }
-        return JSON.stringify(parsed);
+        if (typeof p.Statement !== "object" || p.Statement === null || (Array.isArray(p.Statement) && p.Statement.length === 0)) {
+            ctx.addIssue({ code: "custom", message: "must be an IAM policy document with Version and Statement (a statement or a non-empty list of statements)" });
+            return z.NEVER;
+        }
+        const text = JSON.stringify(parsed);
+        // IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
+        // policy documents hold only tab, LF, CR and U+0020-U+00FF, and a user's inline policies
+        // together hold at most 2,048 characters, whitespace not counted. This set has one.
+        const outside = /[^\t\n\r\u0020-\u00ff]/u.exec(text);
+        if (outside) {
+            const code = outside[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+            ctx.addIssue({ code: "custom", message: `must contain only characters IAM accepts in a policy (tab, line breaks and U+0020-U+00FF; found U+${code})` });
+            return z.NEVER;
+        }
+        const size = text.replace(/\s/g, "").length;
+        if (size > 2048) {
+            ctx.addIssue({
+                code: "custom",
+                message: `has ${size.toLocaleString("en-US")} characters without whitespace, and IAM allows 2,048 for a user's inline policies: move statements to a managed policy (user.managedPolicyArns)`,
+            });
+            return z.NEVER;
+        }
+        return text;
     });
 
 const accessKeyId = z.string().regex(/^[A-Z0-9]{16,128}$/, "must be an access key id (e.g. AKIA...)");
@@ -230,12 +271,14 @@ export function validateConfig(raw: unknown): ConfigResult {
     }
     const input = raw as Record<string, unknown>;
     for (const key of Object.keys(input)) {
-        if (!(key in topLevel)) problems.push(`${key} is not a known setting (known: ${Object.keys(topLevel).join(", ")})`);
+        // Own keys only: `constructor` or `toString` are "in" every object.
+        if (!Object.hasOwn(topLevel, key)) problems.push(`${key} is not a known setting (known: ${Object.keys(topLevel).join(", ")})`);
     }
     const top: Record<string, unknown> = {};
     for (const [key, schema] of Object.entries(topLevel)) {
-        if (input[key] === undefined && key !== "credentials") continue;
-        top[key] = parseAt(schema, input[key], key, problems);
+        const value = Object.hasOwn(input, key) ? input[key] : undefined;
+        if (value === undefined && key !== "credentials") continue;
+        top[key] = parseAt(schema, value, key, problems);
     }
 
     const cadence = (top.cadence as Duration | undefined) ?? Duration.fromObject({ hours: 1 });
@@ -249,6 +292,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     const userNames = new Map<string, string>();
     const destinations = new Map<string, string>();
     const adopters = new Map<string, string>();
+    const placed: PlacedTarget[] = [];
     ((top.credentials as unknown[] | undefined) ?? []).forEach((rawSet, i) => {
         const at = `credentials[${i}]`;
         const set = parseAt(setSchema, rawSet, at, problems);
@@ -256,10 +300,17 @@ export function validateConfig(raw: unknown): ConfigResult {
         const targets: TargetConfig[] = [];
         rawTargets.forEach((rawTarget, j) => {
             const path = `${at}.targets[${j}]`;
-            const target = parseAt(targetSchema, rawTarget, path, problems);
+            const rawProblems = rawTargetProblems(rawTarget);
+            for (const p of rawProblems) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            // A value reported above is replaced by a harmless one, so the rest of the target is still checked.
+            const replaced = rawProblems.reduce((t, p) => (p.replace ? { ...(t as object), ...p.replace } : t), rawTarget);
+            const target = parseAt(targetSchema, replaced, path, problems);
             if (!target) return;
             const store = storeFor(target.type);
             for (const p of store.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            for (const p of githubValueProblems(target)) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            // Its id was replaced for the checks above: it must not stand for the real one below.
+            if (rawProblems.length > 0) return;
             const clashes = new Map<string, string[]>();
             for (const d of new Set(store.destinations(target))) {
                 const other = destinations.get(d);
@@ -269,7 +320,16 @@ export function validateConfig(raw: unknown): ConfigResult {
             for (const [other, ds] of clashes) problems.push(`${path} writes ${ds.join(" and ")}, which ${other} already writes`);
             targets.push({ target, store, path });
         });
+        const rawTags = (rawSet as { user?: { tags?: unknown } } | undefined)?.user?.tags;
+        if (typeof rawTags === "object" && rawTags !== null && Object.hasOwn(rawTags, "__proto__")) {
+            problems.push(`${at}.user.tags.__proto__ cannot be used as a tag key (JavaScript reserves the name): choose another key`);
+        }
         if (!set) return;
+        for (const t of targets) placed.push({ ...t, setName: set.name });
+        for (const key of Object.keys(set.user?.tags ?? {})) {
+            if (/^aws:/i.test(key)) problems.push(`${at}.user.tags.${key} must not start with "aws:" (AWS reserves the prefix)`);
+        }
+        problems.push(...policyAttachmentCollisions(set.name, set.user?.managedPolicyArns ?? [], `${at}.user`));
 
         if (setNames.has(set.name)) problems.push(`${at}.name "${set.name}" is already used by credentials[${setNames.get(set.name)}]`);
         else setNames.set(set.name, i);
@@ -305,6 +365,8 @@ export function validateConfig(raw: unknown): ConfigResult {
         });
     });
 
+    problems.push(...resourceNameCollisions(placed), ...splitSecretPairs(placed), ...splitVariablePairs(placed));
+
     const request = top.request as string | undefined;
     const emergency = (top.emergency as boolean | undefined) ?? false;
     const revoke = (top.revoke as boolean | undefined) ?? false;
@@ -315,7 +377,7 @@ export function validateConfig(raw: unknown): ConfigResult {
         if (input.requestSets !== undefined) problems.push("requestSets needs request: set ci-key-rotation:request, or remove requestSets");
     }
     requestSets?.forEach((name, i) => {
-        if (!setNames.has(name)) problems.push(`requestSets[${i}] "${name}" is not the name of a credential set`);
+        if (!setNames.has(name)) problems.push(`requestSets[${i}] ${shown(name)} is not the name of a credential set`);
     });
 
     ((top.forgetKeys as string[] | undefined) ?? []).forEach((id, i) => {
@@ -335,6 +397,18 @@ export function validateConfig(raw: unknown): ConfigResult {
     };
 }
 
+/**
+ * The timing a set's policy must allow for one step per run to keep keys fresh (I5).
+ *
+ * After a mint at M, the deactivation is due at `M + overlap` (the gate may hold it `gateTimeout`
+ * longer), the delete `retireAfter` after the deactivation actually ran, and the next mint at
+ * `M + every`, but only at a run after the delete's (one step per run; the delete happens after
+ * the program, so a mint in the same run would make a third key). Each step runs at the first run
+ * at or after it is due, at most one gap G between runs later. So the key in targets is replaced
+ * by `max(every, overlap + gateTimeout + retireAfter + 2G) + G`. This check makes that
+ * `every + cadence` while runs keep to `cadence`; after missed runs (G > cadence) it is at most
+ * `every + G + 2 × (G − cadence)` (README "How the timing works").
+ */
 function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): string[] {
     const problems: string[] = [];
     const ms = (d: Duration) => d.toMillis();
@@ -342,9 +416,6 @@ function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): str
     if (ms(policy.settle) > ms(policy.overlap)) {
         problems.push(`${at}: settle (${policy.settle.toISO()}) must not exceed overlap (${policy.overlap.toISO()})`);
     }
-    // The deactivation and the delete may each run up to one cadence after they are due; the
-    // rotation must still be over when the next mint is due, or the key in targets outlives
-    // `every` plus a gap between runs (I5).
     const cycle = policy.overlap
         .plus(policy.retireAfter)
         .plus(policy.lastUsedGate ? policy.gateTimeout : Duration.fromMillis(0))
@@ -353,18 +424,31 @@ function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): str
     if (ms(cycle) >= ms(policy.every)) {
         const parts = policy.lastUsedGate ? "overlap + gateTimeout + retireAfter" : "overlap + retireAfter";
         problems.push(
-            `${at}: every (${policy.every.toISO()}) must be longer than ${parts} + 2 × cadence (${cycle.shiftTo("days", "hours", "minutes").toHuman({ listStyle: "narrow" })}) so a rotation finishes before the next one is due`,
+            `${at}: every (${policy.every.toISO()}) must be longer than ${parts} + 2 × cadence (${human(cycle)}) so a rotation finishes before the next one is due, and no key stays in targets longer than every + cadence (${human(policy.every.plus(cadence))}) while runs keep to the cadence. Raise \`every\`, or shorten ${parts.replace(/ \+ /g, ", ")} or \`cadence\``,
         );
     }
     return problems;
+}
+
+function human(d: Duration): string {
+    return d.shiftTo("days", "hours", "minutes").toHuman({ listStyle: "narrow" });
 }
 
 function dedupe(xs: string[]): string[] {
     return [...new Set(xs)];
 }
 
-/** Thrown by the program when configuration is invalid; the message lists every problem. */
-export class ConfigError extends RunError {
+/**
+ * Thrown by the program when configuration is invalid; the message lists every problem.
+ *
+ * A `RunError` for Pulumi without importing the SDK (so the CLI reads config without loading
+ * it): `RunError.isInstance` only checks that `__pulumiRunError` is `true`, and the Node
+ * language host then prints the message without a stack trace (pulumi/pulumi
+ * sdk/nodejs/errors.ts `RunError.isInstance`, sdk/nodejs/cmd/run/run.ts `uncaughtHandler`).
+ */
+export class ConfigError extends Error {
+    /** Pulumi's `RunError` marker (see above). */
+    readonly __pulumiRunError = true;
     constructor(readonly problems: string[]) {
         super(`Invalid ci-key-rotation configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` + problems.map((p) => `  - ${p}`).join("\n"));
         this.name = "ConfigError";
@@ -390,10 +474,11 @@ export function decodeRawConfig(values: Record<string, string>): { raw: Record<s
             try {
                 raw[key] = JSON.parse(value);
             } catch {
-                problems.push(`${key} must be structured YAML in the stack file (a list), not the text ${JSON.stringify(value.slice(0, 40))}`);
+                problems.push(`${key} must be structured YAML in the stack file (a list), not the text ${shown(value)}`);
             }
         } else {
-            raw[key] = value;
+            // Defined, not assigned: a key named `__proto__` must stay a key (and be reported).
+            Object.defineProperty(raw, key, { value, enumerable: true, writable: true, configurable: true });
         }
     }
     return { raw, problems };

@@ -4,9 +4,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
 import type { OperatorStatement } from "../providers/types";
 import { validateConfig, type ConfigResult, type CredentialSetConfig, type StackConfig } from "./config";
+import { parseStackFile } from "./stack-file";
 
 /** An IAM policy document. */
 export interface PolicyDocument {
@@ -120,13 +120,9 @@ export async function readStackFileConfig(workDir: string, stack: string): Promi
         const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
         return { ok: false, file, problems: [missing ? `${file} does not exist: create the stack with \`pulumi stack init ${stack}\`, or check --stack and --cwd` : `cannot read ${file}: ${(err as Error).message}`] };
     }
-    let doc: unknown;
-    try {
-        doc = parseYaml(text);
-    } catch (err) {
-        return { ok: false, file, problems: [`${file} is not valid YAML: ${(err as Error).message.split("\n")[0]}`] };
-    }
-    const config = (doc as { config?: unknown } | null)?.config;
+    const parsed = parseStackFile(text, file);
+    if (!parsed.ok) return { ok: false, file, problems: parsed.problems };
+    const config = parsed.config;
     const raw: Record<string, unknown> = {};
     if (config && typeof config === "object") {
         for (const [key, value] of Object.entries(config as Record<string, unknown>)) {

@@ -51,26 +51,48 @@ export type SlashCommand =
     | { kind: "help" };
 
 /** The grammar, shown when a command does not parse. */
-export const slashUsage = "Usage: `/rotate <stack> [emergency|revoke] [reason...]`, `/rotate status <stack>`, `/rotate help`";
+export const slashUsage = "Usage: `/rotate <stack> [request|emergency|revoke] [reason...]`, `/rotate status <stack>`, `/rotate help`";
 
 const stackPattern = /^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,199}$/;
+const modeWords = ["request", "emergency", "revoke"] as const;
+const keywords = [...modeWords, "status", "help"];
 
 /**
  * Parse the text after `/rotate`. `/rotate prod` is a plain request (usual waits), `emergency`
- * zeroes the waits, `revoke` also deactivates the old key at once.
+ * zeroes the waits, `revoke` also deactivates the old key at once. A reason follows the mode
+ * word (`/rotate prod request routine check`). Any other word where the mode belongs is refused:
+ * a mistyped `emergancy` must not run a plain request, and a mode word must not be read as a
+ * stack name.
  */
 export function parseSlashCommand(text: string): SlashCommand | { kind: "error"; message: string } {
     const words = text.trim().split(/\s+/).filter(Boolean);
-    if (words.length === 0 || (words.length === 1 && words[0].toLowerCase() === "help")) return words.length === 0 ? { kind: "error", message: slashUsage } : { kind: "help" };
-    if (words[0].toLowerCase() === "status") {
-        if (words.length !== 2 || !stackPattern.test(words[1])) return { kind: "error", message: `Name one stack. ${slashUsage}` };
+    if (words.length === 0) return { kind: "error", message: slashUsage };
+    const first = words[0].toLowerCase();
+    if (first === "help") return words.length === 1 ? { kind: "help" } : { kind: "error", message: slashUsage };
+    if (first === "status") {
+        if (words.length !== 2 || !stackPattern.test(words[1]) || keywords.includes(words[1].toLowerCase())) return { kind: "error", message: `Name one stack. ${slashUsage}` };
         return { kind: "status", stack: words[1] };
     }
+    if ((modeWords as readonly string[]).includes(first)) return { kind: "error", message: `Name the stack first, then the mode. ${slashUsage}` };
     const [stack, second, ...rest] = words;
     if (!stackPattern.test(stack)) return { kind: "error", message: `\`${stack.slice(0, 40)}\` is not a stack name. ${slashUsage}` };
-    const flag = second?.toLowerCase();
-    const mode = flag === "emergency" || flag === "revoke" ? flag : "request";
-    const reasonWords = mode === "request" ? words.slice(1) : rest;
-    const reason = reasonWords.join(" ").slice(0, 200);
-    return { kind: "rotate", stack, mode, reason };
+    if (second === undefined) return { kind: "rotate", stack, mode: "request", reason: "" };
+    const mode = modeWords.find((m) => m === second.toLowerCase());
+    if (!mode) {
+        const near = modeWords.find((m) => editDistance(m, second.toLowerCase()) <= 2);
+        return { kind: "error", message: `\`${second.slice(0, 40)}\` is not a mode${near ? ` (did you mean \`${near}\`?)` : ""}. ${slashUsage}` };
+    }
+    return { kind: "rotate", stack, mode, reason: rest.join(" ").slice(0, 200) };
+}
+
+/** Levenshtein distance, for "did you mean" on short words. */
+function editDistance(a: string, b: string): number {
+    if (Math.abs(a.length - b.length) > 2) return 3;
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        const next = [i];
+        for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        row = next;
+    }
+    return row[b.length];
 }

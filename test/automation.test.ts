@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { chmod, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConcurrentUpdateError, StackNotFoundError } from "@pulumi/pulumi/automation";
-import { createRotationClient, installHint, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/automation";
+import { createRotationClient, installHint, Interrupt, minimumPulumiVersion, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/automation";
 import { FakeClock, FakeStack, fakeOpener, keyId } from "./support/fake-stack";
 
 const workDir = "/project";
@@ -156,7 +159,7 @@ describe("rotate", () => {
 
     it("a blocked run fails with the program's reason, a partial report, and cleared flags", async () => {
         const { stack, rotate } = await steady();
-        stack.upFailures.push(new Error("code: 255\n stdout: error: RotationBlockedError: No step was taken for any set, because:\n  - IAM shows key AKIAXXXX that ci-key-rotation does not manage"));
+        stack.upFailures.push(new Error(`code: 255\n stdout: error: RotationBlockedError: No step was taken for sets "deploy", "build" (any other set took its step), because:\n  - IAM shows key AKIAXXXX that ci-key-rotation does not manage`));
         const err = (await rotate({ mode: "emergency" }).catch((e: unknown) => e)) as OperationError;
         assert.equal(err.kind, "blocked");
         assert.match(err.message, /IAM shows key AKIAXXXX/);
@@ -271,5 +274,110 @@ describe("the real workspace without the pulumi CLI", () => {
         } finally {
             process.env.PATH = path;
         }
+    });
+});
+
+describe("a pulumi CLI older than the minimum", () => {
+    it("is refused before anything changes, by rotate and status, with its own error kind", async () => {
+        const { stack, client } = await steady();
+        stack.workspace = { pulumiVersion: "3.132.0" };
+        for (const call of [() => client.rotate({ stack: "prod", workDir, mode: "emergency", reason: "r", requestedBy: "a" }), () => client.status({ stack: "prod", workDir })]) {
+            const err = (await call().catch((e: unknown) => e)) as OperationError;
+            assert.equal(err.kind, "cli-too-old");
+            assert.equal(
+                err.message,
+                `The pulumi CLI is version 3.132.0; ci-key-rotation needs ${minimumPulumiVersion} or newer: older CLIs drop every stack output when an update fails (pulumi/pulumi#12929), and the rotation state lives in those outputs. Upgrade it (https://www.pulumi.com/docs/install/) and run again.`,
+            );
+        }
+        assert.deepEqual(stack.calls, []);
+        stack.workspace = { pulumiVersion: "3.133.0" };
+        assert.equal((await client.rotate({ stack: "prod", workDir, mode: "scheduled", reason: "r", requestedBy: "a" })).outcome, "done");
+    });
+
+    it("is read from the real workspace (`pulumi version`)", async () => {
+        const dir = await mkdtemp(join(tmpdir(), "ckr-oldcli-"));
+        // A stand-in CLI: reports an old version and accepts every other command.
+        await writeFile(join(dir, "pulumi"), '#!/bin/sh\nif [ "$1" = version ]; then echo v3.100.0; fi\nexit 0\n');
+        await chmod(join(dir, "pulumi"), 0o755);
+        await writeFile(join(dir, "Pulumi.yaml"), "name: ci-key-rotation\nruntime: nodejs\n");
+        const path = process.env.PATH;
+        process.env.PATH = dir;
+        try {
+            const err = (await createRotationClient().status({ stack: "dev", workDir: dir }).catch((e: unknown) => e)) as OperationError;
+            assert.equal(err.kind, "cli-too-old", err.message);
+            assert.match(err.message, /^The pulumi CLI is version 3\.100\.0; ci-key-rotation needs 3\.133\.0 or newer/);
+        } finally {
+            process.env.PATH = path;
+        }
+    });
+});
+
+describe("an interrupted rotation", () => {
+    it("cancels the running up through its signal, starts no other, clears the request and says what is left", async () => {
+        const { stack, rotate } = await steady();
+        const release = stack.hold();
+        const controller = new AbortController();
+        const rotation = rotate({ mode: "emergency", signal: controller.signal }).catch((e: unknown) => e);
+        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        controller.abort(new Interrupt("SIGTERM", false));
+        const err = (await rotation) as OperationError;
+        release();
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.signals, 1, "one SIGINT to the pulumi process");
+        assert.equal(stack.ups.length, 1);
+        assert.deepEqual(requestKeys(stack), []);
+        assert.match(err.message, /^Interrupted: the rotation of `prod` stopped after 0 completed `pulumi up` runs/);
+        assert.match(err.message, /The request was removed from stack config: scheduled runs will not continue it\./);
+        assert.match(err.message, new RegExp(`\\n  deploy: steady, keys ${keyId("deploy", 1)} \\(Active\\)\\n`));
+    });
+
+    it("sends no second SIGINT when the pulumi process got the Ctrl-C itself", async () => {
+        const { stack, rotate } = await steady();
+        const release = stack.hold();
+        const controller = new AbortController();
+        const rotation = rotate({ mode: "revoke", signal: controller.signal }).catch((e: unknown) => e);
+        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        controller.abort(new Interrupt("SIGINT", true));
+        // The CLI cancels itself on the terminal's SIGINT: its update fails.
+        stack.upFailures.push(new Error("code: 255\n stderr: error: update canceled"));
+        release();
+        const err = (await rotation) as OperationError;
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.signals, 0);
+        assert.deepEqual(requestKeys(stack), []);
+    });
+
+    it("while waiting for another update's lock, stops waiting and starts no up", async () => {
+        const clock = new FakeClock();
+        const stack = new FakeStack({ clock });
+        await stack.cron();
+        const controller = new AbortController();
+        const client = createRotationClient({
+            openStack: fakeOpener({ prod: stack }),
+            now: clock.now,
+            // A wait that only an abort ends, like the real one for a long delay.
+            sleep: (_ms, signal) =>
+                new Promise((_resolve, reject) => {
+                    if (signal?.aborted) return reject(signal.reason);
+                    signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+                }),
+        });
+        stack.upFailures.push(new ConcurrentUpdateError("[409] Conflict: Another update is currently in progress."));
+        const rotation = client.rotate({ stack: "prod", workDir, mode: "request", reason: "r", requestedBy: "a", signal: controller.signal, onProgress: (e) => e.kind === "locked" && controller.abort(new Interrupt("SIGTERM", false)) });
+        const err = (await rotation.catch((e: unknown) => e)) as OperationError;
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.ups.length, 1, "the locked attempt only");
+        assert.deepEqual(requestKeys(stack), []);
+    });
+
+    it("between runs, starts no further up", async () => {
+        const { stack, rotate } = await steady();
+        const controller = new AbortController();
+        const err = (await rotate({ mode: "emergency", signal: controller.signal, onProgress: (e) => e.kind === "step" && controller.abort(new Interrupt("SIGTERM", false)) }).catch((e: unknown) => e)) as OperationError;
+        assert.equal(err.kind, "interrupted");
+        assert.equal(stack.ups.length, 1);
+        assert.match(err.message, /stopped after 1 completed `pulumi up` run;/);
+        assert.match(err.message, /deploy: pushed, keys .* \(Active\), .* \(Active\), request emergency-.* still open/);
+        assert.deepEqual(requestKeys(stack), []);
     });
 });

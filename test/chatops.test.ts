@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { createRotationClient } from "../rotation/automation";
+import { createRotationClient, Interrupt } from "../rotation/automation";
 import { createChatopsServer, jsonLinesAudit, type AuditRecord, type ChatopsOptions, type ChatopsServer, type SlackMessage } from "../rotation/chatops";
 import { parseSlashCommand, slackSignature, verifySlackSignature } from "../rotation/slack";
 import { FakeClock, FakeStack, fakeOpener } from "./support/fake-stack";
@@ -47,6 +48,31 @@ async function start(overrides: Partial<ChatopsOptions> = {}, stacks: string[] =
 
 function form(fields: Record<string, string>): string {
     return new URLSearchParams({ token: "legacy-verification-token", team_id: "T0001", user_name: "alice", command: "/rotate", response_url: responseUrl, user_id: "U0001", channel_id: "C0001", ...fields }).toString();
+}
+
+function rawSocket(port: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+        const socket = connect(port, "127.0.0.1", () => resolve(socket));
+        socket.on("error", reject);
+    });
+}
+
+/** Resolves with what the server sent once it closes the socket; rejects after `withinMs`. */
+function closed(socket: Socket, withinMs: number): Promise<{ text: string }> {
+    return new Promise((resolve, reject) => {
+        let text = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (c: string) => (text += c));
+        socket.on("error", () => {}); // a reset after the answer is a close too
+        const timer = setTimeout(() => {
+            socket.destroy();
+            reject(new Error(`the server kept the socket open for ${withinMs} ms (received ${JSON.stringify(text.slice(0, 60))})`));
+        }, withinMs);
+        socket.on("close", () => {
+            clearTimeout(timer);
+            resolve({ text });
+        });
+    });
 }
 
 interface Sent {
@@ -113,13 +139,28 @@ describe("Slack signature", () => {
 describe("/rotate grammar", () => {
     it("parses requests, emergencies, revocations and status", () => {
         assert.deepEqual(parseSlashCommand("prod"), { kind: "rotate", stack: "prod", mode: "request", reason: "" });
-        assert.deepEqual(parseSlashCommand("prod routine check"), { kind: "rotate", stack: "prod", mode: "request", reason: "routine check" });
+        assert.deepEqual(parseSlashCommand("prod request routine check"), { kind: "rotate", stack: "prod", mode: "request", reason: "routine check" });
         assert.deepEqual(parseSlashCommand(" prod  EMERGENCY  key in  logs "), { kind: "rotate", stack: "prod", mode: "emergency", reason: "key in logs" });
         assert.deepEqual(parseSlashCommand("prod revoke"), { kind: "rotate", stack: "prod", mode: "revoke", reason: "" });
         assert.deepEqual(parseSlashCommand("status prod"), { kind: "status", stack: "prod" });
         assert.equal(parseSlashCommand("").kind, "error");
         assert.equal(parseSlashCommand("status").kind, "error");
         assert.equal(parseSlashCommand("pr*d emergency").kind, "error");
+    });
+
+    it("refuses a mistyped mode and unknown words instead of running a plain request", () => {
+        const refused = (text: string) => {
+            const r = parseSlashCommand(text);
+            assert.equal(r.kind, "error", text);
+            return (r as { message: string }).message;
+        };
+        assert.match(refused("prod emergancy"), /^`emergancy` is not a mode \(did you mean `emergency`\?\)\. Usage: /);
+        assert.match(refused("prod revok leaked"), /did you mean `revoke`/);
+        assert.match(refused("prod routine check"), /^`routine` is not a mode\. Usage: `\/rotate <stack> \[request\|emergency\|revoke\] \[reason\.\.\.\]`/);
+        // A mode word where the stack belongs is not a stack name.
+        assert.match(refused("emergency prod"), /^Name the stack first/);
+        assert.match(refused("revoke"), /^Name the stack first/);
+        assert.match(refused("status prod extra"), /Name one stack/);
     });
 });
 
@@ -235,13 +276,82 @@ describe("chatops server", () => {
         ]);
     });
 
+    it("stops reading an oversized body after answering 413, and closes the connection", async () => {
+        const { port, clock, audit } = await start({ maxBodyBytes: 1024 });
+        const socket = await rawSocket(port);
+        const timestamp = String(Math.floor(clock.ms / 1000));
+        socket.write(
+            `POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n` +
+                `X-Slack-Request-Timestamp: ${timestamp}\r\nX-Slack-Signature: v0=00\r\n\r\n${"x".repeat(4096)}`,
+        );
+        // The client trickles the rest of the declared megabyte; the server must not wait for it.
+        const trickle = setInterval(() => socket.writable && socket.write("x".repeat(100)), 100);
+        const started = Date.now();
+        const { text } = await closed(socket, 5_000);
+        clearInterval(trickle);
+        assert.match(text, /^HTTP\/1\.1 413 /);
+        assert.match(text, /\r\nconnection: close\r\n/i);
+        assert.ok(Date.now() - started < 3_000, `closed after ${Date.now() - started} ms`);
+        assert.deepEqual(audit.map((a) => [a.outcome, a.status]), [["refused", 413]]);
+    });
+
+    it("closes idle and stalled connections after the request timeout", async () => {
+        const { port } = await start({ requestTimeoutMs: 600 });
+        const idle = await rawSocket(port);
+        const stalled = await rawSocket(port);
+        stalled.write("POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ntext=pro");
+        const kept = await rawSocket(port);
+        kept.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); // keep-alive after the answer
+        const started = Date.now();
+        const results = await Promise.all([closed(idle, 4_000), closed(stalled, 4_000), closed(kept, 4_000)]);
+        const after = Date.now() - started;
+        assert.ok(after < 2_500, `sockets lived ${after} ms with a 600 ms timeout`);
+        assert.match(results[2].text, /^HTTP\/1\.1 200 /);
+    });
+
+    it("shuts down promptly with a client stalled mid-request, and still finishes accepted work", async () => {
+        const { port, clock, chatops, stack, posted } = await start();
+        const release = stack.hold();
+        assert.equal((await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms })).status, 200);
+        const stalled = await rawSocket(port);
+        stalled.write("POST /slack/commands HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ntext=pro");
+        await new Promise((r) => setTimeout(r, 100));
+        const started = Date.now();
+        const closing = chatops.close();
+        const socketClosed = await closed(stalled, 4_000);
+        assert.ok(Date.now() - started < 3_000, "the stalled socket was closed at shutdown");
+        assert.equal(socketClosed.text, "");
+        release();
+        await closing;
+        assert.ok(Date.now() - started < 4_000, `close took ${Date.now() - started} ms`);
+        assert.equal(posted.length, 1, "the accepted emergency finished and reported");
+        running = undefined;
+    });
+
+    it("cancels accepted rotations when its signal aborts, clears their request and reports it", async () => {
+        const controller = new AbortController();
+        const { port, clock, chatops, stack, posted, audit } = await start({ signal: controller.signal });
+        const release = stack.hold();
+        assert.equal((await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms })).status, 200);
+        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        const closing = chatops.close();
+        controller.abort(new Interrupt("SIGTERM", false));
+        await closing;
+        release();
+        running = undefined;
+        assert.equal(stack.signals, 1);
+        assert.deepEqual([...stack.config.keys()], []);
+        assert.match(posted[0].message.text, /^Rotation of `prod` failed: Interrupted: the rotation of `prod` stopped/);
+        assert.equal(audit.at(-1)?.outcome, "failed");
+    });
+
     it("holds plain requests for a stack during the cooldown, but not emergencies", async () => {
         const { port, clock, chatops, stack, audit } = await start({ cooldownMs: 15 * 60 * 1000 });
-        assert.equal((await send(port, form({ text: "prod routine" }), { nowMs: clock.ms })).status, 200);
+        assert.equal((await send(port, form({ text: "prod request routine" }), { nowMs: clock.ms })).status, 200);
         await chatops.idle();
         const upsAfterFirst = stack.ups.length;
         clock.ms += 60_000;
-        const again = await send(port, form({ text: "prod again" }), { nowMs: clock.ms });
+        const again = await send(port, form({ text: "prod request again" }), { nowMs: clock.ms });
         assert.equal(again.status, 429);
         assert.match(again.body, /rotated less than 15 minutes ago/);
         assert.ok(Number(again.headers["retry-after"]) > 0);
@@ -252,7 +362,7 @@ describe("chatops server", () => {
         await chatops.idle();
         assert.ok(stack.ups.length > upsAfterFirst);
         clock.ms += 16 * 60_000;
-        assert.equal((await send(port, form({ text: "prod later" }), { nowMs: clock.ms })).status, 200);
+        assert.equal((await send(port, form({ text: "prod request later" }), { nowMs: clock.ms })).status, 200);
         await chatops.idle();
         assert.deepEqual(
             audit.filter((a) => a.event === "request").map((a) => [a.outcome, a.status]),
@@ -283,6 +393,27 @@ describe("chatops server", () => {
         assert.equal(audit.filter((a) => a.event === "result" && a.outcome === "done").length, 2);
     });
 
+    it("refuses a replayed signed request inside the five-minute window, for every mode", async () => {
+        const { port, clock, chatops, stack, audit } = await start();
+        for (const text of ["prod emergency leak", "status prod", "prod revoke", "help"]) {
+            const body = form({ text });
+            const timestamp = Math.floor(clock.ms / 1000);
+            const first = await send(port, body, { nowMs: clock.ms, timestamp });
+            assert.equal(first.status, 200, text);
+            await chatops.idle();
+            const upsBefore = stack.ups.length;
+            clock.ms += 60_000; // still inside the window
+            const replay = await send(port, body, { nowMs: clock.ms, timestamp });
+            assert.equal(replay.status, 409, text);
+            assert.equal(replay.body, "request already received (replayed)\n");
+            await chatops.idle();
+            assert.equal(stack.ups.length, upsBefore, `the replay of "${text}" ran nothing`);
+        }
+        const refused = audit.filter((a) => a.outcome === "refused");
+        assert.equal(refused.length, 4);
+        assert.ok(refused.every((a) => a.status === 409 && a.why === "request already received (replayed)" && a.user === "U0001"));
+    });
+
     it("answers /rotate status with a posted status and changes nothing", async () => {
         const { port, clock, chatops, stack, posted, audit } = await start();
         const res = await send(port, form({ text: "status prod" }), { nowMs: clock.ms });
@@ -307,6 +438,40 @@ describe("chatops server", () => {
         assert.deepEqual(fakes.prod.calls, []);
         assert.match(posted[0].message.text, /Rotation of `gone` failed: Stack `gone` does not exist/);
         assert.deepEqual(audit.at(-1)?.outcome, "failed");
+    });
+
+    it("audits an unsigned flood in bounded lines: the first few, then one count per minute", async () => {
+        const { port, clock, chatops, audit } = await start();
+        for (let i = 0; i < 200; i++) {
+            const res = await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms, signature: `v0=${String(i).padStart(64, "0")}` });
+            assert.equal(res.status, 401);
+        }
+        clock.ms += 61_000;
+        for (let i = 0; i < 3; i++) await send(port, "x", { nowMs: clock.ms, signature: "v0=00" });
+        await chatops.close();
+        running = undefined;
+        const individual = audit.filter((a) => a.count === undefined);
+        const summaries = audit.filter((a) => a.count !== undefined);
+        assert.equal(individual.length, 13, "10 in the first minute, 3 in the next");
+        assert.deepEqual(
+            summaries.map((a) => [a.outcome, a.status, a.count, a.why]),
+            [["refused", 401, 190, "190 more unsigned requests refused in this minute (not audited one by one)"]],
+        );
+    });
+
+    it("does not act when the accepting audit line cannot be written", async () => {
+        const { port, clock, chatops, stack } = await start({
+            audit: async (r) => {
+                if (r.outcome === "accepted") throw new Error("ENOSPC: no space left on device");
+            },
+        });
+        const res = await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms });
+        assert.equal(res.status, 503);
+        assert.equal(res.body, "the audit log cannot be written; nothing was done\n");
+        const status = await send(port, form({ text: "status prod" }), { nowMs: clock.ms });
+        assert.equal(status.status, 503);
+        await chatops.idle();
+        assert.deepEqual(stack.calls, [], "no unaudited rotation or status read");
     });
 
     it("writes the audit as JSON lines", async () => {

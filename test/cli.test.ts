@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConcurrentUpdateError } from "@pulumi/pulumi/automation";
-import { createRotationClient, installHint, type RotationClient } from "../rotation/automation";
-import { commands, exitCodes, main, type CliIo } from "../rotation/cli";
+import { createRotationClient, installHint, Interrupt, type RotationClient } from "../rotation/automation";
+import { commands, exitCodes, main, processInterrupts, type CliIo } from "../rotation/cli";
 import { FakeClock, FakeStack, fakeOpener, keyId } from "./support/fake-stack";
 
 async function projectDir(stackFiles: Record<string, string> = { prod: "config: {}\n" }): Promise<string> {
@@ -119,10 +119,10 @@ describe("ci-key-rotation rotate", () => {
 
     it("exits 6 when the program refuses to act", async () => {
         const { cwd, stack, client } = await fakeProject();
-        stack.upFailures.push(new Error("stdout: error: No step was taken for any set, because:\n  - key AKIA1 is missing"));
+        stack.upFailures.push(new Error('stdout: error: No step was taken for set "deploy" (any other set took its step), because:\n  - key AKIA1 is missing'));
         const run = await cli(["rotate"], { cwd, client });
         assert.equal(run.code, exitCodes.blocked);
-        assert.match(run.stderr, /refused to act, and nothing changed:\n.*No step was taken/);
+        assert.match(run.stderr, /set "deploy" took no step; every other set took its step:\n.*No step was taken for set "deploy"/);
     });
 
     it("exits 1 when pulumi up fails otherwise", async () => {
@@ -168,6 +168,20 @@ describe("ci-key-rotation rotate", () => {
         } finally {
             process.env.PATH = path;
         }
+    });
+});
+
+describe("an old pulumi CLI", () => {
+    it("exits 8 with its own message from status and rotate, changing nothing", async () => {
+        const { cwd, stack, client } = await fakeProject();
+        stack.workspace = { pulumiVersion: "3.100.2" };
+        stack.calls.length = 0;
+        for (const argv of [["status"], ["rotate", "--emergency", "--yes"]]) {
+            const run = await cli(argv, { cwd, client });
+            assert.equal(run.code, exitCodes.cliTooOld, argv.join(" "));
+            assert.match(run.stderr, /^error: The pulumi CLI is version 3\.100\.2; ci-key-rotation needs 3\.133\.0 or newer: .*Upgrade it/);
+        }
+        assert.deepEqual(stack.calls, []);
     });
 });
 
@@ -239,6 +253,16 @@ describe("ci-key-rotation serve", () => {
         assert.match(run.stderr, /no allowed channels/);
     });
 
+    it("refuses an empty or non-numeric --port instead of picking a random one", async () => {
+        const cwd = await projectDir();
+        const env = { SLACK_SIGNING_SECRET: "s3cret-value", CI_KEY_ROTATION_ALLOWED_USERS: "U0001", CI_KEY_ROTATION_ALLOWED_CHANNELS: "C0001" };
+        for (const port of ["", " ", "0x50", "1e3", "65536", "80 "]) {
+            const run = await cli(["serve", "--port", port], { cwd, env });
+            assert.equal(run.code, exitCodes.usage, JSON.stringify(port));
+            assert.match(run.stderr, /^error: `--port` must be a port number from 0 to 65535 \(got ".*"\)/);
+        }
+    });
+
     it("starts and stops with settings from a config file and the environment", async () => {
         const cwd = await projectDir();
         await writeFile(join(cwd, "chatops.yaml"), "allowedUsers: [U0001]\ncooldown: PT5M\nauditLog: audit.jsonl\n");
@@ -281,5 +305,44 @@ describe("ci-key-rotation simulate", () => {
         const run = await cli(["simulate", "--dayz", "9"], { cwd: root });
         assert.equal(run.code, 2);
         assert.doesNotMatch(run.stdout, /Rehearsal of stack/);
+    });
+});
+
+describe("interrupts", () => {
+    function harness() {
+        const handlers: Record<string, () => void> = {};
+        const exits: number[] = [];
+        let stderr = "";
+        const io = processInterrupts({ stderr: (t) => (stderr += t), interactive: false, exit: (c) => void exits.push(c), on: (s, h) => void (handlers[s] = h) });
+        return { io, exits, send: (s: "SIGINT" | "SIGTERM") => handlers[s](), stderr: () => stderr };
+    }
+
+    it("serve: the first signal shuts down, the second cancels running rotations, the third exits", async () => {
+        const { io, exits, send } = harness();
+        let signal: AbortSignal | undefined;
+        let shutdown = false;
+        const serving = io.cancellable(async (s) => {
+            signal = s;
+            await io.untilShutdown();
+            shutdown = true;
+            await new Promise<void>((r) => s.addEventListener("abort", () => r(), { once: true }));
+        });
+        await new Promise((r) => setImmediate(r));
+        send("SIGTERM");
+        await new Promise((r) => setImmediate(r));
+        assert.equal(shutdown, true);
+        assert.equal(signal!.aborted, false, "the first signal lets running rotations finish");
+        send("SIGTERM");
+        await serving;
+        assert.ok(signal!.reason instanceof Interrupt);
+        assert.deepEqual(exits, []);
+        send("SIGTERM");
+        assert.deepEqual(exits, [exitCodes.interrupted]);
+    });
+
+    it("status and other commands exit at the first signal", () => {
+        const { exits, send } = harness();
+        send("SIGINT");
+        assert.deepEqual(exits, [exitCodes.interrupted]);
     });
 });

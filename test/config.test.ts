@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import fc from "fast-check";
+import { resourceSlug } from "../rotation/config-checks";
 import { decodeRawConfig, validateConfig } from "../rotation/config";
 import { installMocks, settle, setConfig } from "./support/mocks";
 
@@ -165,6 +167,178 @@ const malformed: { what: string; raw: unknown; problems: (string | RegExp)[] }[]
         raw: stack({ forgetKeys: ["secret-key"] }),
         problems: ["forgetKeys[0] must be an access key id (e.g. AKIA...)"],
     },
+    // Resource-name collisions: names keep only letters, digits and _, so these pass every other
+    // check and then fail in the engine with duplicate URNs.
+    {
+        what: "two repositories whose names differ only in punctuation",
+        raw: stack({}, [set({ targets: [{ type: "github-repository", repository: "acme/my.app" }, { type: "github-repository", repository: "acme/my-app" }] })]),
+        problems: [
+            "credentials[0].targets[1] (github repository acme/my-app) would have the same Pulumi resource name as credentials[0].targets[0] (github repository acme/my.app): github-repository-acme-my-app-aws_access_key_id (resource names keep only letters, digits and _). Resource names do not include the set (a target keeps its resources when it moves between sets), so the two cannot share a stack: rotate one of them from another stack.",
+        ],
+    },
+    {
+        what: "two environments whose names differ only in punctuation",
+        raw: stack({}, [
+            set({
+                targets: [
+                    { type: "github-environment", repository: "acme/api", environment: "prod stage" },
+                    { type: "github-environment", repository: "acme/api", environment: "prod-stage" },
+                ],
+            }),
+        ]),
+        problems: [
+            "credentials[0].targets[1] (github environment acme/api:prod-stage) would have the same Pulumi resource name as credentials[0].targets[0] (github environment acme/api:prod stage): github-environment-acme-api-prod-stage-aws_access_key_id (resource names keep only letters, digits and _). Resource names do not include the set (a target keeps its resources when it moves between sets), so the two cannot share a stack: rotate one of them from another stack.",
+        ],
+    },
+    {
+        what: "two GitLab projects whose paths differ only in punctuation",
+        raw: stack({}, [set({ targets: [{ type: "gitlab-project", project: "acme/my.api" }, { type: "gitlab-project", project: "acme/my-api" }] })]),
+        problems: [
+            "credentials[0].targets[1] (gitlab project acme/my-api) would have the same Pulumi resource name as credentials[0].targets[0] (gitlab project acme/my.api): gitlab-project-acme-my-api-AWS_ACCESS_KEY_ID (resource names keep only letters, digits and _). Resource names do not include the set (a target keeps its resources when it moves between sets), so the two cannot share a stack: rotate one of them from another stack.",
+        ],
+    },
+    {
+        what: "a managed policy listed twice",
+        raw: stack({}, [set({ user: { managedPolicyArns: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess"] } })]),
+        problems: ["credentials[0].user.managedPolicyArns[1] repeats managedPolicyArns[0] (arn:aws:iam::aws:policy/ReadOnlyAccess): list each policy once"],
+    },
+    {
+        what: "two managed policies whose names differ only in punctuation",
+        raw: stack({}, [set({ user: { managedPolicyArns: ["arn:aws:iam::123456789012:policy/ci/deploy", "arn:aws:iam::123456789012:policy/ci-deploy"] } })]),
+        problems: [
+            "credentials[0].user.managedPolicyArns[1] (arn:aws:iam::123456789012:policy/ci-deploy) would have the same Pulumi resource name as managedPolicyArns[0] (arn:aws:iam::123456789012:policy/ci/deploy): deploy-policy-123456789012-ci-deploy (resource names keep only letters, digits and _). Attach one of them to an IAM group of the user instead, or merge them.",
+        ],
+    },
+    // A job reads the id and the secret by name; a repository or environment secret wins over the
+    // organization's, so shadowing one name of a pair hands jobs halves of two keys.
+    {
+        what: "a repository secret of one set shadowing half of another set's organization pair",
+        raw: stack({}, [
+            set({ name: "org", targets: [{ type: "github-organization", organization: "acme" }] }),
+            set({ name: "api", targets: [{ type: "github-repository", repository: "acme/api", names: { secretAccessKey: "API_AWS_SECRET_ACCESS_KEY" } }] }),
+        ]),
+        problems: [
+            "credentials[1].targets[0] (github repository acme/api) writes AWS_ACCESS_KEY_ID, which takes precedence in that repository over the secret of the same name from credentials[0].targets[0] (github organization acme), but not AWS_SECRET_ACCESS_KEY: jobs there would read the access key id of one key and the secret of another. Give the target both names of the pair (names.accessKeyId and names.secretAccessKey) or neither.",
+        ],
+    },
+    {
+        what: "an environment secret shadowing half of a repository pair, names swapped",
+        raw: stack({}, [
+            set({ name: "repo", targets: [{ type: "github-repository", repository: "acme/api" }] }),
+            set({
+                name: "prod",
+                targets: [{ type: "github-environment", repository: "ACME/api", environment: "prod", names: { accessKeyId: "AWS_SECRET_ACCESS_KEY", secretAccessKey: "AWS_ACCESS_KEY_ID" } }],
+            }),
+        ]),
+        problems: [
+            "credentials[1].targets[0] (github environment ACME/api:prod) writes AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, which take precedence in that environment over the secrets of the same names from credentials[0].targets[0] (github repository acme/api), but each for the other half of the key: jobs there would read the access key id of one key and the secret of another. Use each name for the same half as the other target does, or other names.",
+        ],
+    },
+    // Durations: luxon adds anything, and past its range the date arithmetic breaks.
+    { what: "a duration of 300,000 years", raw: stack({ every: "P300000Y" }), problems: ['every must be at most P10Y (got "P300000Y")'] },
+    {
+        what: "a per-set duration beyond ten years",
+        raw: stack({}, [set({ rotation: { retireAfter: "PT99999999999999S" } })]),
+        problems: ['credentials[0].rotation.retireAfter must be at most P10Y (got "PT99999999999999S")'],
+    },
+    { what: "a cadence beyond ten years", raw: stack({ cadence: "P11Y" }), problems: ['cadence must be at most P10Y (got "P11Y")'] },
+    {
+        what: "a token pasted into a duration (never repeated in the message)",
+        raw: stack({ settle: "glpat-Zq8vRk3T1mXw9Lp2Hs7D" }),
+        problems: ['settle must be an ISO-8601 duration such as "P7D" or "PT12H" (got a 26-character value, not shown)'],
+    },
+    // Keys JavaScript objects inherit or treat specially.
+    {
+        what: "constructor, toString and __proto__ at the top level",
+        raw: JSON.parse('{"credentials":[{"name":"deploy","targets":[{"type":"github-repository","repository":"acme/api"}]}],"constructor":"x","toString":"y","__proto__":{"every":"P1D"}}'),
+        problems: [/^constructor is not a known setting \(known: credentials, /, /^toString is not a known setting \(known: credentials, /, /^__proto__ is not a known setting \(known: credentials, /],
+    },
+    {
+        what: "__proto__ as a tag key",
+        raw: JSON.parse('{"credentials":[{"name":"deploy","user":{"tags":{"__proto__":"x","constructor":"y"}},"targets":[{"type":"github-repository","repository":"acme/api"}]}]}'),
+        problems: ["credentials[0].user.tags.__proto__ cannot be used as a tag key (JavaScript reserves the name): choose another key"],
+    },
+    {
+        what: "__proto__ as a variable name",
+        raw: JSON.parse('{"credentials":[{"name":"deploy","targets":[{"type":"github-repository","repository":"acme/api","variables":{"__proto__":"v","REGION":"eu"}}]}]}'),
+        problems: ["credentials[0].targets[0].variables.__proto__ cannot be used as a variable name (JavaScript reserves the name): choose another name"],
+    },
+    // Values GitHub or AWS refuse only when the run writes them.
+    {
+        what: "repository names GitHub cannot have",
+        raw: stack({}, [
+            set({
+                targets: [
+                    { type: "github-repository", repository: "acme/.." },
+                    { type: "github-dependabot", repository: "acme/." },
+                    { type: "github-environment", repository: "acme/-api", environment: "prod" },
+                    { type: "github-organization", organization: "acme", visibility: "selected", repositories: ["web", ".."] },
+                ],
+            }),
+        ]),
+        problems: [
+            'credentials[0].targets[0].repository names a repository GitHub cannot have ("acme/.."): a repository name is not "." or ".." and does not start with "-"',
+            'credentials[0].targets[1].repository names a repository GitHub cannot have ("acme/."): a repository name is not "." or ".." and does not start with "-"',
+            'credentials[0].targets[2].repository names a repository GitHub cannot have ("acme/-api"): a repository name is not "." or ".." and does not start with "-"',
+            'credentials[0].targets[3].repositories[1] names a repository GitHub cannot have (".."): a repository name is not "." or ".." and does not start with "-"',
+        ],
+    },
+    {
+        what: "environment names with control characters or bidirectional overrides",
+        raw: stack({}, [
+            set({
+                targets: [
+                    { type: "github-environment", repository: "acme/api", environment: "prod\u202Egats" },
+                    { type: "github-environment", repository: "acme/api", environment: "prod\nstage" },
+                ],
+            }),
+        ]),
+        problems: [
+            "credentials[0].targets[0].environment must not contain control characters or bidirectional-text controls (found U+202E)",
+            "credentials[0].targets[1].environment must not contain control characters or bidirectional-text controls (found U+000A)",
+        ],
+    },
+    {
+        what: "a tag key with AWS's reserved prefix",
+        raw: stack({}, [set({ user: { tags: { "AWS:team": "ci", team: "ci" } } })]),
+        problems: ['credentials[0].user.tags.AWS:team must not start with "aws:" (AWS reserves the prefix)'],
+    },
+    {
+        what: "an inline policy with Statement: null",
+        raw: stack({}, [set({ user: { inlinePolicy: { Version: "2012-10-17", Statement: null } } })]),
+        problems: ["credentials[0].user.inlinePolicy must be an IAM policy document with Version and Statement (a statement or a non-empty list of statements)"],
+    },
+    {
+        what: "an inline policy over IAM's 2,048-character limit",
+        raw: stack({}, [
+            set({
+                user: {
+                    inlinePolicy: {
+                        Version: "2012-10-17",
+                        Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: Array.from({ length: 80 }, (_, i) => `arn:aws:s3:::bucket-${String(i).padStart(3, "0")}/*`) }],
+                    },
+                },
+            }),
+        ]),
+        problems: [
+            "credentials[0].user.inlinePolicy has 2,334 characters without whitespace, and IAM allows 2,048 for a user's inline policies: move statements to a managed policy (user.managedPolicyArns)",
+        ],
+    },
+    {
+        what: "GitLab ids that are not exact whole numbers",
+        raw: stack({}, [
+            set({
+                targets: [
+                    { type: "gitlab-project", project: 2 ** 53 + 2 },
+                    { type: "gitlab-group", group: 1.5 },
+                ],
+            }),
+        ]),
+        problems: [
+            'credentials[0].targets[0].project is a number too large to be read exactly (9007199254740994): write the id in quotes (project: "<id>")',
+            'credentials[0].targets[1].group is a number with a fraction (1.5): write a numeric id, or a path in quotes (group: "1.5")',
+        ],
+    },
 ];
 
 function assertProblems(actual: string[], expected: (string | RegExp)[]) {
@@ -180,6 +354,16 @@ describe("validateConfig", () => {
             if (!result.ok) assertProblems(result.problems, c.problems);
         });
     }
+
+    test("accepts targets of two sets whose names run together: resource names carry no set name", () => {
+        const result = validateConfig(
+            stack({}, [
+                set({ name: "a", targets: [{ type: "github-repository", repository: "acme/b-github-repository-acme-c" }] }),
+                set({ name: "a-github-repository-acme-b", targets: [{ type: "github-repository", repository: "acme/c" }] }),
+            ]),
+        );
+        assert.equal(result.ok, true, result.ok ? "" : result.problems.join("\n"));
+    });
 
     test("reports every problem of a config at once", () => {
         const result = validateConfig({
@@ -233,7 +417,82 @@ describe("validateConfig", () => {
     });
 });
 
+describe("validateConfig accepts what the new refusals must not catch", () => {
+    const accepted: { what: string; raw: unknown }[] = [
+        {
+            what: "an organization pair fully overridden by another set's repository secrets",
+            raw: stack({}, [
+                set({ name: "org", targets: [{ type: "github-organization", organization: "acme" }] }),
+                set({ name: "api", targets: [{ type: "github-repository", repository: "acme/api" }] }),
+            ]),
+        },
+        {
+            what: "one name of a pair shadowed by the same set (the same key)",
+            raw: stack({}, [
+                set({
+                    targets: [
+                        { type: "github-organization", organization: "acme" },
+                        { type: "github-repository", repository: "acme/api", names: { secretAccessKey: "API_SECRET" } },
+                    ],
+                }),
+            ]),
+        },
+        {
+            what: "a repository the organization secret does not reach",
+            raw: stack({}, [
+                set({ name: "org", targets: [{ type: "github-organization", organization: "acme", visibility: "selected", repositories: ["web"] }] }),
+                set({ name: "api", targets: [{ type: "github-repository", repository: "acme/api", names: { secretAccessKey: "API_SECRET" } }] }),
+            ]),
+        },
+        {
+            what: "repositories whose names differ only in punctuation, writing different names",
+            raw: stack({}, [
+                set({
+                    targets: [
+                        { type: "github-repository", repository: "acme/my.app" },
+                        { type: "github-repository", repository: "acme/my-app", names: { accessKeyId: "APP_KEY_ID", secretAccessKey: "APP_SECRET" } },
+                    ],
+                }),
+            ]),
+        },
+        {
+            what: "GitLab projects whose paths differ only in punctuation, in different environment scopes",
+            raw: stack({}, [set({ targets: [{ type: "gitlab-project", project: "acme/my.api" }, { type: "gitlab-project", project: "acme/my-api", environmentScope: "production" }] })]),
+        },
+        { what: "durations of exactly ten years", raw: stack({ every: "P10Y", cadence: "P1D" }) },
+        { what: "a tag key that only contains aws", raw: stack({}, [set({ user: { tags: { "team-aws:x": "a", awsome: "b" } } })]) },
+        { what: "a GitLab id given as a quoted string beyond 2^53", raw: stack({}, [set({ targets: [{ type: "gitlab-project", project: "9007199254740993" }] })]) },
+        { what: "an environment name with spaces and dots", raw: stack({}, [set({ targets: [{ type: "github-environment", repository: "acme/.github", environment: "prod eu-1.b" }] })]) },
+    ];
+    for (const c of accepted) {
+        test(`accepts ${c.what}`, () => {
+            const result = validateConfig(c.raw);
+            assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+        });
+    }
+
+    test("keeps a GitLab id beyond 2^53 exactly when it is quoted", () => {
+        const result = validateConfig(stack({}, [set({ targets: [{ type: "gitlab-project", project: "9007199254740993" }] })]));
+        assert.ok(result.ok);
+        assert.equal((result.config.sets[0].targets[0].target as { project: string }).project, "9007199254740993");
+    });
+
+    test("the collision check names resources exactly as the program does", async () => {
+        const { slug } = await import("../rotation/credential-set");
+        fc.assert(fc.property(fc.string({ maxLength: 30 }), (text) => assert.equal(resourceSlug(text), slug(text))));
+    });
+});
+
 describe("decodeRawConfig", () => {
+    test("keeps a key named __proto__ so validation reports it", () => {
+        // Pulumi's config map arrives as an object with an own `__proto__` key, like this one.
+        const { raw } = decodeRawConfig(Object.fromEntries([["__proto__", "x"], ["every", "P7D"]]));
+        assert.deepEqual(Object.keys(raw), ["__proto__", "every"]);
+        const result = validateConfig({ ...raw, credentials: [set()] });
+        assert.equal(result.ok, false);
+        if (!result.ok) assert.match(result.problems[0], /^__proto__ is not a known setting/);
+    });
+
     test("treats Pulumi.yaml's empty defaults as unset and parses structured keys", () => {
         const { raw, problems } = decodeRawConfig({ credentials: "[]", request: "", requestSets: "[]", every: "P7D", forgetKeys: '["AKIAAAAAAAAAAAAAAAAA"]' });
         assert.deepEqual(problems, []);

@@ -61,6 +61,61 @@ describe("GitLab target config", () => {
         );
     });
 
+    it("reports an id YAML could not read exactly together with the target's other problems", () => {
+        assert.deepEqual(
+            problemsOf([
+                { type: "gitlab-group", group: 1.5, hidden: true, masked: false },
+                { type: "gitlab-project", project: 12345678901234567890, environmentScope: "prod!" },
+                { type: "gitlab-project", project: "12345678901234567890" },
+            ]),
+            [
+                'credentials[0].targets[0].group is a number with a fraction (1.5): write a numeric id, or a path in quotes (group: "1.5")',
+                "credentials[0].targets[0].masked must be true when hidden is true (GitLab hides only masked variables)",
+                'credentials[0].targets[1].project is a number too large to be read exactly (12345678901234567000): write the id in quotes (project: "<id>")',
+                'credentials[0].targets[1].environmentScope must be "*" or an environment name, optionally with * wildcards (letters, digits, spaces and - _ / $ { } . *)',
+            ],
+        );
+    });
+
+    it("rejects a project variable of one set that shadows half of another set's group pair", () => {
+        const result = validateConfig({
+            credentials: [
+                { name: "group", targets: [{ type: "gitlab-group", group: "acme" }] },
+                {
+                    name: "api",
+                    targets: [
+                        { type: "gitlab-project", project: "acme/platform/api", environmentScope: "production", names: { secretAccessKey: "API_SECRET" } },
+                        { type: "gitlab-group", group: "ACME/platform", environmentScope: "review/*", names: { accessKeyId: "AWS_SECRET_ACCESS_KEY", secretAccessKey: "AWS_ACCESS_KEY_ID" } },
+                    ],
+                },
+            ],
+        });
+        assert.equal(result.ok, false);
+        if (!result.ok) {
+            assert.deepEqual(result.problems, [
+                "credentials[1].targets[0] (gitlab project acme/platform/api environment scope production) writes AWS_ACCESS_KEY_ID, which takes precedence in its jobs over the variable of the same key from credentials[0].targets[0] (gitlab group acme), but not AWS_SECRET_ACCESS_KEY: jobs there would read the access key id of one key and the secret of another. Give the target both keys of the pair (names.accessKeyId and names.secretAccessKey) or neither.",
+                "credentials[1].targets[1] (gitlab group ACME/platform environment scope review/*) writes AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, which take precedence in its jobs over the variables of the same keys from credentials[0].targets[0] (gitlab group acme), but each for the other half of the key: jobs there would read the access key id of one key and the secret of another. Use each key for the same half as the other target does, or other keys.",
+            ]);
+        }
+    });
+
+    it("accepts overrides that keep pairs whole: both keys, the same set, scopes that never meet, numeric ids", () => {
+        const result = validateConfig({
+            credentials: [
+                { name: "group", targets: [{ type: "gitlab-group", group: "acme", environmentScope: "production" }, { type: "gitlab-project", project: "acme/web", names: { secretAccessKey: "WEB_SECRET" } }] },
+                {
+                    name: "api",
+                    targets: [
+                        { type: "gitlab-project", project: "acme/api" },
+                        { type: "gitlab-project", project: "acme/ops", environmentScope: "staging", names: { secretAccessKey: "OPS_SECRET" } },
+                        { type: "gitlab-project", project: 42, names: { secretAccessKey: "ID42_SECRET" } },
+                    ],
+                },
+            ],
+        });
+        assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+    });
+
     it("rejects a plain variable that reuses a key variable's name", () => {
         assert.deepEqual(problemsOf([{ type: "gitlab-group", group: "acme/ops", variables: { AWS_ACCESS_KEY_ID: "x" } }]), [
             "credentials[0].targets[0].variables.AWS_ACCESS_KEY_ID is already the key of an access key variable: choose another key",

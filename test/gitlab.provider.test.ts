@@ -60,10 +60,21 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
     assert.fail("expected the call to fail");
 }
 
-/** The error a user sees must never carry the token or the value. */
+const htmlEscaped = (s: string) => s.replace(/[^A-Za-z0-9]/g, (c) => `&#x${c.charCodeAt(0).toString(16)};`);
+
+/**
+ * The error a user sees must never carry the token or the value: not as they are, not
+ * URL-encoded or HTML-escaped, and no run of 10 characters of either.
+ */
 function assertClean(e: Error) {
-    assert.ok(!e.message.includes(TOKEN), "the token must not appear in the error");
-    assert.ok(!e.message.includes(SECRET), "the value must not appear in the error");
+    for (const [what, secret] of [["token", TOKEN], ["value", SECRET]]) {
+        for (const form of [secret, encodeURIComponent(secret), htmlEscaped(secret)]) {
+            assert.ok(!e.message.includes(form), `the ${what} must not appear in the error: ${e.message}`);
+        }
+        for (let i = 0; i + 10 <= secret.length; i++) {
+            assert.ok(!e.message.includes(secret.slice(i, i + 10)), `no part of the ${what} may appear in the error: ${e.message}`);
+        }
+    }
 }
 
 before(async () => {
@@ -85,6 +96,7 @@ after(async () => {
 });
 
 beforeEach(async () => {
+    gitlab.clearFaults();
     gitlab.requests.length = 0;
     gitlab.variables.clear();
     waits = [];
@@ -443,6 +455,162 @@ describe("GitLab errors name the target and say what to do", () => {
         gitlab.inject({ status: 400, body: { message: { value: [`${SECRET} is invalid for token ${TOKEN}`] } } });
         const e = await rejection(provider.create(variable()));
         assert.match(e.message, /GitLab refused the variable \(400 Bad Request: value \[redacted\] is invalid for token \[redacted\]\)/);
+        assertClean(e);
+    });
+});
+
+describe("redirects: the token and the value never leave for another address", () => {
+    for (const status of [301, 302, 303, 307, 308]) {
+        it(`${status}: fails naming the host it points to, and sends nothing there`, async () => {
+            const other = await startFakeGitlab({ host: "127.0.0.2", tokens: { [TOKEN]: "maintainer" }, projects: { 42: "acme/api" } });
+            try {
+                gitlab.inject({ status, headers: { Location: `${other.baseUrl}projects/acme%2Fapi/variables?private_token=${TOKEN}` } });
+                const e = await rejection(provider.create(variable()));
+                assert.deepEqual(other.requests, [], "nothing may reach the other host");
+                assert.equal(gitlab.requests.length, 1);
+                assert.match(e.message, new RegExp(`GitLab at http://127\\.0\\.0\\.1:\\d+/api/v4/ answered ${status} with a redirect to ${other.baseUrl.replace(/^http:\/\/|\/api\/v4\/$/g, "").replace(/\./g, "\\.")}`));
+                assert.match(e.message, /the token is never sent after a redirect: set `gitlab:baseUrl` \(or GITLAB_BASE_URL\) to the address GitLab's API answers at/);
+                assertClean(e);
+            } finally {
+                await other.close();
+            }
+        });
+    }
+
+    it("refuses an http:// base URL that is not loopback, before sending anything", async () => {
+        const p = await configuredProvider({ "gitlab:token": TOKEN, "gitlab:baseUrl": "http://gitlab.example.com/api/v4/" });
+        const e = await rejection(p.create(variable()));
+        assert.match(e.message, /`gitlab:baseUrl` \(or GITLAB_BASE_URL\) must be an https:\/\/ URL: over http:\/\/ the token and the value would cross the network in clear text \(http:\/\/ is only accepted for localhost\)/);
+        assert.deepEqual(gitlab.requests, []);
+    });
+
+    it("refuses a user name or password in the base URL, without printing it", async () => {
+        const url = gitlab.baseUrl.replace("http://", "http://admin:hunter2-password@");
+        const p = await configuredProvider({ "gitlab:token": TOKEN, "gitlab:baseUrl": url });
+        gitlab.inject(...Array.from({ length: 5 }, () => ({ status: 500 })));
+        const e = await rejection(p.create(variable()));
+        assert.ok(!e.message.includes("hunter2"), e.message);
+        assert.match(e.message, /`gitlab:baseUrl` \(or GITLAB_BASE_URL\) must not contain a user name or password: give the token in `gitlab:token`/);
+        assert.deepEqual(gitlab.requests, []);
+    });
+});
+
+describe("a 2xx that is not GitLab's answer is not a write", () => {
+    const loginPage = `<html><body><form action="/sso">Sign in to continue</form><input value="${SECRET}"></body></html>`;
+    const cases: { what: string; call: () => Promise<unknown>; method: string; status: number; text: string; type: string }[] = [
+        { what: "an SSO login page answering the create with 200", call: () => provider.create(variable()), method: "POST", status: 200, text: loginPage, type: "text/html; charset=utf-8" },
+        { what: "an SSO login page answering the create with 201", call: () => provider.create(variable()), method: "POST", status: 201, text: loginPage, type: "text/html" },
+        { what: "an SSO login page answering the update", call: () => provider.update!("id", variable(), variable()), method: "PUT", status: 200, text: loginPage, type: "text/html" },
+        {
+            what: "truncated JSON",
+            call: () => provider.create(variable()),
+            method: "POST",
+            status: 201,
+            text: JSON.stringify({ key: "AWS_SECRET_ACCESS_KEY", value: SECRET, environment_scope: "*" }).slice(0, 50),
+            type: "application/json",
+        },
+        {
+            what: "JSON for another key",
+            call: () => provider.create(variable()),
+            method: "POST",
+            status: 201,
+            text: JSON.stringify({ key: "AWS_ACCESS_KEY_ID", value: SECRET, environment_scope: "*", protected: true, masked: true, raw: true }),
+            type: "application/json",
+        },
+        {
+            what: "JSON for another environment scope",
+            call: () => provider.update!("id", variable({ environmentScope: "production" }), variable({ environmentScope: "production" })),
+            method: "PUT",
+            status: 200,
+            text: JSON.stringify({ key: "AWS_SECRET_ACCESS_KEY", value: SECRET, environment_scope: "staging" }),
+            type: "application/json",
+        },
+        {
+            what: "JSON for another environment scope, answering an update with 201",
+            call: () => provider.update!("id", variable({ environmentScope: "production" }), variable({ environmentScope: "production" })),
+            method: "PUT",
+            status: 201,
+            text: JSON.stringify({ key: "AWS_SECRET_ACCESS_KEY", value: SECRET, environment_scope: "staging" }),
+            type: "application/json",
+        },
+        {
+            what: "JSON where the value did not take",
+            call: () => provider.update!("id", variable(), variable()),
+            method: "PUT",
+            status: 200,
+            text: JSON.stringify({ key: "AWS_SECRET_ACCESS_KEY", value: "the-previous-secret-value", environment_scope: "*" }),
+            type: "application/json",
+        },
+        {
+            what: "a JSON list instead of the variable",
+            call: () => provider.create(variable()),
+            method: "POST",
+            status: 201,
+            text: "[]",
+            type: "application/json",
+        },
+    ];
+    for (const c of cases) {
+        it(`${c.what}: fails with the status and content type, never the body`, async () => {
+            gitlab.inject({ method: c.method, status: c.status, text: c.text, headers: { "Content-Type": c.type } });
+            const e = await rejection(c.call());
+            assert.match(e.message, new RegExp(`GitLab at http://127\\.0\\.0\\.1:\\d+/api/v4/ answered ${c.status} \\(${c.type.split(";")[0].replace("/", "\\/")}\\) with something that is not GitLab's answer for this variable`));
+            assert.match(e.message, /the write is not confirmed/);
+            assert.ok(!e.message.includes("Sign in"), e.message);
+            assertClean(e);
+        });
+    }
+
+    it("reads of a login page fail too, instead of recording flags GitLab never reported", async () => {
+        gitlab.inject({ method: "GET", status: 200, text: "<html>Sign in</html>", headers: { "Content-Type": "text/html" } });
+        const e = await rejection(provider.read!("project:acme/api:AWS_SECRET_ACCESS_KEY:*", variable()));
+        assert.match(e.message, /answered 200 \(text\/html\) with something that is not GitLab's answer for this variable/);
+    });
+});
+
+describe("redaction of what GitLab sends back", () => {
+    const echoes: [string, unknown][] = [
+        ["the value URL-encoded", { message: { value: [`${encodeURIComponent(SECRET)} is invalid`] } }],
+        ["the value HTML-escaped", { message: { value: [`${htmlEscaped(SECRET)} is invalid`] } }],
+        ["the value JSON-escaped", { message: `value ${SECRET.replace(/\//g, "\\/")} is invalid` }],
+        ["part of the token", { message: `token ${TOKEN.slice(3, 17)}... is not allowed here` }],
+        ["part of the value", { message: `value ${SECRET.slice(10, 30)} is invalid` }],
+        ["the token in other case", { message: `token ${TOKEN.toUpperCase()} is not allowed here` }],
+    ];
+    for (const [what, body] of echoes) {
+        it(`never repeats ${what}`, async () => {
+            gitlab.inject({ status: 400, body });
+            const e = await rejection(provider.create(variable()));
+            assert.match(e.message, /GitLab refused the variable \(400 Bad Request: .*\[redacted\]/);
+            assertClean(e);
+            for (let i = 0; i + 10 <= TOKEN.length; i++) assert.ok(!e.message.toLowerCase().includes(TOKEN.slice(i, i + 10).toLowerCase()), e.message);
+        });
+    }
+
+    it("never repeats the token from an HTTP reason phrase", async () => {
+        gitlab.inject({ status: 403, statusText: `Forbidden for ${TOKEN}`, body: { message: "403 Forbidden" } });
+        const e1 = await rejection(provider.create(variable()));
+        assert.match(e1.message, /\(403 Forbidden: 403 Forbidden\)/);
+        assertClean(e1);
+
+        gitlab.inject(...Array.from({ length: 5 }, () => ({ status: 502, statusText: `Bad gateway ${TOKEN}` })));
+        const e2 = await rejection(provider.create(variable()));
+        assert.match(e2.message, /kept failing with 502 Bad Gateway after 5 attempts/);
+        assertClean(e2);
+    });
+
+    it("never repeats a content type that echoes the token", async () => {
+        gitlab.inject({ method: "POST", status: 201, text: "<html></html>", headers: { "Content-Type": `application/${TOKEN.toLowerCase()}` } });
+        const e = await rejection(provider.create(variable()));
+        assert.match(e.message, /answered 201 \(an unusual content type\) with something that is not GitLab's answer/);
+        assert.ok(!e.message.toLowerCase().includes(TOKEN.toLowerCase().slice(6)), e.message);
+    });
+
+    it("shows no HTML error page, only its status and content type", async () => {
+        gitlab.inject({ status: 403, text: `<html><p>Denied: ${TOKEN}</p></html>`, headers: { "Content-Type": "text/html" } });
+        const e = await rejection(provider.create(variable()));
+        assert.match(e.message, /\(403 Forbidden: a text\/html page, not shown\)/);
+        assert.ok(!e.message.includes("Denied"), e.message);
         assertClean(e);
     });
 });

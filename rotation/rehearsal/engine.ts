@@ -118,7 +118,12 @@ export interface StackIdentity {
     stack: string;
 }
 
-type Program = (deps: { observer?: ReturnType<typeof providerObserver>; env?: NodeJS.ProcessEnv }) => Promise<Record<string, unknown>>;
+type Program = (deps: {
+    observer?: ReturnType<typeof providerObserver>;
+    env?: NodeJS.ProcessEnv;
+    /** Called when sets were blocked: the real program then exits non-zero (rotation/program.ts `endBlockedRun`). */
+    fail?: (code: number, error: Error) => void;
+}) => Promise<Record<string, unknown>>;
 
 const key = (type: string, name: string) => `${type}::${name}`;
 
@@ -197,7 +202,13 @@ export class Engine {
             pulumi.runtime.setAllConfig(config, []);
             this.program ??= require("../../index") as Program;
             const iam = { send: (command: object) => this.lastUsed(command) } as unknown as IAMClient;
-            const result = await this.program({ observer: providerObserver(() => iam), env: { [clockVariable]: new Date(at).toISOString() } });
+            // A blocked set makes the program exit non-zero after registering: the engine then
+            // skips every delete (the blocked set's resources stay). Recorded as a failed run.
+            const fail = (_code: number, error: Error) => {
+                run.errors.push(messageOf(error));
+                run.failure ??= messageOf(error);
+            };
+            const result = await this.program({ observer: providerObserver(() => iam), env: { [clockVariable]: new Date(at).toISOString() }, fail });
             outputs = {};
             for (const [name, value] of Object.entries(result)) {
                 if (pulumi.Output.isInstance(value)) {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { parseStackFile } from "../stack-file";
 
 /**
  * The config a `pulumi up` of `stack` would see, read from `Pulumi.yaml` (project defaults) and
@@ -16,7 +17,9 @@ export function readStackConfig(dir: string, stack: string): { project: string; 
     } catch {
         throw new Error(`There is no \`Pulumi.${stack}.yaml\` in ${dir}: pass \`--stack\` with the name of a stack whose config file exists.`);
     }
-    const stackConfig = ((parse(stackText) as { config?: Record<string, unknown> } | null)?.config ?? {}) as Record<string, unknown>;
+    const parsed = parseStackFile(stackText, file);
+    if (!parsed.ok) throw new Error(parsed.problems.join("\n"));
+    const stackConfig = parsed.config;
     const config: Record<string, string> = {};
     const put = (key: string, value: unknown) => {
         if (value && typeof value === "object" && "secure" in (value as object)) return;

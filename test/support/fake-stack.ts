@@ -4,6 +4,7 @@
  * returns outputs shaped like the program's. It records every call, and can be told to fail or
  * to hold an `up` until released.
  */
+import { writeFileSync } from "node:fs";
 import { DateTime, Duration } from "luxon";
 import type { RotationStack, StackOpener, StackOutputs } from "../../rotation/automation";
 import { validateConfig } from "../../rotation/config";
@@ -40,9 +41,15 @@ export class FakeStack implements RotationStack {
     private current: StackOutputs = {};
     /** Errors the next `up`s throw, in order, before doing anything. */
     readonly upFailures: Error[] = [];
+    /** The workspace's CLI version, as the real `Stack.workspace.pulumiVersion` reports it. */
+    workspace = { pulumiVersion: "3.270.0" };
     /** Thrown by `removeConfig` when set. */
     removeConfigFailure?: Error;
     private holds: Promise<void>[] = [];
+    /** SIGINTs the SDK would have sent to the `pulumi` process (aborts of `up`'s signal). */
+    signals = 0;
+    /** When set, the request keys of the config are written there as JSON after every change. */
+    configFile?: string;
     private readonly sets: string[];
 
     constructor(private readonly options: FakeStackOptions) {
@@ -72,12 +79,14 @@ export class FakeStack implements RotationStack {
     async setConfig(key: string, value: { value: string }, path = false): Promise<void> {
         this.calls.push({ op: "setConfig", key, value: value.value, path });
         this.config.set(key, value.value);
+        this.mirror();
     }
 
     async removeConfig(key: string): Promise<void> {
         this.calls.push({ op: "removeConfig", key });
         if (this.removeConfigFailure) throw this.removeConfigFailure;
         for (const k of [...this.config.keys()]) if (k === key || k.startsWith(`${key}[`)) this.config.delete(k);
+        this.mirror();
     }
 
     async outputs(): Promise<StackOutputs> {
@@ -85,10 +94,30 @@ export class FakeStack implements RotationStack {
         return structuredClone(this.current);
     }
 
-    async up(): Promise<{ outputs: StackOutputs }> {
+    /**
+     * Like the real one: an abort of `signal` is a SIGINT to the `pulumi` process, which cancels
+     * the update (the SDK then rejects with the command's failure). Cancelling here changes no
+     * output; `signals` counts the SIGINTs sent.
+     */
+    async up(options: { signal?: AbortSignal } = {}): Promise<{ outputs: StackOutputs }> {
         const request = this.requestConfig();
         this.calls.push({ op: "up", request });
-        await Promise.all(this.holds);
+        const { signal } = options;
+        if (signal?.aborted) this.signals++;
+        await new Promise<void>((resolve, reject) => {
+            const cancelled = () => {
+                this.signals++;
+                const err = new Error("code: 255\n stdout: ^C received; cancelling. If you would like to terminate immediately, press ^C again.\n stderr: error: update canceled\n");
+                err.name = "CommandError";
+                reject(err);
+            };
+            if (signal?.aborted) return cancelled();
+            signal?.addEventListener("abort", cancelled, { once: true });
+            Promise.all(this.holds).then(() => {
+                signal?.removeEventListener("abort", cancelled);
+                resolve();
+            });
+        });
         const failure = this.upFailures.shift();
         if (failure) throw failure;
         this.current = this.run(request);
@@ -101,6 +130,10 @@ export class FakeStack implements RotationStack {
     async cron(): Promise<void> {
         await this.up();
         this.calls.length = 0;
+    }
+
+    private mirror(): void {
+        if (this.configFile) writeFileSync(this.configFile, JSON.stringify(Object.fromEntries(this.config)));
     }
 
     private requestConfig(): Record<string, unknown> {
@@ -130,6 +163,7 @@ export class FakeStack implements RotationStack {
         const states: RotationState["sets"] = {};
         const summaries: Record<string, unknown> = {};
         const blocked: string[] = [];
+        const blockedNames: string[] = [];
         for (const set of config.sets) {
             const state = previous?.sets[set.name];
             const req = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
@@ -145,7 +179,12 @@ export class FakeStack implements RotationStack {
             let planned = plan(input);
             if (planned.kind === "needs-last-use") planned = plan({ ...input, lastUse: {} });
             if (planned.kind === "blocked") {
+                // Like the program: a blocked set registers nothing and keeps its state.
                 blocked.push(planned.message);
+                blockedNames.push(set.name);
+                if (state) states[set.name] = state;
+                const summary = (this.current.sets?.value as Record<string, unknown> | undefined)?.[set.name];
+                if (summary) summaries[set.name] = summary;
                 continue;
             }
             if (planned.kind !== "decision") throw new Error("fake: plan asked twice for last use");
@@ -154,11 +193,12 @@ export class FakeStack implements RotationStack {
             // A removed key is gone from `keys`: the engine deletes it after the program, so the
             // next run's IAM list (built from `keys`) no longer shows it.
             states[set.name] = { ...d.state, keys };
-            const current = keys.find((k) => k.generation === d.current)!;
+            // No current key while a set has none yet (paused before its first mint), as the program reports it.
+            const current = keys.find((k) => k.generation === d.current);
             summaries[set.name] = {
                 user: set.user.name,
                 userArn: `arn:aws:iam::123456789012:user${set.user.path}${set.user.name}`,
-                accessKeyId: current.accessKeyId,
+                accessKeyId: current?.accessKeyId ?? "",
                 generation: d.current,
                 phase: d.state.phase,
                 paused: d.paused,
@@ -170,11 +210,15 @@ export class FakeStack implements RotationStack {
                 warnings: d.warnings,
             };
         }
-        if (blocked.length > 0) throw new Error(`error: Running program failed:\nRotationBlockedError: No step was taken for any set, because:\n  - ${blocked.join("\n  - ")}`);
-        return {
+        const outputs: StackOutputs = {
             rotation: { value: { version: 1, asOf: now.toISO()!, sets: states }, secret: false },
             sets: { value: summaries, secret: false },
         };
+        // A failed update still saves the outputs the program registered (pulumi/pulumi PR #15754,
+        // CLI >= 3.112): the other sets' steps are kept.
+        if (blocked.length > 0) this.current = outputs;
+        if (blocked.length > 0) throw new Error(`error: Running program failed:\nRotationBlockedError: No step was taken for ${blockedNames.length === 1 ? "set" : "sets"} ${blockedNames.map((n) => `"${n}"`).join(", ")} (any other set took its step), because:\n  - ${blocked.join("\n  - ")}`);
+        return outputs;
     }
 }
 

@@ -37,6 +37,8 @@ export interface FakeGitlabOptions {
     groupScopes?: boolean;
     /** Masking as GitLab before 16: only the Base64 alphabet plus `@ : . ~`. Default false. */
     legacyMasking?: boolean;
+    /** Address to listen on. Default `127.0.0.1`; another loopback address stands for another host. */
+    host?: string;
 }
 
 export interface RecordedRequest {
@@ -48,12 +50,20 @@ export interface RecordedRequest {
     body?: Record<string, unknown>;
 }
 
-/** A canned answer for the next request that matches. */
+/**
+ * A canned answer for the next request that matches: what a proxy, a load balancer or a
+ * misconfigured GitLab in front of the API may send (redirects, HTML login pages, cut-off JSON).
+ */
 export interface Fault {
     method?: string;
     status: number;
     headers?: Record<string, string>;
+    /** Sent as JSON. */
     body?: unknown;
+    /** Sent as it is instead of `body` (HTML, truncated JSON); give its `Content-Type` in `headers`. */
+    text?: string;
+    /** The HTTP reason phrase, instead of the standard one. */
+    statusText?: string;
 }
 
 export interface FakeGitlab {
@@ -64,6 +74,8 @@ export interface FakeGitlab {
     variables: Map<string, StoredVariable[]>;
     /** Answer the next matching requests with these faults, in order, before any other handling. */
     inject(...faults: Fault[]): void;
+    /** Drop faults no request has used (a failed test must not leave them to the next). */
+    clearFaults(): void;
     /** Put a variable in place as if made in GitLab's UI. */
     seed(owner: `project:${number}` | `group:${number}`, variable: Partial<StoredVariable> & { key: string; value: string }): void;
     close(): Promise<void>;
@@ -103,7 +115,12 @@ export async function startFakeGitlab(options: FakeGitlabOptions): Promise<FakeG
             const faultAt = faults.findIndex((f) => f.method === undefined || f.method === recorded.method);
             if (faultAt >= 0) {
                 const [fault] = faults.splice(faultAt, 1);
-                return answer(fault.status, fault.body, fault.headers);
+                if (fault.text === undefined && fault.statusText === undefined) return answer(fault.status, fault.body, fault.headers);
+                const payload = fault.text ?? (fault.body === undefined ? undefined : JSON.stringify(fault.body));
+                const type: Record<string, string> = fault.text === undefined && fault.body !== undefined ? { "Content-Type": "application/json" } : {};
+                if (fault.statusText === undefined) res.writeHead(fault.status, { ...type, ...fault.headers });
+                else res.writeHead(fault.status, fault.statusText, { ...type, ...fault.headers });
+                return res.end(payload);
             }
             handle(recorded, answer);
         });
@@ -186,13 +203,15 @@ export async function startFakeGitlab(options: FakeGitlabOptions): Promise<FakeG
         return answer(200, show(found));
     }
 
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const host = options.host ?? "127.0.0.1";
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     const { port } = server.address() as AddressInfo;
     return {
-        baseUrl: `http://127.0.0.1:${port}/api/v4/`,
+        baseUrl: `http://${host}:${port}/api/v4/`,
         requests,
         variables,
         inject: (...f) => faults.push(...f),
+        clearFaults: () => void faults.splice(0),
         seed(owner, v) {
             const list = variables.get(owner) ?? [];
             list.push({ variable_type: "env_var", protected: false, masked: false, hidden: false, raw: false, environment_scope: "*", description: null, ...v });
