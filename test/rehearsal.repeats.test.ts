@@ -47,7 +47,6 @@ test("skipping repeated runs changes nothing in 10 days (60 in the slow tier) of
     // Most runs repeat their predecessor: the mode has something to skip (and audits still run).
     assert.ok(skipping.summary.runsSkipped > skipping.summary.runs / 2, `${skipping.summary.runsSkipped} of ${skipping.summary.runs} runs skipped`);
     assert.ok(skipping.summary.runsSkipped < skipping.summary.runs - 20);
-    assert.equal(skipping.summary.violationCount, 0);
     assert.deepStrictEqual(outcome(skipping), outcome(full), firstDifference(skipping, full));
 });
 

@@ -19,7 +19,8 @@ import type { World } from "./world";
  *   started (only evaluated runs change them), and no fault was injected into it;
  * - the plan (pure, `rotation/plan.ts`), which decides every tick, takes no step for any set and
  *   decides the same keys, generation and state as it did for that run; a plan that needs a
- *   key's last use or blocks a set is evaluated;
+ *   key's last use, blocks a set, or leaves a set without a key (paused before its first mint)
+ *   is evaluated;
  * - the caller evaluates twins, runs with a fault planned, and periodic audit runs.
  * The answer is the output the program would write: the plan's state with this run's `asOf`,
  * and the set summaries of that run with this tick's step, reason, next step and key ages
@@ -72,12 +73,14 @@ export class RepeatedRuns {
         const fingerprint = JSON.stringify([configText, previous?.sets ?? null, answers]);
         let decisions: Map<string, Decision> | undefined;
         try {
-            decisions = await decideAll(config, previous, now, {
+            const decided = await decideAll(config, previous, now, {
                 listKeys: async (user) => answers[user] ?? [],
                 lastUse: async () => {
                     throw new NeedsEvaluation();
                 },
             });
+            // A blocked set fails the run (rotation/program.ts `endBlockedRun`): evaluated.
+            decisions = decided.blocked.size === 0 ? decided.decisions : undefined;
         } catch {
             decisions = undefined;
         }
@@ -101,9 +104,10 @@ export class RepeatedRuns {
         const sets: Record<string, SetSummary> = {};
         const now = DateTime.fromISO(inputs.now, { zone: "utc" });
         for (const set of config.sets) {
-            const d = inputs.decisions.get(set.name)!;
+            const d = inputs.decisions.get(set.name);
             const before = summaries[set.name];
-            if (!before) return undefined;
+            // A set with no key yet (paused before its first mint) has a summary of its own: evaluated.
+            if (!d || !before || !d.keys.some((k) => k.generation === d.current)) return undefined;
             sets[set.name] = {
                 ...before,
                 generation: d.current,
