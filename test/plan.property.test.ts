@@ -44,10 +44,17 @@ const policyArb: fc.Arbitrary<RotationPolicy> = fc
         onGateTimeout: p.onGateTimeout,
     }));
 
+
+/**
+ * The full sample runs in the slow tier (`npm run test:slow`); the fast tier (`npm test`) keeps a
+ * quarter of it, so every property is still exercised after each change.
+ */
+const runs = (full: number): number => (process.env.TEST_TIER === "slow" ? full : Math.max(10, Math.ceil(full / 4)));
+
 test("invariants hold over random schedules, requests, straggling consumers, crashes and lost creates", () => {
     fc.assert(
         fc.property(policyArb, fc.array(runSpec, { minLength: 20, maxLength: 120 }), (policy, runs) => simulate(policy, runs)),
-        { numRuns: 400, includeErrorInReport: true },
+        { numRuns: runs(400), includeErrorInReport: true },
     );
 });
 
@@ -58,7 +65,7 @@ test("after crashes stop, regular runs always bring the set back to steady rotat
             // Any schedule of faults, then a month of hourly runs without faults or gate trouble.
             simulate({ ...policy, lastUsedGate: false }, [...chaos, ...calm]);
         }),
-        { numRuns: 60, includeErrorInReport: true },
+        { numRuns: runs(60), includeErrorInReport: true },
     );
 });
 
@@ -95,7 +102,7 @@ test("a request is complete once every key that existed when it arrived is delet
             assert.equal(state!.lastRequest, "req");
             for (const id of before) assert.ok(!iam.has(id), `key ${id} from before the request still exists`);
         }),
-        { numRuns: 50, includeErrorInReport: true },
+        { numRuns: runs(50), includeErrorInReport: true },
     );
 });
 
@@ -114,13 +121,13 @@ test("once a straggling consumer of the old key stops, the last-used gate lets g
                 simulate(policy, runs);
             },
         ),
-        { numRuns: 60, includeErrorInReport: true },
+        { numRuns: runs(60), includeErrorInReport: true },
     );
 });
 
 test("a paused set never mints, from its first run on, whatever the schedule, requests or crashes", () => {
     fc.assert(
         fc.property(policyArb, fc.array(runSpec, { minLength: 5, maxLength: 40 }), (policy, runs) => simulate({ ...policy, paused: true }, runs)),
-        { numRuns: 100, includeErrorInReport: true },
+        { numRuns: runs(100), includeErrorInReport: true },
     );
 });

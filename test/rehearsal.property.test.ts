@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { fork } from "node:child_process";
 import { checkScenarios, shareVariable, type PropertyOutcome, type PropertyShare } from "./support/rehearsal-property";
 
-const runs = Number(process.env.REHEARSAL_PROPERTY_RUNS ?? 300);
+// The slow tier (`npm run test:slow`) checks 300 scenarios; `npm test` a sample of 4.
+const runs = Number(process.env.REHEARSAL_PROPERTY_RUNS ?? (process.env.TEST_TIER === "slow" ? 300 : 4));
 const seed = Number(process.env.REHEARSAL_PROPERTY_SEED ?? 20261123);
 // One share per core, each in its own process: rehearsals are CPU-bound and independent. Share i draws its scenarios with
 // seed + i, so a failure names the seed (and path) that replays it with REHEARSAL_PROPERTY_WORKERS=1.

@@ -43,6 +43,10 @@ and check the invariants of DESIGN.md after every operation and run.
   --jobs-per-day N           CI jobs per day per place a job runs (default 24)
   --longest-job DURATION     longest CI job (default PT6H)
   --rogue FROM/UNTIL         a consumer that keeps using the key it read at FROM until UNTIL
+  --no-skip                  evaluate the program at every run; by default a run whose inputs
+                             (config, previous state, IAM's key list) repeat those of the last
+                             evaluated run, with no step due and no fault, is answered from it
+  --audit-every DURATION     evaluate at least this often even when inputs repeat (default P7D)
   --seed N                   random seed (default 1)
   --json FILE                write every run and every invariant check as JSON
   --svg FILE                 draw key lifetimes on a time axis
@@ -124,6 +128,8 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
             "longest-job": { type: "string" },
             rogue: { type: "string" },
             seed: { type: "string" },
+            "no-skip": { type: "boolean", default: false },
+            "audit-every": { type: "string" },
             json: { type: "string" },
             svg: { type: "string" },
             quiet: { type: "boolean", default: false },
@@ -183,6 +189,8 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
                 rogue: values.rogue === undefined ? undefined : window(values.rogue, "--rogue"),
             },
             seed,
+            skipRepeats: !values["no-skip"],
+            ...(values["audit-every"] === undefined ? {} : { auditEveryMs: duration(values["audit-every"], "--audit-every") }),
         },
     };
 }
@@ -215,6 +223,9 @@ export async function simulateCommand(argv: string[], io: CommandIo): Promise<nu
             io.stderr.write(`simulate: ${done}/${total} runs, simulated time ${new Date(at).toISOString().slice(0, 16)}Z\n`);
         };
     }
+    // Without --json only the notable runs are needed (the table, the picture): memory stays flat
+    // in the number of runs. The JSON report lists every run.
+    if (!parsed.json) options.keepRuns = "notable";
     let result;
     try {
         result = await simulate(options);

@@ -101,6 +101,15 @@ export class FaultInjector {
         this.run = run;
     }
 
+    /**
+     * Whether a fault is planned for the current run at `at` (an API error or a crash at an
+     * operation, or a target rejecting writes): such a run is never answered from an earlier one.
+     */
+    planned(at: number): boolean {
+        const run = this.run;
+        return run?.failOp !== undefined || run?.crashAfter !== undefined || (this.options.rejectWrites ?? []).some((w) => at >= w.from && at < w.until);
+    }
+
     /** Faults injected into the current run, in words. */
     injected(): string[] {
         return this.run?.injected ?? [];

@@ -30,6 +30,7 @@ export function summaryText(result: SimulationResult, options: Pick<SimulationOp
         `  oldest key age seen in a target:      ${days(s.oldestTargetKeyAgeHours)}`,
         `  longest time with two active keys:    ${days(s.longestTwoActiveHours)}`,
         `  runs with no change:                  ${s.runsWithoutChange}`,
+        `  runs answered from an earlier run:    ${s.runsSkipped} (inputs repeated; --no-skip evaluates every run)`,
         `  CI jobs run / broken:                 ${result.jobs.started} / ${s.brokenJobs}`,
         ...(result.jobs.rogueUses ? [`  rogue consumer uses / failures:       ${result.jobs.rogueUses} / ${result.jobs.rogueFailures}`] : []),
         ...(s.tornTargets ? [`  targets left with a mismatched pair:  ${s.tornTargets} (after failed runs)`] : []),

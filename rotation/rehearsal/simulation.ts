@@ -6,6 +6,7 @@ import { FaultInjector, type FaultOptions } from "./faults";
 import { invariantIds, InvariantChecker, setModels, type CheckCounts, type Violation } from "./invariants";
 import { CiJobs, type BrokenJob, type JobOptions } from "./jobs";
 import { Random } from "./random";
+import { RepeatedRuns } from "./repeats";
 import { viewOf } from "./targets";
 import { World } from "./world";
 
@@ -32,6 +33,19 @@ export interface SimulationOptions {
     faults?: FaultOptions;
     jobs?: JobOptions;
     seed: number;
+    /**
+     * Answer a run whose inputs repeat those of the last run the real program evaluated from
+     * that run (rotation/rehearsal/repeats.ts). Default true; false evaluates every run.
+     */
+    skipRepeats?: boolean;
+    /** With `skipRepeats`, evaluate a run at least this often anyway (an audit). Default 7 days. */
+    auditEveryMs?: number;
+    /**
+     * Which runs `runs` keeps: every run (default), or only the notable ones (failed, changed
+     * something, a twin, with a fault or a violation), so that memory does not grow with the
+     * number of quiet runs. The summary counts every run either way.
+     */
+    keepRuns?: "all" | "notable";
     /** Called now and then with progress, for a progress line. */
     onProgress?(done: number, total: number, at: number): void;
 }
@@ -57,6 +71,8 @@ export interface RunRecord {
     error?: string;
     /** Faults injected into this run. */
     faults: string[];
+    /** Answered from the last evaluated run: its inputs repeated them (`skipRepeats`). */
+    skipped?: true;
     operations: Operation[];
     sets: Record<string, SetAfterRun>;
     checks: CheckCounts;
@@ -82,6 +98,8 @@ export interface Summary {
     runs: number;
     runsFailed: number;
     runsWithoutChange: number;
+    /** Runs answered from an earlier run instead of evaluating the program (`skipRepeats`); the rest were evaluated. */
+    runsSkipped: number;
     keysMinted: number;
     /** Oldest key age seen in a target, hours. */
     oldestTargetKeyAgeHours: number;
@@ -148,6 +166,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         sets = setModels(config);
     };
     refreshConfig(options.config);
+    const repeats = options.skipRepeats === false ? undefined : new RepeatedRuns(world, options.auditEveryMs ?? 7 * 86_400_000);
     const jobs = new CiJobs(world, random, options.jobs ?? {}, sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), options.start);
 
     // Unawaited outputs of a failed registration reject with nobody listening; they are part of the run.
@@ -156,6 +175,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     process.on("unhandledRejection", onRejection);
 
     const runs: RunRecord[] = [];
+    const keepAll = options.keepRuns !== "notable";
+    const counts = { runs: 0, failed: 0, withoutChange: 0 };
     const twoActiveSince = new Map<string, number>();
     let longestTwoActive = 0;
     const trackTwoActive = (at: number) => {
@@ -174,7 +195,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         const raw = configAt(options, at);
         refreshConfig(raw);
         jobs.setConsumers(sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), at);
-        const index = runs.length;
+        const index = counts.runs;
         let previous: RotationState | undefined;
         try {
             previous = parseState(engine.outputs?.rotation);
@@ -183,15 +204,20 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         }
         checker.startRun(index, at, sets, previous);
         faults.startRun(at, twinOf !== undefined);
+        // Twins, runs with a fault planned and audits always run the program (repeats.ts).
+        const inputs = repeats && (await repeats.inputs(config!, configText, previous, at));
+        const answer = inputs && twinOf === undefined && !faults.planned(at) ? repeats.answer(config!, inputs, at) : undefined;
+        if (answer) engine.outputs = answer.outputs;
         const context = { errors: [] as string[] };
         current = context;
-        const result = await engine.run(at, raw);
+        const result = answer ?? (await engine.run(at, raw));
         // Give rejections that surface a turn late a chance to be counted in this run.
-        await new Promise((r) => setImmediate(r));
+        if (!answer) await new Promise((r) => setImmediate(r));
         result.errors.push(...context.errors);
         current = undefined;
         if (result.unmodelled) throw new Error(result.unmodelled);
         const injected = [...faults.injected(), ...result.worldFaults];
+        if (inputs && !answer) repeats.evaluated(at, inputs, result, injected);
         checker.endRun(result, injected);
         if (twinOf !== undefined) checker.checkTwin(result);
         trackTwoActive(at);
@@ -202,12 +228,16 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             ok: result.ok,
             ...(result.failure ? { error: checker.redact(result.failure) } : {}),
             faults: injected,
+            ...(answer ? { skipped: true as const } : {}),
             operations: result.operations,
             sets: describeSets(config!, result, engine.outputs, world),
             checks: checker.run,
             violations: invariantIds.reduce((n, id) => n + checker.run[id].failed, 0),
         };
-        runs.push(record);
+        counts.runs++;
+        if (!record.ok) counts.failed++;
+        else if (record.operations.length === 0) counts.withoutChange++;
+        if (keepAll || !record.ok || record.operations.length > 0 || twinOf !== undefined || record.faults.length > 0 || record.violations > 0) runs.push(record);
         return record;
     };
 
@@ -256,9 +286,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         missed,
         elapsedMs,
         summary: {
-            runs: runs.length,
-            runsFailed: runs.filter((r) => !r.ok).length,
-            runsWithoutChange: runs.filter((r) => r.ok && r.operations.length === 0).length,
+            runs: counts.runs,
+            runsFailed: counts.failed,
+            runsWithoutChange: counts.withoutChange,
+            runsSkipped: repeats?.skipped ?? 0,
             keysMinted: world.iam.history.size,
             oldestTargetKeyAgeHours: round1(Math.max(checker.oldestTargetKeyAgeMs, jobs.oldestKeyAgeMs) / 3_600_000),
             longestTwoActiveHours: round1(longestTwoActive / 3_600_000),
@@ -266,7 +297,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             tornTargets: checker.tornTargets.length,
             violations: checker.violations,
             violationCount,
-            runsPerSecond: round1(runs.length / (elapsedMs / 1000)),
+            runsPerSecond: round1(counts.runs / (elapsedMs / 1000)),
         },
     };
 }

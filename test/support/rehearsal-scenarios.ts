@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { simulate, type ScheduledRequest, type SimulationResult } from "../../rotation/rehearsal/simulation";
+import { simulate, type ScheduledRequest, type SimulationOptions, type SimulationResult } from "../../rotation/rehearsal/simulation";
 
 /**
  * Random configurations, cadences, gaps, requests and faults; every invariant of DESIGN.md is
@@ -76,10 +76,15 @@ export function stackConfig(s: Scenario): Record<string, string> {
 
 /** Rehearse one generated scenario. */
 export function runScenario(s: Scenario): Promise<SimulationResult> {
+    return simulate(scenarioOptions(s));
+}
+
+/** The rehearsal of one generated scenario. */
+export function scenarioOptions(s: Scenario): SimulationOptions {
     const cadenceMs = s.cadenceMin * 60_000;
     const requests: ScheduledRequest[] = s.requests.map((r) => ({ at: start + r.run * cadenceMs + 60_000, mode: r.mode as ScheduledRequest["mode"] }));
     requests.sort((a, b) => a.at - b.at);
-    return simulate({
+    return {
         config: stackConfig(s),
         stack: "property",
         start,
@@ -99,7 +104,7 @@ export function runScenario(s: Scenario): Promise<SimulationResult> {
         },
         // Jobs never outlast `settle`: the documented contract of the last-used gate.
         jobs: { perDay: 24, longestMs: s.settleH * hour },
-    });
+    };
 }
 
 /** Violations of a result, one per line, for assertion messages. */
