@@ -39,15 +39,19 @@ export const awsPluginVersion: string = JSON.parse(fs.readFileSync(path.join(rep
 export const cacheRoot = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "ci-key-rotation-engine");
 
 /**
- * sum.golang.org is not reachable from the project's machines (no answer), while the module
- * proxy serves the checksum database at `<proxy>/sumdb/sum.golang.org` (its `/supported` answers
- * 200): point GOSUMDB there so go.sum entries are still verified.
+ * The Go checksum database does not answer at its own address from the project's machines, while
+ * the module proxy serves it under `<proxy>/sumdb/<name>` (its `/supported` answers 200). So the
+ * rig points GOSUMDB at the configured proxy: go.sum entries are still verified.
  */
-const goEnv = {
-    ...process.env,
-    GOFLAGS: "-mod=mod",
-    GOSUMDB: process.env.GOSUMDB ?? "sum.golang.org https://proxy.golang.org/sumdb/sum.golang.org",
-};
+async function goEnv(): Promise<NodeJS.ProcessEnv> {
+    if (process.env.GOSUMDB) return { ...process.env, GOFLAGS: "-mod=mod" };
+    const r = await run("go", ["env", "GOPROXY"]);
+    const proxy = r.stdout
+        .trim()
+        .split(/[,|]/)
+        .find((p) => p !== "direct" && p !== "off");
+    return { ...process.env, GOFLAGS: "-mod=mod", ...(proxy ? { GOSUMDB: `sum.golang.org ${proxy.replace(/\/+$/, "")}/sumdb/sum.golang.org` } : {}) };
+}
 
 /** Progress line on stderr. */
 export function log(message: string): void {
@@ -114,6 +118,7 @@ export async function ensureBinaries(): Promise<Binaries> {
     let built = false;
     fs.mkdirSync(binDir, { recursive: true });
     const ldflags = `-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${pulumiVersion}`;
+    const env = await goEnv();
     for (const [out, pkg] of [
         [pulumi, "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"],
         [host, "./langhost"],
@@ -121,7 +126,7 @@ export async function ensureBinaries(): Promise<Binaries> {
         if (!fs.existsSync(out)) {
             log(`building ${path.basename(out)} ${pulumiVersion} (Go, cold builds take many minutes on 2 cores)`);
             const tmp = `${out}.tmp-${process.pid}`;
-            const r = await run("nice", ["-n", "19", "go", "build", "-o", tmp, "-ldflags", ldflags, pkg], { cwd: rigModule, env: goEnv });
+            const r = await run("nice", ["-n", "19", "go", "build", "-o", tmp, "-ldflags", ldflags, pkg], { cwd: rigModule, env });
             if (r.code !== 0) throw new Error(`go build ${pkg} failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
             fs.renameSync(tmp, out);
             built = true;
