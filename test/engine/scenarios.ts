@@ -40,6 +40,10 @@ export const knownFindings: Record<string, string> = {
     "4":
         "after kill -9 of `pulumi up`, the file backend keeps the update's lock (.pulumi/locks/...): every later run fails with " +
         "`the stack is currently locked by 1 lock(s)` until someone runs `pulumi cancel` (a manual step; 4b shows the runs recover after it)",
+    "9":
+        "intermittent: when the blocked set's write fails before the other set's writes have started, the engine cancels every step not yet " +
+        "run (pulumi/pulumi pkg/resource/deploy/step_executor.go, cancelDueToError: se.cancel() unless ContinueOnError), so the other set " +
+        "does not take its step; `pulumi up --continue-on-error` would let independent steps finish",
     G3:
         "after GitHub refused the secret write of a mint, every later run fails with `Set \"deploy\": a target did not take key <new key>`: " +
         "the provider saved the planned value in the state (partial failure), so the engine sees no diff and the secret is never written again; " +
