@@ -36,7 +36,7 @@ async function main(): Promise<number> {
             try {
                 await scenario.run(ctx);
                 passed++;
-                log(`ok   ${scenario.id} (${took()})${finding ? `: known finding no longer reproduces, remove it from knownFindings: ${finding}` : ""}`);
+                log(`ok   ${scenario.id} (${took()})${finding ? `: known finding did not reproduce this run (remove it from knownFindings once fixed): ${finding}` : ""}`);
             } catch (err) {
                 const message = (err as Error)?.message ?? String(err);
                 if (finding && !process.env.ENGINE_STRICT) {
