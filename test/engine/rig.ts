@@ -4,7 +4,8 @@
  * file backend in a temporary directory. Test-only: nothing here ships in dist/.
  *
  * Builds are cached in `${XDG_CACHE_HOME:-~/.cache}/ci-key-rotation-engine`, keyed by the Pulumi
- * version and a hash of the wrapper module (test/engine/rig): a second run does not rebuild.
+ * version and a hash of the wrapper modules (test/engine/rig, test/engine/langhost): a second run
+ * does not rebuild.
  */
 import { IAMClient } from "@aws-sdk/client-iam";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -23,6 +24,10 @@ export const repoRoot = path.resolve(__dirname, "..", "..");
  */
 export const programRoot = path.resolve(process.env.ENGINE_PROGRAM_DIR || repoRoot);
 const rigModule = path.join(repoRoot, "test", "engine", "rig");
+/** Wrapper module of the real Node.js language host (see its go.mod for why v3.68.0). */
+const languageHostModule = path.join(repoRoot, "test", "engine", "langhost");
+/** The sdk/v3 release whose `nodejs/cmd/pulumi-language-nodejs` the rig builds. */
+const languageHostVersion = "v3.68.0";
 
 /**
  * The pkg/v3 release the Go module proxy serves. `@pulumi/pulumi` in package.json is 3.270; the
@@ -105,28 +110,31 @@ export interface Binaries {
 }
 
 /**
- * Builds `pulumi` (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) and the test language host
- * (test/engine/rig/langhost) unless the cache has them for this version and module hash, and
- * writes the `pulumi-resource-pulumi-nodejs` launcher beside them.
+ * Builds `pulumi` (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi, wrapper module test/engine/rig) and
+ * the real Node.js language host (package nodejs/cmd/pulumi-language-nodejs of
+ * github.com/pulumi/pulumi/sdk/v3 at v3.68.0, wrapper module test/engine/langhost: the last release
+ * that kept the host inside a module the Go proxy serves, see its go.mod) unless the cache has them
+ * for these versions and module hashes, and writes the `pulumi-resource-pulumi-nodejs` launcher
+ * beside them.
  */
 export async function ensureBinaries(): Promise<Binaries> {
     const started = Date.now();
-    const key = hashFiles(["go.mod", "go.sum", "langhost/main.go"].map((f) => path.join(rigModule, f)));
+    const key = hashFiles(["go.mod", "go.sum", "../langhost/go.mod", "../langhost/go.sum"].map((f) => path.join(rigModule, f)));
     const binDir = path.join(cacheRoot, `pulumi-${pulumiVersion}-${key}`, "bin");
     const pulumi = path.join(binDir, "pulumi");
     const host = path.join(binDir, "pulumi-language-nodejs");
     let built = false;
     fs.mkdirSync(binDir, { recursive: true });
-    const ldflags = `-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${pulumiVersion}`;
+    const versionFlag = (v: string) => `-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${v}`;
     const env = await goEnv();
-    for (const [out, pkg] of [
-        [pulumi, "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"],
-        [host, "./langhost"],
+    for (const [out, pkg, cwd, version] of [
+        [pulumi, "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi", rigModule, pulumiVersion],
+        [host, "github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs", languageHostModule, languageHostVersion],
     ] as const) {
         if (!fs.existsSync(out)) {
-            log(`building ${path.basename(out)} ${pulumiVersion} (Go, cold builds take many minutes on 2 cores)`);
+            log(`building ${path.basename(out)} ${version} (Go, cold builds take many minutes on 2 cores)`);
             const tmp = `${out}.tmp-${process.pid}`;
-            const r = await run("nice", ["-n", "19", "go", "build", "-o", tmp, "-ldflags", ldflags, pkg], { cwd: rigModule, env });
+            const r = await run("nice", ["-n", "19", "go", "build", "-o", tmp, "-ldflags", versionFlag(version), pkg], { cwd, env });
             if (r.code !== 0) throw new Error(`go build ${pkg} failed (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
             fs.renameSync(tmp, out);
             built = true;
