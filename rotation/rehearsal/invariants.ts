@@ -30,6 +30,9 @@ interface SetModel {
     targets: TargetView[];
     retireAfterMs: number;
     everyMs: number;
+    /** The set's own `settle` and (with the gate on) `gateTimeout`, ms. */
+    settleMs: number;
+    gateTimeoutMs: number;
     paused: boolean;
     /** The configured request applies to the set and is emergency / revoke. */
     emergency: boolean;
@@ -50,6 +53,8 @@ export function setModels(config: StackConfig): SetModel[] {
             targets: set.targets.map((t) => viewOf(t.target, t.store.label(t.target))),
             retireAfterMs: ms(effective.retireAfter),
             everyMs: ms(set.policy.every),
+            settleMs: ms(set.policy.settle),
+            gateTimeoutMs: set.policy.lastUsedGate ? ms(set.policy.gateTimeout) : 0,
             paused: set.policy.paused,
             emergency: request?.emergency === true,
             revoke: request?.revoke === true,
@@ -126,6 +131,13 @@ export class InvariantChecker {
         return false;
     }
 
+    /** A violation found after the fact (a broken CI job), attributed to run `run` at `at` (ISO). */
+    record(id: InvariantId, run: number, at: string, message: string): void {
+        this.totals[id].checked++;
+        this.totals[id].failed++;
+        if (this.violations.length < this.maxListed) this.violations.push({ invariant: id, at, run, message });
+    }
+
     private setOfUser(user: string | undefined): SetModel | undefined {
         return this.sets.find((s) => s.user === user);
     }
@@ -140,6 +152,8 @@ export class InvariantChecker {
         if (op.type !== "aws:iam/accessKey:AccessKey") return;
         const set = this.setOfUser(op.user);
         const iam = this.world.iam;
+        // DESIGN §2: `paused: true` freezes a set, its first run included.
+        if (set?.paused && op.action !== "import") this.check("I9", false, () => `the program took a step for set "${set.name}" while it is paused: ${op.action} ${op.name}`);
         if (op.action === "create") {
             const keys = iam.users.get(op.user!)?.keys ?? [];
             this.check("I1", keys.length < 2, () => `the program created a third access key for ${op.user} (${op.name}) while ${keys.map((k) => `${k.accessKeyId} (${k.status})`).join(" and ")} exist`);

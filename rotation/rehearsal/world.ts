@@ -83,7 +83,7 @@ export class FakeIam {
         const user = this.users.get(userName);
         if (!user) throw new ApiError("NoSuchEntity", `The user with name ${userName} cannot be found.`);
         // AWS counts inactive keys too: a third key is refused whatever the first two's status.
-        if (user.keys.length >= 2) throw new ApiError("LimitExceeded", `Cannot exceed quota for AccessKeysPerUser: 2 (user ${userName}).`);
+        if (user.keys.length >= 2) throw new ApiError("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2");
         const key: FakeKey = {
             accessKeyId: `AKIA${this.random.text(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")}`,
             secret: this.random.text(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
