@@ -126,7 +126,7 @@ function configAt(options: SimulationOptions, at: number): Record<string, string
     if (applied.length === 0) {
         // `requestSets` without a request is refused by the program: a stack file that keeps it
         // for the next request is rehearsed without it until a scheduled request comes.
-        if (base[requestSets] === undefined || base["ci-key-rotation:request"] !== undefined) return base;
+        if (base[requestSets] === undefined || base["ci-key-rotation:request"]) return base;
         const { [requestSets]: _unused, ...rest } = base;
         return rest;
     }
@@ -180,7 +180,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         config = validatedConfig(raw);
         sets = setModels(config);
     };
-    refreshConfig(options.config);
+    refreshConfig(configAt(options, options.start));
     const consumersOf = (models: typeof sets) => models.flatMap((s) => s.targets.flatMap((t) => t.consumers.map((c) => ({ ...c, set: s.name }))));
     const jobs = new CiJobs(world, random, options.jobs ?? {}, consumersOf(sets), options.start);
     const stuck = new FailureStreaks(options);
