@@ -160,7 +160,7 @@ export interface StackIdentity {
     stack: string;
 }
 
-type Program = (deps: { observer?: ReturnType<typeof providerObserver>; env?: NodeJS.ProcessEnv }) => Promise<Record<string, unknown>>;
+type Program = (deps: { observer?: ReturnType<typeof providerObserver>; env?: NodeJS.ProcessEnv; fail?: (code: number) => void }) => Promise<Record<string, unknown>>;
 
 const key = (type: string, name: string) => `${type}::${name}`;
 
@@ -244,7 +244,13 @@ export class Engine {
         const registered = new Set<string>();
         const requests = new Map<string, RegistrationOptions>();
 
-        const restore = captureConsole(run.logs);
+        const errorLogs: string[] = [];
+        const restore = captureConsole(run.logs, errorLogs);
+        // The program may end its process non-zero (`process.exitCode`, or the `fail` it is given)
+        // once it has registered everything: the language host then reports a failed program.
+        const hostExitCode = process.exitCode;
+        process.exitCode = undefined;
+        let exitCode: number | undefined;
         const stackTraceLimit = Error.stackTraceLimit;
         const prepareStackTrace = Error.prepareStackTrace;
         // The SDK records a stack trace for every promise and resource (and raises the limit to
@@ -263,7 +269,11 @@ export class Engine {
             pulumi.runtime.setAllConfig(config, []);
             this.program ??= require("../../index") as Program;
             const iam = { send: (command: object) => this.lastUsed(command) } as unknown as IAMClient;
-            const result = await this.program({ observer: providerObserver(() => iam), env: { [clockVariable]: new Date(at).toISOString() } });
+            const result = await this.program({
+                observer: providerObserver(() => iam),
+                env: { [clockVariable]: new Date(at).toISOString() },
+                fail: (code) => void (exitCode = code),
+            });
             // The Node SDK registers the stack's outputs in one RegisterResourceOutputs call once
             // every one of them has resolved (sdk/nodejs/runtime/resource.ts
             // `registerResourceOutputs` awaits `serializeProperties` of them all), not when the
@@ -297,6 +307,17 @@ export class Engine {
             Error.prepareStackTrace = prepareStackTrace;
             restoreSdk();
             restore();
+            exitCode ??= typeof process.exitCode === "number" && process.exitCode !== 0 ? process.exitCode : undefined;
+            process.exitCode = hostExitCode;
+        }
+        if (exitCode !== undefined && exitCode !== 0 && run.failure === undefined) {
+            // A non-zero exit is a source error: the deployment bails before its post-steps, so
+            // no delete is generated; steps done stay done and registered outputs are saved
+            // (pulumi/pulumi deployment_executor.go `Execute`; sdk/nodejs/cmd/run/index.ts, exit
+            // code 32 after a logged error).
+            const message = errorLogs.length > 0 ? errorLogs.join("\n") : `the program exited with code ${exitCode}`;
+            run.errors.push(message);
+            run.failure = message;
         }
         // A killed `pulumi up` never finalises: the outputs it registered were held for the end
         // of the deployment (PR #15754) and are lost with it.
@@ -753,11 +774,17 @@ function withoutSdkDiagnostics(): () => void {
     };
 }
 
-/** Route console output (where the SDK's `pulumi.log` goes without an engine) into `lines`. */
-function captureConsole(lines: string[]): () => void {
+/** Route console output (where the SDK's `pulumi.log` goes without an engine) into `lines`, errors also into `errors`. */
+function captureConsole(lines: string[], errors: string[]): () => void {
     const methods = ["log", "info", "warn", "error", "debug"] as const;
     const saved = methods.map((m) => console[m]);
-    for (const m of methods) console[m] = (...args: unknown[]) => void lines.push(args.map((a) => (typeof a === "string" ? a : messageOf(a))).join(" "));
+    for (const m of methods) {
+        console[m] = (...args: unknown[]) => {
+            const line = args.map((a) => (typeof a === "string" ? a : messageOf(a))).join(" ");
+            lines.push(line);
+            if (m === "error") errors.push(line);
+        };
+    }
     return () => methods.forEach((m, i) => (console[m] = saved[i]));
 }
 

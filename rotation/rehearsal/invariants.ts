@@ -87,6 +87,14 @@ export class InvariantChecker {
     private readonly revokeWindow = new Set<string>();
     /** Targets that have received a key at least once (labels). */
     private readonly pushed = new Set<string>();
+    /**
+     * Keys whose create a kill left unrecorded (an orphan: the program never had its secret, or
+     * lost it). Until a target holds one, it is no consumer's key: I3 does not ask targets to hold
+     * it, and I4 lets it be deactivated or deleted at once.
+     */
+    private readonly orphans = new Set<string>();
+    /** Keys some target has held. */
+    private readonly heldEver = new Set<string>();
     /** The last run that counts for I5's gap: a successful one, or one that failed with no injected fault. */
     private lastSuccess?: number;
     private longestGapMs = 0;
@@ -164,9 +172,10 @@ export class InvariantChecker {
         }
         const key = iam.key(op.accessKeyId);
         if (!key || !set) return;
+        const orphan = this.orphans.has(key.accessKeyId) && !this.heldEver.has(key.accessKeyId);
         if (op.action === "update" && op.status === "Inactive" && key.status === "Active") {
             if (set.revoke) this.revokeWindow.add(set.name);
-            if (!set.revoke) {
+            if (!set.revoke && !orphan) {
                 for (const view of set.targets) {
                     const held = this.held(view);
                     this.check(
@@ -179,7 +188,7 @@ export class InvariantChecker {
                 this.check("I9", others.length > 0, () => `key ${key.accessKeyId} was deactivated although it is the last Active key of ${set.user}`);
             }
         }
-        if (op.action === "delete") {
+        if (op.action === "delete" && !orphan) {
             const inactiveFor = key.deactivatedAt === undefined ? -1 : this.runAt - key.deactivatedAt;
             this.check(
                 "I4",
@@ -193,7 +202,8 @@ export class InvariantChecker {
     }
 
     /** Engine hook, after an operation: I1 and I2 must hold at every instant. */
-    afterOperation(_: Operation, __: RunContext): void {
+    afterOperation(op: Operation, __: RunContext): void {
+        if (op.lost && op.action === "create" && op.accessKeyId) this.orphans.add(op.accessKeyId);
         this.checkKeysAndTargets();
     }
 
@@ -204,6 +214,7 @@ export class InvariantChecker {
             if (this.revokeWindow.has(set.name)) continue;
             for (const view of set.targets) {
                 const held = this.held(view);
+                if (held.accessKeyId !== undefined) this.heldEver.add(held.accessKeyId);
                 if (held.accessKeyId === undefined && !this.pushed.has(view.label)) continue;
                 this.check("I2", held.key !== undefined && held.key.deletedAt === undefined && held.key.status === "Active", () =>
                     held.accessKeyId === undefined
@@ -261,11 +272,13 @@ export class InvariantChecker {
         if (result.ok) {
             this.revokeWindow.clear();
             for (const set of this.sets) {
-                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active");
+                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active" && (!this.orphans.has(k.accessKeyId) || this.heldEver.has(k.accessKeyId)));
                 const newest = active.reduce<FakeKey | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
                 for (const view of set.targets) {
-                    this.pushed.add(view.label);
                     const held = this.held(view);
+                    // A set with no key yet (paused before its first mint) has nothing for targets to hold.
+                    if (newest === undefined && held.accessKeyId === undefined && (this.world.iam.users.get(set.user)?.keys ?? []).length === 0) continue;
+                    this.pushed.add(view.label);
                     this.check(
                         "I3",
                         newest !== undefined && held.accessKeyId === newest.accessKeyId && held.secret === newest.secret,
