@@ -145,6 +145,14 @@ test("issue 9.9: a paused set takes no step, not even its first mint", async () 
     assert.equal(result.summary.violationCount, 0, violations(result));
 });
 
+test("issue 9.9: I5 holds the bound one step per run delivers when the cron runs far less often than the stack says", async () => {
+    // The stack says hourly; the cron runs every 60 hours. A deactivation and a delete that each
+    // start a gap late push the delete past the due mint, and the mint waits for the next run.
+    const result = await rehearse({ durationMs: 30 * day, cadenceMs: 60 * hour });
+    assert.equal(result.summary.violationCount, 0, violations(result));
+    assert.ok(result.summary.oldestTargetKeyAgeHours > 7 * 24 + 60, `oldest key ${result.summary.oldestTargetKeyAgeHours} h: the scenario must reach past every + G`);
+});
+
 test("the engine draws the order of independent steps from the seed, within what the dependencies allow", async () => {
     const orders = new Set<string>();
     for (const seed of [1, 2, 3, 4]) {

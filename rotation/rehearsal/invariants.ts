@@ -33,6 +33,8 @@ interface SetModel {
     /** The set's own `settle` and (with the gate on) `gateTimeout`, ms. */
     settleMs: number;
     gateTimeoutMs: number;
+    /** `overlap + gateTimeout (gate on) + retireAfter` of the set's own policy: a rotation's length before its gaps. */
+    cycleMs: number;
     paused: boolean;
     /** The configured request applies to the set and is emergency / revoke. */
     emergency: boolean;
@@ -55,6 +57,7 @@ export function setModels(config: StackConfig): SetModel[] {
             everyMs: ms(set.policy.every),
             settleMs: ms(set.policy.settle),
             gateTimeoutMs: set.policy.lastUsedGate ? ms(set.policy.gateTimeout) : 0,
+            cycleMs: ms(set.policy.overlap) + (set.policy.lastUsedGate ? ms(set.policy.gateTimeout) : 0) + ms(set.policy.retireAfter),
             paused: set.policy.paused,
             emergency: request?.emergency === true,
             revoke: request?.revoke === true,
@@ -226,8 +229,10 @@ export class InvariantChecker {
     }
 
     /**
-     * I5: no target holds a key older than `every` plus the longest gap between successful runs,
-     * for every key that saw no injected fault while it was current.
+     * I5: no target holds a key longer than one step per run can deliver (README "How fresh keys
+     * stay"): `max(every, overlap + gateTimeout + retireAfter + 2 × G) + G`, G the longest gap
+     * between successful runs; with runs on time that is `every + G`. Checked for every key that
+     * saw no injected fault while it was current.
      */
     private checkFreshness(at: number): void {
         const gap = Math.max(this.longestGapMs, this.lastSuccess === undefined ? 0 : at - this.lastSuccess);
@@ -242,7 +247,13 @@ export class InvariantChecker {
                 // can delay its rotation by more than one gap (a failed delete, then a run that
                 // waits for the engine to finish it); I8 governs then, and the next key is checked.
                 if (this.lastFaultAt !== undefined && this.lastFaultAt >= held.key.createdAt) continue;
-                this.check("I5", age <= set.everyMs + gap, () => `${view.label} holds key ${held.accessKeyId}, ${hours(age)} old: more than every (${hours(set.everyMs)}) + the longest gap between runs (${hours(gap)})`);
+                const bound = Math.max(set.everyMs, set.cycleMs + 2 * gap) + gap;
+                this.check(
+                    "I5",
+                    age <= bound,
+                    () =>
+                        `${view.label} holds key ${held.accessKeyId}, ${hours(age)} old: more than ${hours(bound)}, max(every (${hours(set.everyMs)}), overlap + gateTimeout + retireAfter + 2 × G) + G, where G = ${hours(gap)} is the longest gap between runs`,
+                );
             }
         }
     }
