@@ -91,11 +91,14 @@ export class InvariantChecker {
     /** Targets that have received a key at least once (labels). */
     private readonly pushed = new Set<string>();
     /**
-     * Keys whose create a kill left unrecorded (an orphan: the program never had its secret, or
-     * lost it). Until a target holds one, it is no consumer's key: I3 does not ask targets to hold
-     * it, and I4 lets it be deactivated or deleted at once.
+     * Keys created by a run that was killed: the engine either never recorded the create or never
+     * saved the run's outputs, so the rotation state does not know them (an orphan: the program
+     * cannot tell whether it ever had the secret). Until a target holds one, it is no consumer's
+     * key: I3 does not ask targets to hold it, and I4 lets it be deactivated or deleted at once.
      */
     private readonly orphans = new Set<string>();
+    /** Access keys created in the current run. */
+    private createdThisRun: string[] = [];
     /** Keys some target has held. */
     private readonly heldEver = new Set<string>();
     /** The last run that counts for I5's gap: a successful one, or one that failed with no injected fault. */
@@ -119,6 +122,7 @@ export class InvariantChecker {
         this.sets = sets;
         this.previous = previous;
         this.run = emptyCounts();
+        this.createdThisRun = [];
         // The first scheduled run counts as the start of the first gap: faults that delay the
         // first successful run delay the first key's push just as they delay later ones.
         this.lastSuccess ??= at;
@@ -206,7 +210,7 @@ export class InvariantChecker {
 
     /** Engine hook, after an operation: I1 and I2 must hold at every instant. */
     afterOperation(op: Operation, __: RunContext): void {
-        if (op.lost && op.action === "create" && op.accessKeyId) this.orphans.add(op.accessKeyId);
+        if (op.action === "create" && op.accessKeyId) this.createdThisRun.push(op.accessKeyId);
         this.checkKeysAndTargets();
     }
 
@@ -263,6 +267,7 @@ export class InvariantChecker {
      * (no secret in outputs, logs or errors) and I8 (a run fails only because of an injected fault).
      */
     endRun(result: EngineRun, injected: string[]): void {
+        if (result.crashed) for (const id of this.createdThisRun) this.orphans.add(id);
         this.checkKeysAndTargets();
         for (const set of this.sets) {
             for (const view of set.targets) {
