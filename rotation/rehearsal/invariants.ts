@@ -1,6 +1,6 @@
 import type { StackConfig } from "../config";
 import { effectivePolicy } from "../policy";
-import type { RotationState } from "../state";
+import { parseState, type RotationState } from "../state";
 import type { EngineRun, Operation, PendingOperation, RunContext } from "./engine";
 import { viewOf, type TargetView } from "./targets";
 import type { FakeKey, World } from "./world";
@@ -91,10 +91,11 @@ export class InvariantChecker {
     /** Targets that have received a key at least once (labels). */
     private readonly pushed = new Set<string>();
     /**
-     * Keys created by a run that was killed: the engine either never recorded the create or never
-     * saved the run's outputs, so the rotation state does not know them (an orphan: the program
-     * cannot tell whether it ever had the secret). Until a target holds one, it is no consumer's
-     * key: I3 does not ask targets to hold it, and I4 lets it be deactivated or deleted at once.
+     * Keys created by a run that failed or was killed: the engine may not have recorded the create,
+     * and the run's outputs may not know the key, so the program cannot tell whether it ever had
+     * the secret (an orphan). Until a target holds one, it is no consumer's key: I4 lets it be
+     * deactivated or deleted at once, and I3 does not ask targets to hold it while the rotation
+     * state does not manage it.
      */
     private readonly orphans = new Set<string>();
     /** Access keys created in the current run. */
@@ -267,7 +268,7 @@ export class InvariantChecker {
      * (no secret in outputs, logs or errors) and I8 (a run fails only because of an injected fault).
      */
     endRun(result: EngineRun, injected: string[]): void {
-        if (result.crashed) for (const id of this.createdThisRun) this.orphans.add(id);
+        if (!result.ok) for (const id of this.createdThisRun) this.orphans.add(id);
         this.checkKeysAndTargets();
         for (const set of this.sets) {
             for (const view of set.targets) {
@@ -288,7 +289,10 @@ export class InvariantChecker {
         if (result.ok) {
             this.revokeWindow.clear();
             for (const set of this.sets) {
-                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active" && (!this.orphans.has(k.accessKeyId) || this.heldEver.has(k.accessKeyId)));
+                const managed = new Set((stateOf(result.outputs)?.sets[set.name]?.keys ?? []).map((k) => k.accessKeyId));
+                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter(
+                    (k) => k.status === "Active" && (!this.orphans.has(k.accessKeyId) || this.heldEver.has(k.accessKeyId) || managed.has(k.accessKeyId)),
+                );
                 const newest = active.reduce<FakeKey | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
                 for (const view of set.targets) {
                     const held = this.held(view);
@@ -382,4 +386,13 @@ function hours(msValue: number): string {
 
 function firstLine(text: string): string {
     return text.split("\n").slice(0, 3).join(" ").slice(0, 400);
+}
+
+/** The rotation state in a run's outputs, if it parses. */
+function stateOf(outputs: Record<string, unknown> | undefined): RotationState | undefined {
+    try {
+        return parseState(outputs?.rotation);
+    } catch {
+        return undefined;
+    }
 }
