@@ -1,6 +1,6 @@
 import type { StackConfig } from "../config";
 import { effectivePolicy } from "../policy";
-import { parseState, type RotationState } from "../state";
+import type { RotationState } from "../state";
 import type { EngineRun, Operation, PendingOperation, RunContext } from "./engine";
 import { viewOf, type TargetView } from "./targets";
 import type { FakeKey, World } from "./world";
@@ -93,11 +93,13 @@ export class InvariantChecker {
     /**
      * Keys created by a run that failed or was killed: the engine may not have recorded the create,
      * and the run's outputs may not know the key, so the program cannot tell whether it ever had
-     * the secret (an orphan). Until a target holds one, it is no consumer's key: I4 lets it be
-     * deactivated or deleted at once, and I3 does not ask targets to hold it while the rotation
-     * state does not manage it.
+     * the secret (an orphan). Until a target holds one, it is no consumer's key: I3 does not ask
+     * targets to hold it and I4 lets it be deactivated or deleted at once; but it must not stay
+     * Active, unheld, for longer than `every` (I8: recovery without a manual step).
      */
     private readonly orphans = new Set<string>();
+    /** Orphans already reported as left Active. */
+    private readonly orphanReported = new Set<string>();
     /** Access keys created in the current run. */
     private createdThisRun: string[] = [];
     /** Keys some target has held. */
@@ -154,6 +156,10 @@ export class InvariantChecker {
         if (this.violations.length < this.maxListed) this.violations.push({ invariant: id, at, run, message });
     }
 
+    private isOrphan(accessKeyId: string): boolean {
+        return this.orphans.has(accessKeyId) && !this.heldEver.has(accessKeyId);
+    }
+
     private setOfUser(user: string | undefined): SetModel | undefined {
         return this.sets.find((s) => s.user === user);
     }
@@ -180,7 +186,7 @@ export class InvariantChecker {
         }
         const key = iam.key(op.accessKeyId);
         if (!key || !set) return;
-        const orphan = this.orphans.has(key.accessKeyId) && !this.heldEver.has(key.accessKeyId);
+        const orphan = this.isOrphan(key.accessKeyId);
         if (op.action === "update" && op.status === "Inactive" && key.status === "Active") {
             if (set.revoke) this.revokeWindow.add(set.name);
             if (!set.revoke && !orphan) {
@@ -242,6 +248,11 @@ export class InvariantChecker {
     private checkFreshness(at: number): void {
         const gap = Math.max(this.longestGapMs, this.lastSuccess === undefined ? 0 : at - this.lastSuccess);
         for (const set of this.sets) {
+            for (const key of this.world.iam.users.get(set.user)?.keys ?? []) {
+                if (key.status !== "Active" || !this.isOrphan(key.accessKeyId) || this.orphanReported.has(key.accessKeyId) || at - key.createdAt <= set.everyMs) continue;
+                this.orphanReported.add(key.accessKeyId);
+                this.check("I8", false, () => `key ${key.accessKeyId}, created by a run that failed, has been Active for ${hours(at - key.createdAt)} and no target ever held it: it is neither pushed nor retired`);
+            }
             for (const view of set.targets) {
                 const held = this.held(view);
                 if (!held.key) continue;
@@ -289,15 +300,12 @@ export class InvariantChecker {
         if (result.ok) {
             this.revokeWindow.clear();
             for (const set of this.sets) {
-                const managed = new Set((stateOf(result.outputs)?.sets[set.name]?.keys ?? []).map((k) => k.accessKeyId));
-                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter(
-                    (k) => k.status === "Active" && (!this.orphans.has(k.accessKeyId) || this.heldEver.has(k.accessKeyId) || managed.has(k.accessKeyId)),
-                );
+                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active" && !this.isOrphan(k.accessKeyId));
                 const newest = active.reduce<FakeKey | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
                 for (const view of set.targets) {
                     const held = this.held(view);
-                    // A set with no key yet (paused before its first mint) has nothing for targets to hold.
-                    if (newest === undefined && held.accessKeyId === undefined && (this.world.iam.users.get(set.user)?.keys ?? []).length === 0) continue;
+                    // A set with no key yet (paused before its first mint), or only orphans, has nothing for targets to hold.
+                    if (newest === undefined && held.accessKeyId === undefined) continue;
                     this.pushed.add(view.label);
                     this.check(
                         "I3",
@@ -386,13 +394,4 @@ function hours(msValue: number): string {
 
 function firstLine(text: string): string {
     return text.split("\n").slice(0, 3).join(" ").slice(0, 400);
-}
-
-/** The rotation state in a run's outputs, if it parses. */
-function stateOf(outputs: Record<string, unknown> | undefined): RotationState | undefined {
-    try {
-        return parseState(outputs?.rotation);
-    } catch {
-        return undefined;
-    }
 }
