@@ -528,7 +528,13 @@ export class Engine {
             }
         }
         if (run.failure !== undefined) throw new Error(`the update was stopped by an earlier failure; ${name} was not ${existing ? "updated" : "created"}`);
-        if (!existing && importId !== undefined) return this.import(type, name, inputs, importId, run);
+        // An import happens when no resource of that name exists or its id differs; then the old
+        // one is replaced (pulumi/pulumi step_generator.go `isImport`, import-replacement).
+        if (importId !== undefined && (!existing || existing.id !== importId)) {
+            const imported = await this.import(type, name, inputs, importId, run);
+            if (existing) this.pendingDeletes.push(existing);
+            return imported;
+        }
         const change = existing ? this.change(existing, model, inputs) : "create";
         if (existing && change === "none") {
             // Same resource: the engine keeps its outputs and records the new inputs.
