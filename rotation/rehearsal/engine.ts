@@ -74,6 +74,8 @@ export interface EngineHooks {
     afterEffect?(op: PendingOperation, run: RunContext): void;
     /** After an operation applied. */
     afterOperation(op: Operation, run: RunContext): void;
+    /** A registration that names a cloud resource to take over (`import`), before its step runs. */
+    declaresImport?(type: string, name: string, id: string, run: RunContext): void;
     /** Every registration's inputs as the monitor received them (for secrets in plain inputs). */
     inspectInputs(type: string, name: string, inputs: Record<string, unknown>, run: RunContext): void;
     /** A dynamic provider's state after each registration: the outputs the engine stores unencrypted. */
@@ -391,6 +393,7 @@ export class Engine {
                 }
                 const owner = args.provider ? (providers.get(args.provider.split("::").pop()!)?.owner as string | undefined) : undefined;
                 const options = requests.get(key(args.type, args.name)) ?? { deleteBeforeReplace: false, aliases: [] };
+                if (args.id) this.hooks.declaresImport?.(args.type, args.name, args.id, run);
                 // The run has failed (recorded on `run`): the engine starts no more steps and the
                 // outputs the program registers from here on are not taken. The program gets a
                 // stand-in instead of a rejection, because rejected outputs nobody awaits would

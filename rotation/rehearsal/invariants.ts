@@ -100,6 +100,8 @@ export class InvariantChecker {
     private readonly orphans = new Set<string>();
     /** Orphans already reported as left Active. */
     private readonly orphanReported = new Set<string>();
+    /** Access keys the program takes over by id (`import`) in the current run: it manages them from this run on. */
+    private importedThisRun = new Set<string>();
     /** Access keys created in the current run. */
     private createdThisRun: string[] = [];
     /** Keys some target has held. */
@@ -126,6 +128,7 @@ export class InvariantChecker {
         this.previous = previous;
         this.run = emptyCounts();
         this.createdThisRun = [];
+        this.importedThisRun = new Set();
         // The first scheduled run counts as the start of the first gap: faults that delay the
         // first successful run delay the first key's push just as they delay later ones.
         this.lastSuccess ??= at;
@@ -179,7 +182,7 @@ export class InvariantChecker {
         if (op.action === "create") {
             const keys = iam.users.get(op.user!)?.keys ?? [];
             this.check("I1", keys.length < 2, () => `the program created a third access key for ${op.user} (${op.name}) while ${keys.map((k) => `${k.accessKeyId} (${k.status})`).join(" and ")} exist`);
-            const known = new Set(set ? (this.previous?.sets[set.name]?.keys ?? []).map((k) => k.accessKeyId) : []);
+            const known = new Set([...(set ? (this.previous?.sets[set.name]?.keys ?? []).map((k) => k.accessKeyId) : []), ...this.importedThisRun]);
             const unknown = keys.filter((k) => !known.has(k.accessKeyId));
             this.check("I9", unknown.length === 0, () => `the program minted ${op.name} while IAM shows ${unknown.map((k) => k.accessKeyId).join(", ")}, which the rotation state does not manage`);
             return;
@@ -328,6 +331,11 @@ export class InvariantChecker {
     /** I6: a second run at the same instant changed nothing. */
     checkTwin(twin: EngineRun): void {
         this.check("I6", twin.operations.length === 0, () => `a second run at the same instant made ${twin.operations.length} change(s): ${twin.operations.map((o) => `${o.action} ${o.name}`).join(", ")}`);
+    }
+
+    /** Engine hook: a key the program takes over by id in this run is one it manages (I9). */
+    declaresImport(type: string, _name: string, id: string): void {
+        if (type === "aws:iam/accessKey:AccessKey") this.importedThisRun.add(id);
     }
 
     /** Engine hook: I7 for resource inputs (a secret must arrive wrapped as a secret). */

@@ -165,6 +165,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         afterOperation: (op, run) => checker.afterOperation(op, run),
         inspectInputs: (type, name, inputs) => checker.inspectInputs(type, name, inputs),
         inspectState: (type, name, outputs) => checker.inspectState(type, name, outputs),
+        declaresImport: (type, name, id) => checker.declaresImport(type, name, id),
         },
         // Its own stream: how many steps a run has does not shift the faults or the jobs.
         { order: new Random(options.seed ^ 0x0d3e), legacyOutputs: options.legacyOutputs },
