@@ -88,7 +88,7 @@ export class InvariantChecker {
     private previous?: RotationState;
     /** Sets where a revoke deactivated the key the targets hold; closed by the next successful run. */
     private readonly revokeWindow = new Set<string>();
-    /** Targets that have received a key at least once (labels). */
+    /** Targets that have received a key at least once (set and label: two sets may share a label). */
     private readonly pushed = new Set<string>();
     /**
      * Keys created by a run that failed or was killed: the engine may not have recorded the create,
@@ -232,7 +232,7 @@ export class InvariantChecker {
             for (const view of set.targets) {
                 const held = this.held(view);
                 if (held.accessKeyId !== undefined) this.heldEver.add(held.accessKeyId);
-                if (held.accessKeyId === undefined && !this.pushed.has(view.label)) continue;
+                if (held.accessKeyId === undefined && !this.pushed.has(`${set.name}\u0000${view.label}`)) continue;
                 this.check("I2", held.key !== undefined && held.key.deletedAt === undefined && held.key.status === "Active", () =>
                     held.accessKeyId === undefined
                         ? `${view.label} holds no key`
@@ -309,7 +309,7 @@ export class InvariantChecker {
                     const held = this.held(view);
                     // A set with no key yet (paused before its first mint), or only orphans, has nothing for targets to hold.
                     if (newest === undefined && held.accessKeyId === undefined) continue;
-                    this.pushed.add(view.label);
+                    this.pushed.add(`${set.name}\u0000${view.label}`);
                     this.check(
                         "I3",
                         newest !== undefined && held.accessKeyId === newest.accessKeyId && held.secret === newest.secret,
