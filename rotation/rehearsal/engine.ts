@@ -692,7 +692,7 @@ export class Engine {
         if (existing.type === userType) return { ...existing, inputs };
         const writes = this.write(model, inputs, ctx);
         // An address the new inputs no longer write (a repository dropped from a list) is cleared.
-        for (const old of existing.writes) if (!writes.some((w) => w.address === old.address)) this.world.stores.delete(old.address);
+        for (const old of existing.writes) if (!writes.some((w) => w.address === old.address)) this.world.stores.delete(old.address, ctx.clock.now());
         const finish = (outputs: Record<string, unknown>): ResourceRecord => ({ ...existing, inputs, writes, outputs: model.dynamic ? outputs : { ...existing.outputs, ...outputs } });
         const outputs = model.outputs?.(inputs, ctx) ?? {};
         return outputs instanceof Promise ? outputs.then(finish) : finish(outputs);
@@ -720,7 +720,7 @@ export class Engine {
                 if (record.type === accessKeyType) {
                     if (this.world.iam.key(record.id)) this.world.iam.deleteAccessKey(record.id, nowOf(run));
                 } else if (record.type === userType) this.world.iam.deleteUser(record.id);
-                for (const w of record.writes) this.world.stores.delete(w.address);
+                for (const w of record.writes) this.world.stores.delete(w.address, nowOf(run));
             });
             return true;
         } catch {

@@ -251,10 +251,18 @@ export class InvariantChecker {
     private checkFreshness(at: number): void {
         const gap = Math.max(this.longestGapMs, this.lastSuccess === undefined ? 0 : at - this.lastSuccess);
         for (const set of this.sets) {
+            // An orphan must be pushed or retired within one delivered rotation once faults stop.
+            const bound = Math.max(set.everyMs, set.cycleMs + 2 * gap) + gap;
             for (const key of this.world.iam.users.get(set.user)?.keys ?? []) {
-                if (key.status !== "Active" || !this.isOrphan(key.accessKeyId) || this.orphanReported.has(key.accessKeyId) || at - key.createdAt <= set.everyMs) continue;
+                if (key.status !== "Active" || !this.isOrphan(key.accessKeyId) || this.orphanReported.has(key.accessKeyId)) continue;
+                const since = Math.max(key.createdAt, this.lastFaultAt ?? -Infinity);
+                if (at - since <= bound) continue;
                 this.orphanReported.add(key.accessKeyId);
-                this.check("I8", false, () => `key ${key.accessKeyId}, created by a run that failed, has been Active for ${hours(at - key.createdAt)} and no target ever held it: it is neither pushed nor retired`);
+                this.check(
+                    "I8",
+                    false,
+                    () => `key ${key.accessKeyId}, created by a run that failed, has been Active for ${hours(at - key.createdAt)} (${hours(at - since)} since the last fault) and no target ever held it: it is neither pushed nor retired`,
+                );
             }
             for (const view of set.targets) {
                 const held = this.held(view);

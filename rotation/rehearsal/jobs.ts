@@ -106,7 +106,7 @@ export class CiJobs {
     private start(consumer: Consumer, at: number): void {
         const id = this.ids.get(consumer)!;
         this.next.set(id, at + this.gap());
-        const credentials = consumer.read(this.world.stores, this.world);
+        const credentials = consumer.read(this.world.stores.asOf(at), this.world);
         if (credentials.accessKeyId === undefined && credentials.secret === undefined && !this.provisioned.has(id)) return;
         this.provisioned.add(id);
         this.started++;
@@ -137,7 +137,7 @@ export class CiJobs {
             this.rogueNext = undefined;
             return;
         }
-        this.rogueCredentials ??= this.consumers[0].read(this.world.stores, this.world);
+        this.rogueCredentials ??= this.consumers[0].read(this.world.stores.asOf(at), this.world);
         this.rogueUses++;
         if (!this.world.iam.authenticate(this.rogueCredentials, at).ok) this.rogueFailures++;
         this.rogueNext = at + 3_600_000;
