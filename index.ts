@@ -1,33 +1,52 @@
 import * as pulumi from "@pulumi/pulumi";
 import { providerObserver } from "./rotation/aws";
 import { readClock } from "./rotation/clock";
-import { CredentialSet } from "./rotation/credential-set";
-import { decideAll, describeDecision, readPreviousState, readStackConfig, stateOutput, type ProgramDeps } from "./rotation/program";
+import { CredentialSet, blockedSummary } from "./rotation/credential-set";
+import { decideAll, describeDecision, endBlockedRun, readPreviousState, readStackConfig, requireEngine, stateOutput, type ProgramDeps } from "./rotation/program";
+import type { SetState } from "./rotation/state";
+import { dynamicProviderConfigKeys } from "./providers";
+import { DynamicProvider, dynamicProviderInputs } from "./rotation/verify";
 
 /**
  * The ci-key-rotation program: validate config, read the previous state and the keys IAM
- * lists, decide one step per credential set, declare the sets, export the new state.
+ * lists, decide one step per credential set, declare the sets, export the new state. A blocked
+ * set registers nothing and keeps its previous state; the others take their step, and the run
+ * then ends non-zero naming the blocked sets.
  */
 export = async function ciKeyRotation(deps: ProgramDeps = {}) {
+    requireEngine(deps.engineSupportsParameterization ?? pulumi.runtime.supportsParameterization());
     const { now, warning } = readClock(deps.env ?? process.env);
     if (warning) pulumi.log.warn(warning);
     const config = readStackConfig();
-    const previous = await readPreviousState();
-    const decisions = await decideAll(config, previous, now, deps.observer ?? providerObserver());
+    const previous = await readPreviousState(deps.env ?? process.env);
+    const { decisions, blocked } = await decideAll(config, previous, now, deps.observer ?? providerObserver());
 
-    const sets = config.sets.map((set) => {
-        const decision = decisions.get(set.name)!;
+    // Only when some set registers resources: a run where every set is blocked registers nothing.
+    const dynamicProvider = decisions.size > 0 ? new DynamicProvider("ci-key-rotation-dynamic", dynamicProviderInputs(dynamicProviderConfigKeys)) : undefined;
+    const states: pulumi.Output<[string, SetState | undefined]>[] = [];
+    const summaries: pulumi.Output<[string, unknown]>[] = [];
+    for (const set of config.sets) {
+        const decision = decisions.get(set.name);
+        if (!decision) {
+            const before = previous?.sets[set.name];
+            states.push(pulumi.output([set.name, before] as [string, SetState | undefined]));
+            summaries.push(pulumi.output([set.name, blockedSummary(set, before, blocked.get(set.name)!, now)] as [string, unknown]));
+            continue;
+        }
         pulumi.log.info(describeDecision(set.name, decision));
         for (const w of decision.warnings) pulumi.log.warn(w);
-        return new CredentialSet(set.name, { config: set, decision, now });
-    });
+        const component = new CredentialSet(set.name, { config: set, decision, now, dynamicProvider });
+        states.push(component.state.apply((s) => [set.name, s] as [string, SetState | undefined]));
+        summaries.push(component.summary.apply((s) => [set.name, s] as [string, unknown]));
+    }
+    endBlockedRun(blocked, deps.fail);
 
     return {
-        [stateOutput]: pulumi.all(sets.map((s) => s.state)).apply((states) => ({
+        [stateOutput]: pulumi.all(states).apply((entries) => ({
             version: 1 as const,
             asOf: now.toISO()!,
-            sets: Object.fromEntries(config.sets.map((set, i) => [set.name, states[i]])),
+            sets: Object.fromEntries(entries.filter(([, s]) => s !== undefined)),
         })),
-        sets: pulumi.all(sets.map((s) => s.summary)).apply((summaries) => Object.fromEntries(config.sets.map((set, i) => [set.name, summaries[i]]))),
+        sets: pulumi.all(summaries).apply((entries) => Object.fromEntries(entries)),
     };
 };

@@ -102,13 +102,31 @@ function providerFor(t: GithubTarget, ctx: DeclareContext): github.Provider {
     const login = ownerOf(t);
     return ctx.once(`github-provider:${login.toLowerCase()}`, () => {
         const config = new pulumi.Config("github");
-        // The provider falls back to GITHUB_TOKEN (or GitHub App variables) when no token is set.
+        // The provider falls back to GITHUB_TOKEN when no token is set. GitHub App credentials in
+        // GITHUB_APP_ID / GITHUB_APP_INSTALLATION_ID / GITHUB_APP_PEM_FILE are read only inside an
+        // `app_auth` block: its fields default to those variables (terraform-provider-github
+        // github/provider.go; integrations/terraform-provider-github#1717), so an explicit
+        // provider needs the block, empty. Only their presence is looked at here, never a value.
         return new github.Provider(
             `${ctx.setName}-github-${login.toLowerCase()}`,
-            { owner: login, token: config.getSecret("token"), baseUrl: config.get("baseUrl") },
+            { owner: login, token: config.getSecret("token"), baseUrl: config.get("baseUrl"), appAuth: appAuthFromEnvironment(config) },
             { parent: ctx.parent },
         );
     });
+}
+
+/**
+ * `appAuth` for an explicit provider: `github:appAuth` from config when set (a secret: it holds
+ * the private key), else an empty block when the GitHub App variables are in the environment
+ * and no token is configured, else none.
+ */
+export function appAuthFromEnvironment(config: pulumi.Config, env: NodeJS.ProcessEnv = process.env): pulumi.Input<github.types.input.ProviderAppAuth> | undefined {
+    const configured = config.getSecretObject<github.types.input.ProviderAppAuth>("appAuth");
+    if (configured) return configured;
+    if (config.get("token")) return undefined;
+    // The block's fields default to these variables inside the provider.
+    if (env.GITHUB_APP_ID && env.GITHUB_APP_INSTALLATION_ID && env.GITHUB_APP_PEM_FILE) return {} as github.types.input.ProviderAppAuth;
+    return undefined;
 }
 
 type SecretResource = github.ActionsSecret | github.ActionsEnvironmentSecret | github.ActionsOrganizationSecret | github.DependabotSecret;
@@ -154,22 +172,37 @@ export const githubStore: TargetStore<GithubTarget> = {
     },
 
     declare(t, ctx) {
-        const opts: pulumi.CustomResourceOptions = { parent: ctx.parent, provider: providerFor(t, ctx) };
+        const provider = providerFor(t, ctx);
         const n = keyNames(t);
         const values: [string, pulumi.Output<string>][] = [
             [n.accessKeyId, ctx.key.accessKeyId],
             [n.secretAccessKey, ctx.key.secretAccessKey],
         ];
         const out: pulumi.Resource[] = [];
-        const rn = (suffix: string) => `${ctx.resourceName}-${suffix}`;
+        // GitHub names are case-insensitive: a resource is named by the lower-cased secret name, so
+        // a change of case in `names` is a replacement of the same resource (below), never a new
+        // resource whose old twin the engine deletes after the run, taking the secret with it.
+        // The alias carries resources named before (set prefix, name as written) over without a step.
+        const rn = (suffix: string) => `${ctx.resourceName}-${suffix.toLowerCase()}`;
+        // Every GitHub secret and variable is replaced delete-first. The default replacement is
+        // create-then-delete (pulumi/pulumi pkg/resource/deploy/step_generator.go), and the provider
+        // asks for delete-first only for environment secrets (pulumi-github provider/resources.go).
+        // A replacement that keeps the remote name (a `names` case change, a provider change on
+        // older engines) would otherwise write the new value and then delete that very secret.
+        const opts = (suffix: string): pulumi.CustomResourceOptions => ({
+            parent: ctx.parent,
+            provider,
+            deleteBeforeReplace: true,
+            aliases: ctx.previousResourceNames.map((previous) => ({ name: `${previous}-${suffix}` })),
+        });
         switch (t.type) {
             case "github-repository": {
                 const repository = t.repository.split("/")[1];
                 for (const [secretName, value] of values) {
-                    out.push(secret(new github.ActionsSecret(rn(secretName), { repository, secretName, value }, opts), secretName));
+                    out.push(secret(new github.ActionsSecret(rn(secretName), { repository, secretName, value }, opts(secretName)), secretName));
                 }
                 for (const [variableName, value] of Object.entries(t.variables ?? {})) {
-                    out.push(new github.ActionsVariable(rn(`var-${variableName}`), { repository, variableName, value }, opts));
+                    out.push(new github.ActionsVariable(rn(`var-${variableName}`), { repository, variableName, value }, opts(`var-${variableName}`)));
                 }
                 break;
             }
@@ -177,11 +210,11 @@ export const githubStore: TargetStore<GithubTarget> = {
                 const repository = t.repository.split("/")[1];
                 const environment = t.environment;
                 for (const [secretName, value] of values) {
-                    out.push(secret(new github.ActionsEnvironmentSecret(rn(secretName), { repository, environment, secretName, value }, opts), secretName));
+                    out.push(secret(new github.ActionsEnvironmentSecret(rn(secretName), { repository, environment, secretName, value }, opts(secretName)), secretName));
                 }
                 for (const [variableName, value] of Object.entries(t.variables ?? {})) {
                     out.push(
-                        new github.ActionsEnvironmentVariable(rn(`var-${variableName}`), { repository, environment, variableName, value }, opts),
+                        new github.ActionsEnvironmentVariable(rn(`var-${variableName}`), { repository, environment, variableName, value }, opts(`var-${variableName}`)),
                     );
                 }
                 break;
@@ -192,32 +225,52 @@ export const githubStore: TargetStore<GithubTarget> = {
                     visibility === "selected"
                         ? pulumi.all(
                               (t.repositories ?? []).map(
-                                  (name) => github.getRepositoryOutput({ fullName: `${t.organization}/${name}` }, { parent: ctx.parent, provider: opts.provider }).repoId,
+                                  (name) => github.getRepositoryOutput({ fullName: `${t.organization}/${name}` }, { parent: ctx.parent, provider }).repoId,
                               ),
                           )
                         : undefined;
+                // The ids go on the secret (and variable) itself. An update of the secret's value
+                // sends `selected_repository_ids` only from the secret's own field, and GitHub
+                // treats an omitted list as empty (terraform-provider-github
+                // resource_github_actions_organization_secret.go
+                // `resourceGithubActionsOrganizationSecretCreateOrUpdate` PUTs the secret with the
+                // ids of its own `selected_repository_ids` only), while `...SecretRepositories` sees no diff and
+                // does not restore them. The `...Repositories` resources stay declared with the
+                // same ids: removing one would make the engine delete it, and its delete sets the
+                // selection to [] (`resourceGithubActionsOrganizationSecretRepositoriesDelete`).
+                // pulumi-github marks the secret's `selected_repository_ids` ForceNew
+                // (provider/resources.go), so a change of `repositories` (and the first run that
+                // adds the ids to an existing secret) replaces it: delete-first, per `opts`.
+                const selectedRepositoryIds = repoIds;
                 for (const [secretName, value] of values) {
-                    const orgSecret = secret(new github.ActionsOrganizationSecret(rn(secretName), { secretName, visibility, value }, opts), secretName);
+                    const orgSecret = secret(
+                        new github.ActionsOrganizationSecret(rn(secretName), { secretName, visibility, value, ...(selectedRepositoryIds ? { selectedRepositoryIds } : {}) }, opts(secretName)),
+                        secretName,
+                    );
                     out.push(orgSecret);
                     if (repoIds) {
                         out.push(
                             new github.ActionsOrganizationSecretRepositories(
                                 rn(`${secretName}-repos`),
                                 { secretName: orgSecret.secretName, selectedRepositoryIds: repoIds },
-                                opts,
+                                opts(`${secretName}-repos`),
                             ),
                         );
                     }
                 }
                 for (const [variableName, value] of Object.entries(t.variables ?? {})) {
-                    const variable = new github.ActionsOrganizationVariable(rn(`var-${variableName}`), { variableName, visibility, value }, opts);
+                    const variable = new github.ActionsOrganizationVariable(
+                        rn(`var-${variableName}`),
+                        { variableName, visibility, value, ...(selectedRepositoryIds ? { selectedRepositoryIds } : {}) },
+                        opts(`var-${variableName}`),
+                    );
                     out.push(variable);
                     if (repoIds) {
                         out.push(
                             new github.ActionsOrganizationVariableRepositories(
                                 rn(`var-${variableName}-repos`),
                                 { variableName: variable.variableName, selectedRepositoryIds: repoIds },
-                                opts,
+                                opts(`var-${variableName}-repos`),
                             ),
                         );
                     }
@@ -227,7 +280,7 @@ export const githubStore: TargetStore<GithubTarget> = {
             case "github-dependabot": {
                 const repository = t.repository.split("/")[1];
                 for (const [secretName, value] of values) {
-                    out.push(secret(new github.DependabotSecret(rn(secretName), { repository, secretName, value }, opts), secretName));
+                    out.push(secret(new github.DependabotSecret(rn(secretName), { repository, secretName, value }, opts(secretName)), secretName));
                 }
                 break;
             }

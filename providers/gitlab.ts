@@ -131,6 +131,9 @@ function scopeSuffix(scope: string): string {
 export const gitlabStore: TargetStore<GitlabTarget> = {
     schemas: [gitlabProject, gitlabGroup],
 
+    // `GitlabVariable` reads these in `configure` (then falls back to GITLAB_TOKEN / GITLAB_BASE_URL).
+    dynamicProviderConfig: ["gitlab:token", "gitlab:baseUrl"],
+
     label(t) {
         const { scope, owner } = ownerOf(t);
         return `gitlab ${scope} ${owner}${t.environmentScope === "*" ? "" : ` environment scope ${t.environmentScope}`}`;
@@ -174,7 +177,15 @@ export const gitlabStore: TargetStore<GitlabTarget> = {
             target: `\`${ctx.configPath}\` (${label})`,
         };
         const rn = (key: string) => `${ctx.resourceName}${scopeSuffix(t.environmentScope)}-${key}`;
-        const opts: pulumi.CustomResourceOptions = { parent: ctx.parent };
+        // Replacements delete first: the default create-then-delete (pulumi/pulumi
+        // pkg/resource/deploy/step_generator.go) would write the variable and then delete the same
+        // key at the end of the run. Aliases carry resources named by earlier releases over.
+        const opts = (key: string): pulumi.CustomResourceOptions => ({
+            parent: ctx.parent,
+            ...(ctx.dynamicProvider ? { provider: ctx.dynamicProvider } : {}),
+            deleteBeforeReplace: true,
+            aliases: ctx.previousResourceNames.map((previous) => ({ name: `${previous}${scopeSuffix(t.environmentScope)}-${key}` })),
+        });
         const out: GitlabVariable[] = [];
         const keyVariables: [string, pulumi.Output<string>, string][] = [
             [n.accessKeyId, ctx.key.accessKeyId, "AWS access key id"],
@@ -189,7 +200,7 @@ export const gitlabStore: TargetStore<GitlabTarget> = {
                 hidden: t.hidden,
                 description: t.description ?? `${what} of credential set "${ctx.setName}", rotated by ci-key-rotation: edits here are overwritten.`,
             };
-            out.push(new GitlabVariable(rn(key), inputs, opts));
+            out.push(new GitlabVariable(rn(key), inputs, opts(key)));
         }
         for (const [key, value] of Object.entries(t.variables ?? {})) {
             out.push(
@@ -203,7 +214,7 @@ export const gitlabStore: TargetStore<GitlabTarget> = {
                         hidden: false,
                         description: t.description ?? `Set by ci-key-rotation for credential set "${ctx.setName}": edits here are overwritten.`,
                     },
-                    opts,
+                    opts(key),
                 ),
             );
         }

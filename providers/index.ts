@@ -23,6 +23,9 @@ export const targetSchema = z.discriminatedUnion(
     stores.flatMap((s) => s.schemas) as unknown as [z.ZodObject<{ type: z.ZodLiteral<string> }>, ...z.ZodObject<{ type: z.ZodLiteral<string> }>[]],
 ) as unknown as z.ZodType<Target>;
 
+/** Every stack config key some store's dynamic provider reads in `configure`. */
+export const dynamicProviderConfigKeys: readonly string[] = [...new Set(stores.flatMap((s) => s.dynamicProviderConfig ?? []))];
+
 /** The store that handles a target type. */
 export function storeFor(type: string): TargetStore<Target> {
     const store = byType.get(type);

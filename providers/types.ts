@@ -18,14 +18,25 @@ export interface KeyMaterial {
 export interface DeclareContext {
     /** Name of the credential set (config `credentials[].name`). */
     readonly setName: string;
-    /** Prefix for child resource names: unique per target within the stack. */
+    /**
+     * Prefix for child resource names: unique per target within the stack, and independent of the
+     * set (destinations are unique across sets), so renaming a set or moving a target to another
+     * set keeps every resource's URN and the engine never deletes a secret it just wrote.
+     */
     readonly resourceName: string;
+    /**
+     * Prefixes the same resources had in earlier releases (the set's name in front): declare them
+     * as `aliases` so existing stacks carry their resources over without a step.
+     */
+    readonly previousResourceNames: readonly string[];
     /** The `CredentialSet` component: parent of every resource a store declares. */
     readonly parent: pulumi.Resource;
     /** The key the target must hold after this run. */
     readonly key: KeyMaterial;
     /** Path of the target in config, e.g. `credentials[0].targets[2]`, for messages. */
     readonly configPath: string;
+    /** The provider every dynamic resource of the program uses (`provider` option), if any. */
+    readonly dynamicProvider?: pulumi.ProviderResource;
     /**
      * Create a resource shared by the set's targets (e.g. one provider per GitHub owner) once:
      * the first call with a key makes it, later calls return the same object.
@@ -85,6 +96,12 @@ export interface TargetStore<T extends { type: string } = { type: string }> {
      * Manager, SSM, KMS), for `ci-key-rotation policy`. Optional: stores outside AWS need none.
      */
     awsPermissions?(target: T): OperatorStatement[];
+    /**
+     * Stack config keys (full, e.g. `gitlab:token`) the store's dynamic provider reads in
+     * `configure`. They, and only they, are handed to the program's explicit dynamic provider,
+     * so other config changes are no change of that provider. Optional.
+     */
+    readonly dynamicProviderConfig?: readonly string[];
     /** Declare the resources that hold `ctx.key`. Called once per target per run. */
     declare(target: T, ctx: DeclareContext): pulumi.Resource[];
     /**

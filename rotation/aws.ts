@@ -26,7 +26,7 @@ export function providerObserver(makeIam: () => IAMClient = defaultIamClient): A
                 return result.accessKeys.map((k) => ({ accessKeyId: k.accessKeyId, status: k.status, createDate: k.createDate }));
             } catch (err) {
                 // A user this stack has not created yet has no keys.
-                if (/NoSuchEntity/.test(String((err as Error)?.message ?? err))) return [];
+                if (isUserNotFound(String((err as Error)?.message ?? err))) return [];
                 throw err;
             }
         },
@@ -35,6 +35,17 @@ export function providerObserver(makeIam: () => IAMClient = defaultIamClient): A
             return readLastUse(iam, userName, accessKeyId);
         },
     };
+}
+
+/**
+ * Whether a `getAccessKeys` failure means "this IAM user does not exist". The provider does not
+ * pass NoSuchEntity through: terraform-provider-aws `internal/service/iam/access_key.go`
+ * (`findAccessKeys`) wraps it in a `retry.NotFoundError` without message, whose text is
+ * "couldn't find resource", and `data_source_access_keys.go` prefixes
+ * "reading IAM Access Keys (<user>): ". A raw `NoSuchEntity` is accepted too (older providers).
+ */
+export function isUserNotFound(message: string): boolean {
+    return /NoSuchEntity/.test(message) || /reading IAM Access Keys \([^)]*\): couldn't find resource/.test(message);
 }
 
 /** The SDK client configuration matching the AWS provider's (`aws:region`, `aws:profile`, static keys, environment). */

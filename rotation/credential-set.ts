@@ -14,6 +14,8 @@ export interface CredentialSetArgs {
     decision: Decision;
     /** The instant this run acts at (for key ages). */
     now: DateTime;
+    /** Provider of the set's dynamic resources (checks, GitLab variables); see `DynamicProvider`. */
+    dynamicProvider?: pulumi.ProviderResource;
     /** Region for the key check's STS call. Default: the AWS provider's (`aws:region`, then the environment). */
     region?: string;
 }
@@ -71,6 +73,7 @@ export class CredentialSet extends pulumi.ComponentResource {
         super("ci-key-rotation:index:CredentialSet", name, {}, opts);
         const { config, decision, now } = args;
         const child = { parent: this };
+        const dynamic = { ...child, ...(args.dynamicProvider ? { provider: args.dynamicProvider } : {}) };
 
         this.user = new aws.iam.User(
             `${name}-user`,
@@ -90,21 +93,25 @@ export class CredentialSet extends pulumi.ComponentResource {
             new aws.iam.UserPolicy(`${name}-inline-policy`, { user: this.user.name, name: `${config.name}-ci`, policy: config.user.inlinePolicy }, child);
         }
 
-        // Keys are declared oldest first: the engine updates and creates in registration order, so
-        // an old key is switched off (revoke) before the new one exists, never waiting on a push.
+        // Keys are declared oldest first, and each key depends on the keys before it: the engine runs
+        // independent steps in parallel, not in registration order (pulumi/pulumi
+        // pkg/resource/deploy/step_executor.go runs steps as their dependencies allow; the Node SDK
+        // sends a registration only once its `dependsOn` URNs resolved, sdk/nodejs/runtime/resource.ts
+        // `prepareResource`). So an old key is switched off (revoke) before the new one exists, and
+        // never waits on a push. AWS's limit of two keys per user holds mid-run for the same reason.
         this.keys = new Map();
+        const earlier: aws.iam.AccessKey[] = [];
         for (const key of decision.keys) {
-            this.keys.set(
-                key.generation,
-                new aws.iam.AccessKey(
-                    keyResourceName(name, key.generation),
-                    { user: this.user.name, status: key.status },
-                    // An adopted key is imported in the run that adopts it (import needs the declared
-                    // inputs to match the key: its user and its current status). Its `secret` stays
-                    // unknown, which is why the plan never makes it the key targets hold.
-                    { ...child, additionalSecretOutputs: ["secret"], ...(key.import ? { import: key.import } : {}) },
-                ),
+            const resource = new aws.iam.AccessKey(
+                keyResourceName(name, key.generation),
+                { user: this.user.name, status: key.status },
+                // An adopted key is imported in the run that adopts it (import needs the declared
+                // inputs to match the key: its user and its current status). Its `secret` stays
+                // unknown, which is why the plan never makes it the key targets hold.
+                { ...child, dependsOn: [...earlier], additionalSecretOutputs: ["secret"], ...(key.import ? { import: key.import } : {}) },
             );
+            this.keys.set(key.generation, resource);
+            earlier.push(resource);
         }
         const currentKey = this.keys.get(decision.current)!;
         // Step 2's check, declared every run for the current key: unchanged inputs mean no diff and
@@ -120,7 +127,7 @@ export class CredentialSet extends pulumi.ComponentResource {
                 region: args.region ?? providerSdkConfig().region,
                 timeoutMs: config.policy.validateTimeout.toMillis(),
             },
-            child,
+            dynamic,
         );
         // Targets read the key through the check's outputs, so they are written only once the key
         // is known to authenticate: a key that never works never reaches a target.
@@ -134,32 +141,58 @@ export class CredentialSet extends pulumi.ComponentResource {
         const shared = new Map<string, unknown>();
         const labels: string[] = [];
         const writes: TargetCheckArgs["writes"] = [];
+        /** Every resource the targets declared: the target check runs after all of them. */
+        const targetResources: pulumi.Resource[] = [];
         for (const { target, store, path } of config.targets) {
             const label = store.label(target);
             labels.push(label);
             const declared = store.declare(target, {
                 setName: config.name,
-                resourceName: `${name}-${slug(label)}`,
+                resourceName: slug(label),
+                previousResourceNames: [`${name}-${slug(label)}`],
                 parent: this,
                 key: this.current,
                 configPath: path,
+                dynamicProvider: args.dynamicProvider,
                 once: <R>(key: string, make: () => R): R => {
                     if (!shared.has(key)) shared.set(key, make());
                     return shared.get(key) as R;
                 },
             });
+            targetResources.push(...declared);
             for (const w of store.confirmWrites?.(target, declared) ?? []) {
                 writes.push({ target: label, path, what: w.what, writtenAt: w.writtenAt, accessKeyId: w.accessKeyId });
             }
         }
         if (writes.length > 0) {
-            // "Targets hold it": its inputs depend on every target resource, so the engine runs it
-            // after the writes; it fails the run naming any target the evidence shows was not written.
-            this.targetCheck = new TargetCheck(`${name}-target-check`, { set: config.name, accessKeyId: currentKey.id, keyCreatedAt: currentKey.createDate, writes }, child);
+            // "Targets hold it": it fails the run naming any target the evidence shows was not
+            // written. Its evidence inputs cover only the stores that report some; `dependsOn` makes
+            // the engine run it after every target resource, whatever the store.
+            this.targetCheck = new TargetCheck(
+                `${name}-target-check`,
+                { set: config.name, accessKeyId: currentKey.id, keyCreatedAt: currentKey.createDate, writes },
+                { ...dynamic, dependsOn: [this.keyCheck, ...targetResources] },
+            );
         }
 
+        // The state this run reports must only advance when everything the set did this run
+        // succeeded. A failed update still saves the stack outputs the program registered
+        // (pulumi/pulumi PR #15754, CLI 3.112: pkg/resource/deploy/step_executor.go
+        // `executeRegisterResourceOutputs` defers the stack's outputs and, on error, keeps old outputs
+        // only where no new one was registered). The Node SDK registers the stack's outputs once every
+        // one of them resolved, and registers none if one rejects (sdk/nodejs/runtime/stack.ts
+        // `Stack.initialize`/`massage`); a resource whose step failed rejects its outputs
+        // (sdk/nodejs/runtime/resource.ts `registerResource`). So the state waits on the key check,
+        // every key's status, every target resource and the target check: if any of them fails, no
+        // `rotation` is registered and the previous run's state stays.
         const mintedId = decision.minted === undefined ? pulumi.output("") : this.keys.get(decision.minted)!.id;
-        this.state = mintedId.apply((id) => ({
+        const settled = pulumi.all([
+            this.keyCheck.id,
+            this.targetCheck?.id ?? "",
+            ...[...this.keys.values()].map((k) => k.status),
+            ...targetResources.map((r) => r.urn),
+        ]);
+        this.state = pulumi.all([mintedId, settled]).apply(([id]) => ({
             ...decision.state,
             keys: decision.state.keys.map((k): KeyRecord => (k.generation === decision.minted ? { ...k, accessKeyId: id } : k)),
         }));
@@ -179,6 +212,29 @@ export class CredentialSet extends pulumi.ComponentResource {
         }));
         this.registerOutputs({ state: this.state, summary: this.summary });
     }
+}
+
+/**
+ * The summary of a set that took no step because it was blocked: what its previous state says,
+ * and why it is blocked. The user's ARN is not known without registering the user, so it is empty.
+ */
+export function blockedSummary(config: CredentialSetConfig, state: SetState | undefined, message: string, now: DateTime): SetSummary {
+    const keys = state?.keys ?? [];
+    const current = [...keys].reverse().find((k) => k.status === "Active" && !k.adoptedAt);
+    return {
+        user: config.user.name,
+        userArn: "",
+        accessKeyId: current?.accessKeyId ?? "",
+        generation: current?.generation ?? state?.generation ?? 0,
+        phase: state?.phase ?? "steady",
+        paused: config.policy.paused,
+        step: "none",
+        reason: `blocked: ${message}`,
+        next: { step: "none", why: "blocked until the problem above is fixed" },
+        keys: keys.map((k) => ({ generation: k.generation, accessKeyId: k.accessKeyId, status: k.status, createdAt: k.createdAt, age: age(k.createdAt, now) })),
+        targets: config.targets.map(({ target, store }) => store.label(target)),
+        warnings: [message],
+    };
 }
 
 /** Deterministic from (set, generation): a repeated run re-declares, and so adopts, the same key. */

@@ -16,6 +16,44 @@
 import * as pulumi from "@pulumi/pulumi";
 import { confirmKeyIdentity, realClock, type RetryClock, type SdkClient } from "./aws-calls";
 
+/**
+ * The provider of this program's dynamic resources (the checks here, GitLab variables): one
+ * explicit `pulumi-nodejs` provider without inputs. The engine gives the *default* dynamic
+ * provider the whole stack configuration as its inputs (pulumi/pulumi pkg/resource/deploy/target.go
+ * `GetPackageConfig`: "For dynamic providers, we always pass the full configuration", CLI ≥ 3.139),
+ * and the dynamic provider has no DiffConfig (sdk/nodejs/cmd/dynamic-provider/index.ts), so every
+ * config change (a rotation request, `emergency`, `revoke`) would show as an update of
+ * `pulumi:providers:pulumi-nodejs::default` and fail `pulumi up --expect-no-changes`. An explicit
+ * provider's inputs are what the program gives it: none. Moving existing resources to it is not a
+ * replacement: the engine asks the new provider's DiffConfig, which answers "unknown, no replace"
+ * (pkg/resource/plugin/provider_plugin.go `DiffConfig`; step_generator.go `providerChanged`,
+ * for explicit providers since CLI 3.151, PR #18509).
+ */
+export class DynamicProvider extends pulumi.ProviderResource {
+    /**
+     * @param config the stack config the dynamic providers read in `configure` (full keys, e.g.
+     * `gitlab:token`), as the provider's inputs: the engine configures an explicit provider with
+     * its inputs, and the dynamic provider's `Config.get` looks keys up by full name
+     * (sdk/nodejs/cmd/dynamic-provider/index.ts `configure`, config.ts). Values are secrets.
+     */
+    constructor(name: string, config: Record<string, pulumi.Input<string>> = {}, opts: pulumi.ResourceOptions = {}) {
+        super("pulumi-nodejs", name, config, opts);
+    }
+}
+
+/**
+ * The values of `keys` in the stack config, as secrets, for {@link DynamicProvider}. Unset keys
+ * are left out, so a stack without them gives the provider no inputs at all.
+ */
+export function dynamicProviderInputs(keys: readonly string[], read: (key: string) => string | undefined = (key) => pulumi.runtime.getConfig(key)): Record<string, pulumi.Output<string>> {
+    const out: Record<string, pulumi.Output<string>> = {};
+    for (const key of keys) {
+        const value = read(key);
+        if (value !== undefined && value !== "") out[key] = pulumi.secret(value);
+    }
+    return out;
+}
+
 /** Marker input of a {@link KeyCheck} registration. */
 export const keyCheckKind = "key-check";
 /** Marker input of a {@link TargetCheck} registration. */
@@ -240,12 +278,18 @@ export function confirmTargetWrites(inputs: TargetCheckInputs): TargetCheckOutpu
         else unconfirmed.push(`${w.path} ${w.what}`);
     }
     if (problems.length > 0) {
+        // A timestamp read right after a write can be stale, and no later `up` re-reads it (no
+        // diff, no step), so the same evidence would fail every run. A refresh re-reads
+        // `remote_updated_at`; terraform-provider-github `diffSecret` (util_diff.go) then sees it
+        // differ from `updated_at` and plans an update, which rewrites the secret and reads the
+        // time again. `--replace` is never advised: a replacement can delete what it just wrote.
         const fail = new Error(
             `Set "${inputs.set}": ${problems.length === 1 ? "a target did" : `${problems.length} targets did`} not take key ${inputs.accessKeyId}:\n` +
                 problems.map((p) => `    - ${p}\n`).join("") +
                 "  The key stays and nothing was deactivated; the rotation does not advance until every target holds it. " +
                 "Check that the credentials used for each named target may write it, then run again. " +
-                "If the store did take the key but reports an old time, force a rewrite of that resource with `pulumi up --replace <urn>` (`pulumi stack --show-urns` lists it).",
+                "If the store did take the key but reported an old time (a read right after the write can be stale), run `pulumi up --refresh`: the refresh reads the store's time again, and the GitHub provider rewrites a secret whose remote time moved. " +
+                "Do not use `pulumi up --replace` on a target: a replacement can delete the value it just wrote.",
         );
         fail.name = "TargetCheckError";
         throw fail;

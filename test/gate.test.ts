@@ -52,7 +52,8 @@ function observer(use: LastUse | Error) {
 
 const decide = async (now: string, use: LastUse | Error, rotation: Record<string, unknown> = {}) => {
     const { o, asked } = observer(use);
-    const decisions = await decideAll(configWith(rotation), previous, DateTime.fromISO(now, { setZone: true }), o);
+    const { decisions, blocked } = await decideAll(configWith(rotation), previous, DateTime.fromISO(now, { setZone: true }), o);
+    if (blocked.size > 0) throw new RotationBlockedError([...blocked.values()], [...blocked.keys()]);
     return { decision: decisions.get("deploy")!, asked };
 };
 

@@ -91,7 +91,7 @@ describe("program with GitLab targets", () => {
             variables.map((r) => ({ name: r.name, inputs: plainInputs(r) })).sort(byName),
             [
                 {
-                    name: "deploy-gitlab-project-acme-api-environment-scope-production-0094fd1a-AWS_ACCESS_KEY_ID",
+                    name: "gitlab-project-acme-api-environment-scope-production-0094fd1a-AWS_ACCESS_KEY_ID",
                     inputs: {
                         ...project,
                         key: "AWS_ACCESS_KEY_ID",
@@ -102,7 +102,7 @@ describe("program with GitLab targets", () => {
                     },
                 },
                 {
-                    name: "deploy-gitlab-project-acme-api-environment-scope-production-0094fd1a-AWS_SECRET_ACCESS_KEY",
+                    name: "gitlab-project-acme-api-environment-scope-production-0094fd1a-AWS_SECRET_ACCESS_KEY",
                     inputs: {
                         ...project,
                         key: "AWS_SECRET_ACCESS_KEY",
@@ -113,7 +113,7 @@ describe("program with GitLab targets", () => {
                     },
                 },
                 {
-                    name: "deploy-gitlab-project-acme-api-environment-scope-production-0094fd1a-AWS_REGION",
+                    name: "gitlab-project-acme-api-environment-scope-production-0094fd1a-AWS_REGION",
                     inputs: {
                         ...project,
                         key: "AWS_REGION",
@@ -123,8 +123,8 @@ describe("program with GitLab targets", () => {
                         description: 'Set by ci-key-rotation for credential set "deploy": edits here are overwritten.',
                     },
                 },
-                { name: "deploy-gitlab-group-7-CI_AWS_KEY_ID", inputs: { ...group, key: "CI_AWS_KEY_ID", value: keyId } },
-                { name: "deploy-gitlab-group-7-CI_AWS_SECRET", inputs: { ...group, key: "CI_AWS_SECRET", value: secret } },
+                { name: "gitlab-group-7-CI_AWS_KEY_ID", inputs: { ...group, key: "CI_AWS_KEY_ID", value: keyId } },
+                { name: "gitlab-group-7-CI_AWS_SECRET", inputs: { ...group, key: "CI_AWS_SECRET", value: secret } },
             ].sort(byName),
         );
     });

@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { fakeSecretFor, keyIdFor, reveal } from "./support/mocks";
 import { ofType, runProgram, type RunResult } from "./support/run";
+import { runSettled } from "./support/run-settled";
 
 const credentials = [
     {
@@ -234,9 +235,9 @@ describe("the program, run after run", () => {
 });
 
 describe("the program refuses to act blind", () => {
-    test("a key IAM shows but the state does not know blocks every step, before anything is registered", async () => {
+    test("a key IAM shows but the state does not know blocks the set: nothing registered, state kept, run ends non-zero", async () => {
         const first = await runProgram({ config: { credentials }, now: "2026-11-01T00:00:00Z", world: { repoIds } });
-        const r = await runProgram({
+        const r = await runSettled({
             config: { credentials },
             now: "2026-11-08T01:00:00Z",
             world: {
@@ -245,9 +246,11 @@ describe("the program refuses to act blind", () => {
                 accessKeys: { "ci-deploy": [{ accessKeyId: KEY1, status: "Active" }, { accessKeyId: "AKIAHANDMADE00000001", status: "Active", createDate: "2026-10-01T00:00:00Z" }] },
             },
         });
-        assert.equal(r.error?.name, "RotationBlockedError");
-        assert.match(r.error!.message, /IAM shows key AKIAHANDMADE00000001 .* that ci-key-rotation does not manage/);
+        assert.equal(r.exitCode, 32);
+        assert.match(r.loggedErrors.join("\n"), /No step was taken for set "deploy" [\s\S]*IAM shows key AKIAHANDMADE00000001 .* that ci-key-rotation does not manage/);
         assert.deepEqual(r.registrations, []);
+        assert.ok(r.rotation?.ok);
+        assert.deepEqual(r.rotation.value.sets, first.outputs!.rotation.sets);
     });
 
     test("a state written by a newer release is not guessed at", async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fakeSecretFor, keyIdFor, reveal } from "./support/mocks";
 import { ofType, runProgram, type RunResult } from "./support/run";
+import { runSettled } from "./support/run-settled";
 
 const credentials = [
     {
@@ -121,11 +122,12 @@ describe("drift before minting: an unmanaged key blocks, or is adopted", () => {
 
     test("blocked: the message names the key and both ways out, with the config path", async () => {
         first = await runProgram({ config, now: "2026-11-01T00:00:00Z" });
-        const r = await runProgram({ config, now: "2026-11-08T01:00:00Z", world: withHandmade(first.outputs!.rotation) });
-        assert.equal(r.error?.name, "RotationBlockedError");
-        assert.match(r.error!.message, new RegExp(`IAM shows key ${HANDMADE} \\(Active, created 2026-10-01T00:00:00Z\\) that ci-key-rotation does not manage`));
-        assert.match(r.error!.message, new RegExp(`delete it if nothing uses it \\(aws iam delete-access-key --user-name ci-deploy --access-key-id ${HANDMADE}\\)`));
-        assert.match(r.error!.message, new RegExp(`adopt it .* \\(pulumi config set --path 'ci-key-rotation:credentials\\[0\\]\\.adoptKeys\\[0\\]' ${HANDMADE}\\)`));
+        const r = await runSettled({ config, now: "2026-11-08T01:00:00Z", world: withHandmade(first.outputs!.rotation) });
+        const message = r.loggedErrors.join("\n");
+        assert.equal(r.exitCode, 32);
+        assert.match(message, new RegExp(`IAM shows key ${HANDMADE} \\(Active, created 2026-10-01T00:00:00Z\\) that ci-key-rotation does not manage`));
+        assert.match(message, new RegExp(`delete it if nothing uses it \\(aws iam delete-access-key --user-name ci-deploy --access-key-id ${HANDMADE}\\)`));
+        assert.match(message, new RegExp(`adopt it .* \\(pulumi config set --path 'ci-key-rotation:credentials\\[0\\]\\.adoptKeys\\[0\\]' ${HANDMADE}\\)`));
         assert.deepEqual(r.registrations, []);
     });
 
@@ -216,14 +218,16 @@ describe("drift before minting: an unmanaged key blocks, or is adopted", () => {
     });
 
     test("two keys to adopt on a set without state are refused: the mint needs a free slot", async () => {
-        const r = await runProgram({
+        const r = await runSettled({
             config: { ...config, credentials: [{ ...credentials[0], adoptKeys: [HANDMADE, "AKIAHANDMADE00000002"] }] },
             now: "2026-11-01T00:00:00Z",
             world: { accessKeys: { "ci-deploy": [{ accessKeyId: HANDMADE, status: "Active" }, { accessKeyId: "AKIAHANDMADE00000002", status: "Active" }] } },
         });
-        assert.equal(r.error?.name, "RotationBlockedError");
-        assert.match(r.error!.message, /`credentials\[0\]\.adoptKeys` lists two keys of IAM user ci-deploy/);
+        assert.equal(r.exitCode, 32);
+        assert.match(r.loggedErrors.join("\n"), /`credentials\[0\]\.adoptKeys` lists two keys of IAM user ci-deploy/);
         assert.deepEqual(r.registrations, []);
+        // A set blocked on its first run has no state to keep.
+        assert.deepEqual(r.rotation?.ok && r.rotation.value.sets, {});
     });
 
     test("a key both adopted and forgotten is a config error", async () => {

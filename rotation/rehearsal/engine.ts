@@ -162,7 +162,12 @@ export interface StackIdentity {
     stack: string;
 }
 
-type Program = (deps: { observer?: ReturnType<typeof providerObserver>; env?: NodeJS.ProcessEnv; fail?: (code: number) => void }) => Promise<Record<string, unknown>>;
+type Program = (deps: {
+    observer?: ReturnType<typeof providerObserver>;
+    env?: NodeJS.ProcessEnv;
+    /** Called when sets were blocked: the real program then exits non-zero (rotation/program.ts `endBlockedRun`). */
+    fail?: (code: number, error?: Error) => void;
+}) => Promise<Record<string, unknown>>;
 
 const key = (type: string, name: string) => `${type}::${name}`;
 
@@ -253,6 +258,7 @@ export class Engine {
         const hostExitCode = process.exitCode;
         process.exitCode = undefined;
         let exitCode: number | undefined;
+        let exitMessage: string | undefined;
         const stackTraceLimit = Error.stackTraceLimit;
         const prepareStackTrace = Error.prepareStackTrace;
         // The SDK records a stack trace for every promise and resource (and raises the limit to
@@ -274,7 +280,12 @@ export class Engine {
             const result = await this.program({
                 observer: providerObserver(() => iam),
                 env: { [clockVariable]: new Date(at).toISOString() },
-                fail: (code) => void (exitCode = code),
+                // A blocked set makes the program exit non-zero once it has registered everything:
+                // recorded here, applied when the program is done (below), as the host would.
+                fail: (code, error) => {
+                    exitCode = code;
+                    if (error) exitMessage = messageOf(error);
+                },
             });
             // The Node SDK registers the stack's outputs in one RegisterResourceOutputs call once
             // every one of them has resolved (sdk/nodejs/runtime/resource.ts
@@ -317,7 +328,7 @@ export class Engine {
             // no delete is generated; steps done stay done and registered outputs are saved
             // (pulumi/pulumi deployment_executor.go `Execute`; sdk/nodejs/cmd/run/index.ts, exit
             // code 32 after a logged error).
-            const message = errorLogs.length > 0 ? errorLogs.join("\n") : `the program exited with code ${exitCode}`;
+            const message = exitMessage ?? (errorLogs.length > 0 ? errorLogs.join("\n") : `the program exited with code ${exitCode}`);
             run.errors.push(message);
             run.failure = message;
         }

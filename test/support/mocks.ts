@@ -11,6 +11,15 @@ export interface Registration {
     importId?: string;
 }
 
+/** Resource options of one registration, as the engine would receive them. */
+export interface RegisteredOptions {
+    deleteBeforeReplace: boolean;
+    /** Alias names (alias specs) or URNs. */
+    aliases: string[];
+    /** URNs of the resources it depends on. */
+    dependencies: string[];
+}
+
 /** One invoke seen by the mock monitor. */
 export interface Invocation {
     token: string;
@@ -20,7 +29,10 @@ export interface Invocation {
 export interface MockWorld {
     /** Previous stack outputs, returned through the self-StackReference. */
     stackOutputs?: Record<string, unknown>;
-    /** Keys IAM lists per user name (`aws:iam/getAccessKeys:getAccessKeys`). */
+    /**
+     * Keys IAM lists per user name (`aws:iam/getAccessKeys:getAccessKeys`). A user missing here does
+     * not exist: the invoke fails with the provider's not-found text ({@link accessKeysNotFound}).
+     */
     accessKeys?: Record<string, { accessKeyId: string; status: string; createDate?: string }[]>;
     /** GitHub repository ids by full name (`github:index/getRepository:getRepository`). */
     repoIds?: Record<string, number>;
@@ -28,6 +40,19 @@ export interface MockWorld {
     keyIds?: Record<string, string>;
     /** Outputs a real provider would add (e.g. GitHub's `updatedAt`, IAM's `createDate`). */
     extraState?: (resource: { type: string; name: string; inputs: Record<string, any> }) => Record<string, any> | undefined;
+    /**
+     * A provider error for this registration (its step fails, as a rejected write or a failed
+     * UpdateAccessKey would): the mock rejects it with this text, and the SDK rejects the resource's
+     * outputs, as it does when the engine answers RegisterResource with an error.
+     */
+    fail?: (resource: { type: string; name: string; inputs: Record<string, any> }) => string | undefined;
+    /** Milliseconds this registration's step takes (to see which steps wait for which). */
+    delay?: (resource: { type: string; name: string }) => number | undefined;
+}
+
+/** The error text of `aws.iam.getAccessKeys` for a user IAM does not know (terraform-provider-aws). */
+export function accessKeysNotFound(user: string): string {
+    return `reading IAM Access Keys (${user}): couldn't find resource`;
 }
 
 /** A fake secret that still looks like AWS's 40-character secret access keys. */
@@ -43,27 +68,54 @@ export function fakeSecretFor(name: string): string {
 export function installMocks(world: MockWorld = {}, options: { preview?: boolean; stack?: string } = {}) {
     const registrations: Registration[] = [];
     const invocations: Invocation[] = [];
+    /** `start <name>` when a registration reaches the monitor, `end <name>` (or `fail <name>`) when its step is done. */
+    const steps: string[] = [];
+    function register(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
+        if (args.type === "pulumi:pulumi:StackReference") {
+            const outputs = world.stackOutputs ?? {};
+            return { id: args.name, state: { name: args.inputs.name, outputs, secretOutputNames: [] } };
+        }
+        // An imported resource keeps the id it was imported by.
+        const id = args.id || (args.type === "aws:iam/accessKey:AccessKey" ? (world.keyIds?.[args.name] ?? keyIdFor(args.name)) : `${args.name}-id`);
+        registrations.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, id, ...(args.id ? { importId: args.id } : {}) });
+        const state: Record<string, any> = { ...args.inputs };
+        if (args.type === "aws:iam/user:User") state.arn = `arn:aws:iam::123456789012:user${args.inputs.path ?? "/"}${args.inputs.name}`;
+        // IAM never returns the secret of an existing key: an imported key has none.
+        if (args.type === "aws:iam/accessKey:AccessKey" && !args.id) state.secret = pulumi.secret(fakeSecretFor(args.name));
+        Object.assign(state, world.extraState?.({ type: args.type, name: args.name, inputs: args.inputs }));
+        return { id, state };
+    }
     pulumi.runtime.setMocks(
         {
-            newResource(args) {
-                if (args.type === "pulumi:pulumi:StackReference") {
-                    const outputs = world.stackOutputs ?? {};
-                    return { id: args.name, state: { name: args.inputs.name, outputs, secretOutputNames: [] } };
+            async newResource(args) {
+                if (args.type !== "pulumi:pulumi:StackReference") steps.push(`start ${args.name}`);
+                const ms = world.delay?.({ type: args.type, name: args.name });
+                if (ms) await new Promise((r) => setTimeout(r, ms));
+                const failure = world.fail?.({ type: args.type, name: args.name, inputs: args.inputs });
+                if (failure !== undefined) {
+                    steps.push(`fail ${args.name}`);
+                    throw Object.assign(new Error(failure), { details: failure });
                 }
-                // An imported resource keeps the id it was imported by.
-                const id = args.id || (args.type === "aws:iam/accessKey:AccessKey" ? (world.keyIds?.[args.name] ?? keyIdFor(args.name)) : `${args.name}-id`);
-                registrations.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, id, ...(args.id ? { importId: args.id } : {}) });
-                const state: Record<string, any> = { ...args.inputs };
-                if (args.type === "aws:iam/user:User") state.arn = `arn:aws:iam::123456789012:user${args.inputs.path ?? "/"}${args.inputs.name}`;
-                // IAM never returns the secret of an existing key: an imported key has none.
-                if (args.type === "aws:iam/accessKey:AccessKey" && !args.id) state.secret = pulumi.secret(fakeSecretFor(args.name));
-                Object.assign(state, world.extraState?.({ type: args.type, name: args.name, inputs: args.inputs }));
-                return { id, state };
+                const result = register(args);
+                if (args.type !== "pulumi:pulumi:StackReference") steps.push(`end ${args.name}`);
+                return result;
             },
             call(args) {
                 invocations.push({ token: args.token, inputs: args.inputs });
                 if (args.token === "aws:iam/getAccessKeys:getAccessKeys") {
-                    return { user: args.inputs.user, accessKeys: world.accessKeys?.[args.inputs.user] ?? [] };
+                    const keys = world.accessKeys?.[args.inputs.user];
+                    // The real provider's answer for a user that does not exist yet:
+                    // terraform-provider-aws internal/service/iam/access_key.go `findAccessKeys` wraps
+                    // NoSuchEntity in a `retry.NotFoundError` without message ("couldn't find resource"),
+                    // and data_source_access_keys.go prefixes "reading IAM Access Keys (<user>): ".
+                    // The engine wraps it ("invocation of <token> returned an error: ...",
+                    // pulumi/pulumi pkg/resource/deploy/source_eval.go `Invoke`) and the SDK turns the
+                    // gRPC error's `details` into the Error's message (sdk/nodejs/runtime/invoke.ts).
+                    if (keys === undefined) {
+                        const details = `invocation of ${args.token} returned an error: invoking ${args.token}: 1 error occurred:\n\t* ${accessKeysNotFound(args.inputs.user)}\n\n`;
+                        throw Object.assign(new Error(details), { details });
+                    }
+                    return { user: args.inputs.user, accessKeys: keys };
                 }
                 if (args.token === "github:index/getRepository:getRepository") {
                     const fullName = args.inputs.fullName as string;
@@ -79,7 +131,19 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
         options.preview ?? false,
         "organization",
     );
-    return { registrations, invocations };
+    // The mock's `newResource` never sees resource options; read them off the request itself.
+    const resourceOptions = new Map<string, RegisteredOptions>();
+    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: any, callback: any): unknown };
+    const registerResource = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: any) => {
+        resourceOptions.set(req.getName(), {
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+            aliases: req.getAliasesList().map((a: any) => (a.hasSpec() ? a.getSpec().getName() : a.getUrn())),
+            dependencies: req.getDependenciesList(),
+        });
+        return registerResource(req, callback);
+    };
+    return { registrations, invocations, steps, resourceOptions };
 }
 
 /** Deterministic fake access key id for a key resource name: `AKIA` + 16 upper-case characters. */
