@@ -335,6 +335,18 @@ export function validateConfig(raw: unknown): ConfigResult {
     };
 }
 
+/**
+ * The timing a set's policy must allow for one step per run to keep keys fresh (I5).
+ *
+ * After a mint at M, the deactivation is due at `M + overlap` (the gate may hold it `gateTimeout`
+ * longer), the delete `retireAfter` after the deactivation actually ran, and the next mint at
+ * `M + every`, but only at a run after the delete's (one step per run; the delete happens after
+ * the program, so a mint in the same run would make a third key). Each step runs at the first run
+ * at or after it is due, at most one gap G between runs later. So the key in targets is replaced
+ * by `max(every, overlap + gateTimeout + retireAfter + 2G) + G`. This check makes that
+ * `every + cadence` while runs keep to `cadence`; after missed runs (G > cadence) it is at most
+ * `every + G + 2 × (G − cadence)` (README "How the timing works").
+ */
 function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): string[] {
     const problems: string[] = [];
     const ms = (d: Duration) => d.toMillis();
@@ -342,9 +354,6 @@ function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): str
     if (ms(policy.settle) > ms(policy.overlap)) {
         problems.push(`${at}: settle (${policy.settle.toISO()}) must not exceed overlap (${policy.overlap.toISO()})`);
     }
-    // The deactivation and the delete may each run up to one cadence after they are due; the
-    // rotation must still be over when the next mint is due, or the key in targets outlives
-    // `every` plus a gap between runs (I5).
     const cycle = policy.overlap
         .plus(policy.retireAfter)
         .plus(policy.lastUsedGate ? policy.gateTimeout : Duration.fromMillis(0))
@@ -353,10 +362,14 @@ function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): str
     if (ms(cycle) >= ms(policy.every)) {
         const parts = policy.lastUsedGate ? "overlap + gateTimeout + retireAfter" : "overlap + retireAfter";
         problems.push(
-            `${at}: every (${policy.every.toISO()}) must be longer than ${parts} + 2 × cadence (${cycle.shiftTo("days", "hours", "minutes").toHuman({ listStyle: "narrow" })}) so a rotation finishes before the next one is due`,
+            `${at}: every (${policy.every.toISO()}) must be longer than ${parts} + 2 × cadence (${human(cycle)}) so a rotation finishes before the next one is due, and no key stays in targets longer than every + cadence (${human(policy.every.plus(cadence))}) while runs keep to the cadence. Raise \`every\`, or shorten ${parts.replace(/ \+ /g, ", ")} or \`cadence\``,
         );
     }
     return problems;
+}
+
+function human(d: Duration): string {
+    return d.shiftTo("days", "hours", "minutes").toHuman({ listStyle: "narrow" });
 }
 
 function dedupe(xs: string[]): string[] {

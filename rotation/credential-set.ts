@@ -58,10 +58,13 @@ export class CredentialSet extends pulumi.ComponentResource {
     readonly user: aws.iam.User;
     /** The key resources by generation. */
     readonly keys: Map<number, aws.iam.AccessKey>;
-    /** The key the targets hold. `secretAccessKey` is a Pulumi secret. */
-    readonly current: KeyMaterial;
+    /**
+     * The key the targets hold. `secretAccessKey` is a Pulumi secret. Absent, like the key check
+     * and the targets, while the set has no key (paused before its first mint).
+     */
+    readonly current?: KeyMaterial;
     /** Step 2's check of the current key (STS). */
-    readonly keyCheck: KeyCheck;
+    readonly keyCheck?: KeyCheck;
     /** The check that targets took the current key; absent when no store can tell. */
     readonly targetCheck?: TargetCheck;
     /** The set's rotation state after this run (goes into the `rotation` output). */
@@ -113,7 +116,27 @@ export class CredentialSet extends pulumi.ComponentResource {
             this.keys.set(key.generation, resource);
             earlier.push(resource);
         }
-        const currentKey = this.keys.get(decision.current)!;
+        const currentKey = this.keys.get(decision.current);
+        if (!currentKey) {
+            // No key yet (paused before the first mint): nothing to check or to write to targets.
+            this.state = pulumi.output(decision.state);
+            this.summary = pulumi.all([this.user.name, this.user.arn]).apply(([user, userArn]) => ({
+                user,
+                userArn,
+                accessKeyId: "",
+                generation: 0,
+                phase: decision.state.phase,
+                paused: decision.paused,
+                step: decision.step,
+                reason: decision.reason,
+                next: decision.next,
+                keys: [],
+                targets: config.targets.map(({ target, store }) => store.label(target)),
+                warnings: decision.warnings,
+            }));
+            this.registerOutputs({ state: this.state, summary: this.summary });
+            return;
+        }
         // Step 2's check, declared every run for the current key: unchanged inputs mean no diff and
         // no STS call; a new key makes the engine run it before anything that reads its outputs.
         this.keyCheck = new KeyCheck(

@@ -27,8 +27,10 @@ export interface DesiredKey {
     /** Known for existing keys; absent for the key this run mints. */
     accessKeyId?: string;
     /**
-     * Set only in the run that adopts the key (`adoptKeys`): the access key id to import, so the
-     * engine takes the existing key over (and can later delete it) instead of creating one.
+     * Set only in the run that takes the key over by id (`adoptKeys`, or the key of an interrupted
+     * mint the state does not know): the access key id to import, so the engine takes the existing
+     * key over (and can later delete it) instead of creating one. A no-op where the engine already
+     * holds that id under this name (see `takeOverOrphan`).
      */
     import?: string;
 }
@@ -49,7 +51,11 @@ export interface Decision {
     reason: string;
     /** Key resources to declare, oldest first: an old key is updated before a new one is created. */
     keys: DesiredKey[];
-    /** Generation the targets must hold after this run: the newest Active key. */
+    /**
+     * Generation the targets must hold after this run: the newest Active key whose secret is known.
+     * 0 when the set has no such key yet (paused before its first mint, or only a key taken over
+     * from an interrupted first run): no key check and no target is declared then.
+     */
     current: number;
     /** Generation minted by this run; its access key id in `state` is filled in by the caller. */
     minted?: number;
@@ -81,6 +87,14 @@ export interface PlanInput {
     forget?: readonly string[];
     /** Key ids of the user the operator asks the set to take over (`credentials[].adoptKeys`). */
     adopt?: readonly string[];
+    /**
+     * Access key ids an earlier run's saved outputs show the engine created and recorded, even if
+     * that run failed (a failed update still saves the stack outputs the program registered, CLI ≥
+     * 3.112, pulumi/pulumi#15754; an output that resolves from a key's id alone resolves only after
+     * the engine recorded the key). An interrupted mint's key listed here is finished with, without
+     * asking IAM; one not listed is judged by its last use (see `takeOverOrphan`).
+     */
+    recorded?: readonly string[];
     /** The set's place in config, e.g. `credentials[0]`, for messages that name a setting. */
     configPath?: string;
 }
@@ -106,16 +120,26 @@ const keyName = (k: KeyRecord): string => (k.accessKeyId ? `key ${k.accessKeyId}
  */
 export function plan(input: PlanInput): PlanResult {
     const { now } = input;
+    // A set paused on its first run saved a state without keys: it is still to take its first run.
+    if (input.state && input.state.generation === 0 && input.state.keys.length === 0) input = { ...input, state: undefined };
     const adoption = adopt(input);
     if ("blocked" in adoption) return { kind: "blocked", message: adoption.blocked };
     if (adoption.adopted.length > 0) input = { ...input, state: adoption.state };
-    // The key an interrupted adoption run minted is re-declared under its own name below.
+    // The key an interrupted adoption run minted is taken over below.
     const reconciled = reconcile({ ...input, observed: input.observed.filter((k) => !adoption.leftover?.includes(k.accessKeyId)) }, adoption.warnings);
     if ("blocked" in reconciled) return { kind: "blocked", message: reconciled.blocked };
     const { done, warnings } = reconciled;
     let state = reconciled.state;
     if (adoption.adopted.length > 0 && state) {
         const ids = adoption.adopted.join(", ");
+        const leftover = input.observed.find((k) => adoption.leftover?.includes(k.accessKeyId));
+        if (leftover) {
+            // The key an interrupted adoption run minted beside it: taken over by id like any
+            // interrupted mint's key (see `takeOverOrphan`), never declared again without `import`.
+            if (!input.lastUse && !input.recorded?.includes(leftover.accessKeyId)) return { kind: "needs-last-use", accessKeyId: leftover.accessKeyId };
+            const step = takeOverOrphan(input, state, leftover, "mint", warnings);
+            return decide(input, { ...step, adopted: [...adoption.adopted, ...(step.adopted ?? [])] }, warnings);
+        }
         if (!input.state!.keys.some((k) => !k.adoptedAt)) {
             // No key the targets could hold yet: mint one in this same run, beside the adopted key.
             return decide(input, { ...mintBeside(state, now, `adopted key ${ids} (adoptKeys) and minted its replacement`), adopted: adoption.adopted }, warnings);
@@ -126,11 +150,24 @@ export function plan(input: PlanInput): PlanResult {
         const reason = state.keys.length > 0 ? `key ${state.keys[0].accessKeyId}, the only key left, was adopted and its secret is unknown` : "every key of this set was forgotten (forgetKeys)";
         return decide(input, mintBeside(state, now, reason), warnings);
     }
+    if (reconciled.pair && reconciled.orphan) {
+        const [older, newer] = [reconciled.orphan, reconciled.pair];
+        if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: older.accessKeyId };
+        if (input.lastUse.at !== undefined) return { kind: "blocked", message: twoKeysWithoutState(input) };
+        return decide(input, takeOverPair(input, older, newer, warnings), warnings);
+    }
+    if (reconciled.orphan) {
+        const orphan = reconciled.orphan;
+        // Whether the key's secret ever reached the program decides what can be done with it; IAM's
+        // last use is the evidence (see `takeOverOrphan`). Asked even with the gate off: only an
+        // interrupted mint asks, and guessing wrong would push a key whose secret is unknown.
+        if (!input.lastUse && !input.recorded?.includes(orphan.accessKeyId)) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
+        return decide(input, takeOverOrphan(input, state, orphan, reconciled.finish, warnings), warnings);
+    }
     if (reconciled.finish && state) {
-        // A revoke keeps the dead key Inactive beside the replacement, whatever the request says.
-        const revoke = reconciled.finish === "revoke" || (input.request?.revoke === true && input.request.id !== state.lastRequest);
-        const reason = reconciled.finish === "revoke" ? `key ${state.keys[0].accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
-        return decide(input, mint(startRequest(state, input.request, now), now, revoke, reason, reconciled.createdAt), warnings);
+        // The only key is off (by hand or an interrupted revoke): a revoke keeps it Inactive beside the
+        // replacement, whatever the request says.
+        return decide(input, mint(startRequest(state, input.request, now), now, true, `key ${state.keys[0].accessKeyId} is no longer Active in IAM`), warnings);
     }
 
     // A new request id snapshots the keys it must see deleted.
@@ -139,7 +176,13 @@ export function plan(input: PlanInput): PlanResult {
     const activeRequest = state?.request && request?.id === state.request.id ? request : undefined;
     const policy = effectivePolicy(input.policy, activeRequest);
 
-    if (!state) return decide(input, firstMint(input, reconciled.createdAt), warnings);
+    if (!state) {
+        if (input.policy.paused) {
+            // `paused` freezes a set, its first mint included: nothing exists yet for targets to hold.
+            return decide(input, { step: "none", reason: "paused before its first key was minted", state: { generation: 0, phase: "steady", keys: [], changedAt: iso(now) } }, warnings);
+        }
+        return decide(input, firstMint(input), warnings);
+    }
     if (done) return decide(input, { step: done, reason: `finished the ${done} that an interrupted run started`, state }, warnings);
     if (input.policy.paused) return decide(input, { step: "none", reason: "paused", state }, warnings);
     if (now.toMillis() <= at(state.changedAt).toMillis()) {
@@ -149,6 +192,16 @@ export function plan(input: PlanInput): PlanResult {
         // Removed from the program by the previous run; the engine finishes deleting it in this
         // one. That completes the previous step now, so nothing else happens at this instant.
         return decide(input, { step: "none", reason: `the engine is still deleting key ${state.retired.join(", ")}`, state: { ...state, changedAt: iso(now) } }, warnings);
+    }
+
+    if (state.phase === "steady" && state.keys.length === 1 && state.keys[0].adoptedAt) {
+        // The only key was taken over by id (its secret is unknown): mint the first pushable key.
+        return decide(input, mintBeside(state, now, `key ${state.keys[0].accessKeyId}, the only key, was taken over and its secret is unknown`), warnings);
+    }
+    if (state.phase === "steady" && state.keys.length === 1 && !isActive(state.keys[0].status)) {
+        // The only key is off (left so by an interrupted revoke whose new key was retired): targets
+        // hold a key that no longer works, so its replacement is due at once.
+        return decide(input, mintBeside(state, now, `key ${state.keys[0].accessKeyId}, the only key, is Inactive`), warnings);
     }
 
     const due = dueStep(state, policy, activeRequest);
@@ -173,15 +226,19 @@ export function plan(input: PlanInput): PlanResult {
     }
 }
 
-function startRequest(state: SetState, request: RotationRequest | undefined, now: DateTime): SetState {
+/**
+ * A new request id snapshots the keys it must see deleted: every key that exists when it is first
+ * seen, `inFlight` included (a key an interrupted run created that the state does not know yet).
+ */
+function startRequest(state: SetState, request: RotationRequest | undefined, now: DateTime, inFlight: string[] = []): SetState {
     if (!request || request.id === state.lastRequest || request.id === state.request?.id) return state;
-    return { ...state, request: { id: request.id, seenAt: iso(now), keys: state.keys.map((k) => k.accessKeyId) } };
+    return { ...state, request: { id: request.id, seenAt: iso(now), keys: [...state.keys.map((k) => k.accessKeyId), ...inFlight] } };
 }
 
 interface Step {
     step: StepName;
     reason: string;
-    /** Key ids this run adopts: declared with the `import` option. */
+    /** Key ids this run takes over by id (adopted, or an interrupted mint's): declared with `import`. */
     adopted?: string[];
     state: SetState;
     minted?: number;
@@ -217,16 +274,27 @@ function dueStep(state: SetState, policy: RotationPolicy, request: RotationReque
 
 type GateOutcome = { kind: "pass"; warning?: string } | { kind: "wait"; reason: string; warning: string } | { kind: "blocked"; message: string };
 
-/** Step 4 of the recipe: the old key must not be in use after the new one settled in. */
+/**
+ * Step 4 of the recipe: the old key must not be in use after the new one settled in.
+ *
+ * On time (at `handedOver + overlap`) the gate watches `[handedOver + settle, now]`: a use in that
+ * window is something that still runs with the old key. IAM keeps only the *last* use, which never
+ * moves back, so the gate must not compare it with `handedOver + settle` alone, or a consumer that
+ * was switched over would hold the gate until `gateTimeout`. It asks for the same length of silence
+ * as it watches on time, `overlap − settle`: the key passes once its last use is that long ago.
+ */
 function lastUsedGate(input: PlanInput, old: KeyRecord, current: KeyRecord, policy: RotationPolicy, dueAt: DateTime): GateOutcome {
     const use = input.lastUse!;
     const settledAt = at(handedOverAt(old, current)).plus(policy.settle);
-    if (!use.at || at(use.at) <= settledAt) return { kind: "pass" };
+    const quiet = policy.overlap.minus(policy.settle);
+    if (!use.at || at(use.at) <= settledAt || at(use.at).plus(quiet) <= input.now) return { kind: "pass" };
     const where = [use.service, use.region].filter(Boolean).join(" in ");
     const timeoutAt = dueAt.plus(policy.gateTimeout);
+    const quietAt = at(use.at).plus(quiet);
     const seen = `key ${old.accessKeyId} (generation ${old.generation}) of set "${input.set}" was last used at ${use.at}${where ? ` (${where})` : ""}, ${old.adoptedAt ? `after it was adopted at ${old.adoptedAt}` : `after the new key was pushed at ${current.pushedAt ?? current.createdAt}`}: something still uses the old key`;
     if (input.now < timeoutAt) {
-        return { kind: "wait", reason: `the last-used gate holds: ${seen}`, warning: `${seen}. Deactivation waits until that stops, or until ${iso(timeoutAt)} (gateTimeout).` };
+        const letGo = quietAt < timeoutAt ? `; if nothing uses it again, the gate lets go at ${iso(quietAt)}, after ${quiet.toISO()} unused` : "";
+        return { kind: "wait", reason: `the last-used gate holds: ${seen}`, warning: `${seen}. Deactivation waits until that stops, or until ${iso(timeoutAt)} (gateTimeout)${letGo}.` };
     }
     if (policy.onGateTimeout === "proceed") {
         return { kind: "pass", warning: `${seen}. The gate timed out at ${iso(timeoutAt)}; deactivating it anyway (onGateTimeout: proceed).` };
@@ -319,12 +387,130 @@ function adopt(input: PlanInput): { state: SetState | undefined; adopted: string
 }
 
 /**
- * `createdAt` is IAM's creation date of a key an interrupted run already created: its age (and
- * so the next rotation) counts from then, not from the run that finishes the mint.
+ * A key IAM lists that the state does not know, left by an interrupted mint of this set (`orphan`).
+ *
+ * The engine records a create as a pending operation before it calls the provider and the new
+ * resource only when the provider returns (pulumi/pulumi pkg/backend/snapshot.go,
+ * `SnapshotManager.doCreate` marks `OperationTypeCreating`). A run killed in between leaves a key
+ * in IAM that is not in the engine's state: the next update keeps the pending create aside (it is
+ * cleared only by `pulumi refresh`, interactively or with `--clear-pending-creates` /
+ * `--import-pending-creates`; `snapshot.go` "we don't want to clear pending CREATE operations")
+ * and builds its old resources from the checkpointed ones alone (pkg/resource/deploy/deployment.go,
+ * `buildResourceMaps`), so declaring `<set>-key-<n>` again creates another key: a third one, which
+ * IAM refuses (LimitExceeded). Access keys have no name the engine could find them by.
+ *
+ * So the key is always declared with `import` under its generation's name. Where the engine did
+ * record it (the run failed later), the import is a no-op: an import happens only when no resource
+ * of that name exists or its id differs (pkg/resource/deploy/step_generator.go, `isImport`), and
+ * the engine keeps the secret it recorded. Where it did not, the import takes the key over, but
+ * IAM never returns a secret again, so it must not be pushed.
+ *
+ * Which of the two: the engine returns a new resource's outputs to the program only after it
+ * recorded the resource (pkg/resource/deploy/step_executor.go, `executeStep`: `stepComplete`, which
+ * for a create is `reg.Done` in step.go `CreateStep.Apply`, runs after `OnResourceStepPost` "saved
+ * the results of the step in the snapshot"), so a key IAM shows was ever used had its secret handed
+ * out, and the engine holds it: the mint is finished with it (targets get it). A key never used may be either;
+ * it is treated as one whose secret is unknown and retired like an adopted key (targets keep the
+ * current key; the orphan stays Active for `overlap` in case a target got it, then is deactivated
+ * and deleted), and the rotation mints again once it is gone. Without state (an interrupted first
+ * run) a used key is no proof (the user may have had it before): the key is retired beside a first
+ * key minted at once (a paused set mints nothing). A key in `recorded` is known to be held by the
+ * engine, with or without state, and is finished with.
  */
-function firstMint(input: PlanInput, createdAt?: string): Step {
+function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: ObservedKey, finish: "mint" | "revoke" | undefined, warnings: string[]): Step {
+    const { now, set, request } = input;
+    const t = iso(now);
+    const id = orphan.accessKeyId;
+    const createdAt = orphan.createDate ? iso(at(orphan.createDate)) : t;
+    const status: "Active" | "Inactive" = isActive(orphan.status) ? "Active" : "Inactive";
+    const record = (generation: number): KeyRecord => ({ generation, accessKeyId: id, status, createdAt, adoptedAt: t, ...(status === "Inactive" ? { deactivatedAt: t } : {}) });
+    const usedAt = input.lastUse?.at;
+    const recorded = input.recorded?.includes(id) === true;
+    const used = usedAt !== undefined || recorded;
+    const evidence = recorded ? "the previous run's outputs show the engine recorded it" : `IAM shows it was used (${usedAt})`;
+    if (!state) {
+        if (recorded) {
+            // The engine created and holds it (an interrupted first run of this very set): finish.
+            warnings.push(`set "${set}": key ${id} is from an interrupted first run and ${evidence}; this run finishes the first mint with it`);
+            const { lastRequest: _, ...first } = firstMint(input).state;
+            const key: KeyRecord = { ...first.keys[0], accessKeyId: id, createdAt };
+            return { step: "mint", reason: "finishing an interrupted first run", adopted: [id], state: startRequest({ ...first, keys: [key] }, request, now) };
+        }
+        const base = startRequest({ generation: 1, phase: "steady", keys: [record(1)], changedAt: t }, request, now);
+        if (input.policy.paused) {
+            // A paused set mints nothing: it takes the key over alone; the next unpaused run mints.
+            warnings.push(`set "${set}": key ${id} exists without state; it is taken over by id, and the next unpaused run mints the set's first key beside it`);
+            return { step: "none", reason: `took over key ${id} of an interrupted first run by id`, adopted: [id], state: base };
+        }
+        // Targets get a new first key in this same run; the key is retired like an old key.
+        warnings.push(`set "${set}": key ${id} exists without state (${used ? `used ${usedAt}` : "never used"}: left by an interrupted first run); it is taken over by id and retired like an old key, and a new key is minted beside it for the targets`);
+        return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
+    }
+    const [old] = state.keys;
+    if (used) {
+        warnings.push(`set "${set}": key ${id} is from an interrupted mint and ${evidence}, so the engine holds it with its secret; this run finishes the mint with it`);
+        const revoke = finish === "revoke" || (request?.revoke === true && request.id !== state.lastRequest);
+        const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
+        const minted = mint(startRequest(state, request, now, [id]), now, revoke, reason, orphan.createDate);
+        const keys = minted.state.keys.map((k) => (k.generation === minted.minted ? { ...k, accessKeyId: id } : k));
+        return { ...minted, minted: undefined, adopted: [id], state: { ...minted.state, keys } };
+    }
+    warnings.push(
+        `set "${set}": key ${id} is from an interrupted mint that the engine may never have recorded, and IAM shows it was never used, so its secret may be unknown: it is taken over by id and retired like an old key, and the rotation mints again once it is gone`,
+    );
+    const generation = state.generation + 1;
+    // An interrupted revoke already switched the old key off: it stays off; targets keep it until
+    // the replacement is minted (revoke mode may break I2 until a successful push). A set that
+    // holds only a taken-over key keeps it: the orphan is retired first, then the mint is retried.
+    const current: KeyRecord = finish === "revoke" && !old.adoptedAt ? { ...old, status: "Inactive", deactivatedAt: old.deactivatedAt ?? t } : old;
+    const base = startRequest(state, request, now, [id]);
+    return {
+        step: "none",
+        reason: `took over key ${id} of an interrupted mint by id; it is retired before the next mint`,
+        adopted: [id],
+        state: { ...base, generation, phase: status === "Active" ? "pushed" : "retiring", keys: [record(generation), current], changedAt: t },
+    };
+}
+
+/** Keys without state that the set cannot take over on its own. */
+function twoKeysWithoutState(input: PlanInput): string {
+    const { set, user, observed } = input;
+    const ids = observed.map((k) => k.accessKeyId).join(", ");
+    const deleteCmd = `aws iam delete-access-key --user-name ${user} --access-key-id <id>`;
+    const adoptCmd = `pulumi config set --path 'ci-key-rotation:${input.configPath ?? "credentials[<i>]"}.adoptKeys[0]' <id>`;
+    return `set "${set}": IAM user ${user} already has keys ${ids} but this stack has no rotation state for it. ci-key-rotation manages only keys it minted or adopted: delete them (${deleteCmd}), or delete one and adopt the other (${adoptCmd}), or point the set at a new user.`;
+}
+
+/**
+ * Two keys and no state, the older never used: what an interrupted first run and a second run,
+ * killed while it created the key it minted beside the first one, leave (see `takeOverOrphan`).
+ * Neither key can be pushed (the older was never used, so its secret may be lost; the newer's
+ * create was lost) and no target was written (targets follow the key check, which uses the key).
+ * Whoever made them, nothing uses the older one, so both are taken over by id under the names the
+ * interrupted runs gave them, the newer is retired first, and the first pushable key is minted
+ * beside the older once it is gone. A used older key may be a key made by hand that something
+ * needs: that still blocks, naming both ways out.
+ */
+function takeOverPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, warnings: string[]): Step {
+    const t = iso(input.now);
+    const record = (k: ObservedKey, generation: number): KeyRecord => ({
+        generation,
+        accessKeyId: k.accessKeyId,
+        status: isActive(k.status) ? "Active" : "Inactive",
+        createdAt: iso(at(k.createDate!)),
+        adoptedAt: t,
+        ...(isActive(k.status) ? {} : { deactivatedAt: t }),
+    });
+    warnings.push(
+        `set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} exist without state and ${older.accessKeyId} was never used (left by interrupted first runs); both are taken over by id, ${newer.accessKeyId} is retired first, and the set's first key is minted once it is gone`,
+    );
+    const state = startRequest({ generation: 2, phase: isActive(newer.status) ? "pushed" : "retiring", keys: [record(newer, 2), record(older, 1)], changedAt: t }, input.request, input.now);
+    return { step: "none", reason: `took over keys ${older.accessKeyId} and ${newer.accessKeyId} of interrupted first runs by id`, adopted: [newer.accessKeyId, older.accessKeyId], state };
+}
+
+function firstMint(input: PlanInput): Step {
     const now = iso(input.now);
-    const key: KeyRecord = { generation: 1, accessKeyId: "", status: "Active", createdAt: createdAt ? iso(at(createdAt)) : now, pushedAt: now };
+    const key: KeyRecord = { generation: 1, accessKeyId: "", status: "Active", createdAt: now, pushedAt: now };
     const state: SetState = { generation: 1, phase: "steady", keys: [key], changedAt: now };
     if (input.request) state.lastRequest = input.request.id; // a brand-new key already answers it
     return { step: "mint", reason: "first run of this set", state, minted: 1 };
@@ -363,8 +549,11 @@ function decide(input: PlanInput, step: Step, warnings: string[]): PlanResult {
     }
     // `retired` stays until IAM no longer lists the key (reconcile prunes it): a delete that failed
     // again must still be recognised as ours by the next run.
-    const newest = [...state.keys].reverse().find((k) => isActive(k.status)) ?? state.keys[state.keys.length - 1];
-    if (newest.adoptedAt && !newest.pushedAt) {
+    // Targets hold the newest Active key whose secret is known; an adopted key never qualifies. A set
+    // whose only known key is off (an interrupted revoke) keeps it in targets until the next mint.
+    // A set whose keys were all taken over has none for targets yet (`current` 0: none declared).
+    const newest: KeyRecord | undefined = [...state.keys].reverse().find((k) => isActive(k.status) && !k.adoptedAt) ?? [...state.keys].reverse().find((k) => !k.adoptedAt);
+    if (newest?.adoptedAt && !newest.pushedAt) {
         // Never reached by the steps above; a guard, because pushing an adopted key would write an
         // unknown (empty) secret to every target.
         return { kind: "blocked", message: `set "${input.set}": key ${newest.accessKeyId} was adopted and its secret is unknown, so it cannot be the key targets hold. Remove it from \`adoptKeys\` and delete it, then run again.` };
@@ -382,7 +571,7 @@ function decide(input: PlanInput, step: Step, warnings: string[]): PlanResult {
             step: step.step,
             reason: step.reason,
             keys,
-            current: newest.generation,
+            current: newest?.generation ?? 0,
             minted: step.minted,
             state,
             next: nextStep(state, effectivePolicy(input.policy, activeRequest), activeRequest, input.policy.paused),
@@ -410,7 +599,7 @@ function nextStep(state: SetState, policy: RotationPolicy, request: RotationRequ
 function reconcile(
     input: PlanInput,
     warnings: string[] = [],
-): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean; finish?: "mint" | "revoke"; createdAt?: string } | { blocked: string } {
+): { state: SetState | undefined; done?: StepName; warnings: string[]; empty?: boolean; finish?: "mint" | "revoke"; orphan?: ObservedKey; pair?: ObservedKey } | { blocked: string } {
     const { state, observed, user, set, now } = input;
     const ids = (keys: { accessKeyId: string }[]) => keys.map((k) => k.accessKeyId).join(", ");
     const deleteCmd = (id: string) => `aws iam delete-access-key --user-name ${user} --access-key-id ${id}`;
@@ -418,13 +607,14 @@ function reconcile(
 
     if (!state) {
         if (observed.length === 0) return { state: undefined, warnings };
-        if (observed.length === 1) {
-            warnings.push(`set "${set}": key ${observed[0].accessKeyId} exists without state; treating it as the first key from an interrupted first run`);
-            return { state: undefined, warnings, createdAt: observed[0].createDate };
+        if (observed.length === 1) return { state: undefined, warnings, orphan: observed[0] };
+        const [older, newer] = [...observed].sort((a, b) => at(a.createDate ?? "").toMillis() - at(b.createDate ?? "").toMillis() || a.accessKeyId.localeCompare(b.accessKeyId));
+        if (observed.length === 2 && older.createDate && newer.createDate) {
+            // Perhaps an interrupted first run's key and the key a second interrupted run minted
+            // beside it (a kill lost that create): see `takeOverPair`.
+            return { state: undefined, warnings, orphan: older, pair: newer };
         }
-        return {
-            blocked: `set "${set}": IAM user ${user} already has keys ${ids(observed)} but this stack has no rotation state for it. ci-key-rotation manages only keys it minted or adopted: delete them (${deleteCmd("<id>")}), or delete one and adopt the other (${adoptCmd("<id>")}), or point the set at a new user.`,
-        };
+        return { blocked: twoKeysWithoutState(input) };
     }
 
     const seen = new Map(observed.map((k) => [k.accessKeyId, k]));
@@ -478,10 +668,9 @@ function reconcile(
     const deadOnlyKey = state.phase === "steady" && flipped.length === 1 && flipped[0] === old && unknown.length === 0 && missing.length === 0;
 
     if (inFlightMint) {
-        warnings.push(`set "${set}": key ${unknown[0].accessKeyId} is from an interrupted mint; this run finishes it`);
-        // Finish it even if it is no longer due: a job may already have read the new key from a
-        // target the interrupted run wrote, so the key must stay and every target must get it.
-        return { state, warnings, finish: flipped.length > 0 ? "revoke" : "mint", createdAt: unknown[0].createDate };
+        // Finished or retired by `takeOverOrphan` even if no mint is due any more: a job may
+        // already have read the key from a target the interrupted run wrote.
+        return { state, warnings, finish: flipped.length > 0 ? "revoke" : "mint", orphan: unknown[0] };
     }
     if (inFlightDeactivate) {
         return { state: deactivate(state, now, "").state, done: "deactivate", warnings };

@@ -20,8 +20,9 @@ export interface KeyRecord {
     /** When the key was deactivated. */
     deactivatedAt?: string;
     /**
-     * When ci-key-rotation took this key over (`credentials[].adoptKeys`). Its secret is unknown,
-     * so it is never the key targets hold: it is always the old key of a rotation.
+     * When ci-key-rotation took this key over by id (`credentials[].adoptKeys`, or an interrupted
+     * mint's key whose secret may be lost). Its secret is unknown, so it is never the key targets
+     * hold: it is always the old key of a rotation.
      */
     adoptedAt?: string;
 }
@@ -37,10 +38,13 @@ export interface ActiveRequest {
 
 /** State of one credential set. */
 export interface SetState {
-    /** Newest generation minted so far. */
+    /** Newest generation minted (or taken over) so far; 0 for a set paused before its first mint. */
     generation: number;
     phase: Phase;
-    /** Live keys, oldest first (one or two). */
+    /**
+     * Live keys, oldest first (one or two; none for a set paused before its first mint). A key
+     * taken over by id (`adoptedAt`) is listed first: it is the old key of a rotation.
+     */
     keys: KeyRecord[];
     /** When this set last took a step; no step is taken at or before this instant again. */
     changedAt: string;

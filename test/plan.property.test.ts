@@ -1,6 +1,7 @@
 /**
- * Properties of the phase machine over random run times, requests, gate answers and crashes
- * part-way through a run, against the model in `support/plan-model.ts`.
+ * Properties of the phase machine over random run times, requests, consumers of old keys, crashes
+ * part-way through a run and kills that lose a key's pending create, against the model in
+ * `support/plan-model.ts`.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -15,8 +16,10 @@ const runSpec: fc.Arbitrary<RunSpec> = fc.record(
     {
         gapMinutes: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 8, arbitrary: fc.integer({ min: 1, max: 6 * 60 }) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 * 24 * 60 }) }),
         request: fc.option(fc.record({ id: fc.integer({ min: 1, max: 4 }), mode: fc.constantFrom("plain" as const, "emergency" as const, "revoke" as const) }), { freq: 8, nil: undefined }),
-        lastUseAfterPushMinutes: fc.option(fc.integer({ min: -60, max: 48 * 60 }), { nil: undefined }),
+        straggleMinutesAgo: fc.option(fc.integer({ min: 0, max: 6 * 60 }), { freq: 3, nil: undefined }),
         crashAfter: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 6, nil: undefined }),
+        loseCreate: fc.boolean(),
+        failed: fc.boolean(),
     },
     { requiredKeys: ["gapMinutes"] },
 );
@@ -41,7 +44,7 @@ const policyArb: fc.Arbitrary<RotationPolicy> = fc
         onGateTimeout: p.onGateTimeout,
     }));
 
-test("invariants hold over random schedules, requests, gate answers and crashes", () => {
+test("invariants hold over random schedules, requests, straggling consumers, crashes and lost creates", () => {
     fc.assert(
         fc.property(policyArb, fc.array(runSpec, { minLength: 20, maxLength: 120 }), (policy, runs) => simulate(policy, runs)),
         { numRuns: 400, includeErrorInReport: true },
@@ -93,5 +96,31 @@ test("a request is complete once every key that existed when it arrived is delet
             for (const id of before) assert.ok(!iam.has(id), `key ${id} from before the request still exists`);
         }),
         { numRuns: 50, includeErrorInReport: true },
+    );
+});
+
+test("once a straggling consumer of the old key stops, the last-used gate lets go instead of failing the run", () => {
+    fc.assert(
+        fc.property(
+            policyArb.map((p) => ({ ...p, lastUsedGate: true, onGateTimeout: "fail" as const })),
+            fc.integer({ min: 0, max: 36 }),
+            fc.integer({ min: 0, max: 59 }),
+            (policy, stopHoursAfterMint, minutesAgo) => {
+                // Hourly runs; a consumer that was not switched over keeps using the previous key
+                // until some hours after the second mint, then stops. The model fails any gate block
+                // while that key's last use is not recent.
+                const stopAt = policy.every.as("hours") + stopHoursAfterMint;
+                const runs: RunSpec[] = Array.from({ length: 24 * 30 }, (_, i) => ({ gapMinutes: 60, ...(i < stopAt ? { straggleMinutesAgo: minutesAgo } : {}) }));
+                simulate(policy, runs);
+            },
+        ),
+        { numRuns: 60, includeErrorInReport: true },
+    );
+});
+
+test("a paused set never mints, from its first run on, whatever the schedule, requests or crashes", () => {
+    fc.assert(
+        fc.property(policyArb, fc.array(runSpec, { minLength: 5, maxLength: 40 }), (policy, runs) => simulate({ ...policy, paused: true }, runs)),
+        { numRuns: 100, includeErrorInReport: true },
     );
 });

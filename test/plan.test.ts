@@ -118,8 +118,11 @@ describe("plan: the last-used gate", () => {
         assert.match(dec.warnings[0], new RegExp(`until .*${iso(due.plus(day))} \\(gateTimeout\\)`));
     });
 
+    // Still in use an hour before the timeout: the gate has not seen `overlap − settle` of silence.
+    const stillInUse = { ...recentUse, at: iso(due.plus(d("PT23H"))) };
+
     test("at the gate timeout with onGateTimeout fail, the run is blocked with what to do", () => {
-        const result = planWithGate(input(s, due.plus(day)), recentUse);
+        const result = planWithGate(input(s, due.plus(day)), stillInUse);
         assert.equal(result.kind, "blocked");
         if (result.kind === "blocked") {
             assert.match(result.message, /onGateTimeout is "fail"/);
@@ -128,7 +131,7 @@ describe("plan: the last-used gate", () => {
     });
 
     test("at the gate timeout with onGateTimeout proceed, the key is deactivated with a warning", () => {
-        const dec = decided(planWithGate(input(s, due.plus(day), { policy: policy({ onGateTimeout: "proceed" }) }), recentUse));
+        const dec = decided(planWithGate(input(s, due.plus(day), { policy: policy({ onGateTimeout: "proceed" }) }), stillInUse));
         assert.equal(dec.step, "deactivate");
         assert.match(dec.warnings[0], /deactivating it anyway \(onGateTimeout: proceed\)/);
     });
@@ -286,20 +289,26 @@ describe("plan: cross-check with IAM", () => {
 });
 
 describe("plan: finishing what an interrupted run started", () => {
-    test("the key of an interrupted mint is adopted by re-running the mint", () => {
+    // IAM shows the interrupted mint's key was used: its secret reached the program (see plan-semantics.test.ts).
+    const used = { at: iso(T0.plus(d("P7DT1M"))), service: "sts" };
+
+    test("the key of an interrupted mint is taken over by id under the mint's own name", () => {
         const s = steady(1, T0);
         const now = T0.plus(d("P7DT1H"));
         const leftover = { accessKeyId: "AKIALEFTOVER00000002", status: "Active", createDate: iso(T0.plus(d("P7D"))) };
-        const dec = decided(plan(input(s, now, { observed: [...observed(s.keys), leftover] })));
+        const dec = decided(planWithGate(input(s, now, { observed: [...observed(s.keys), leftover] }), used));
         assert.equal(dec.step, "mint");
-        assert.deepEqual(dec.keys.map((k) => k.generation), [1, 2]);
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.import]), [[1, undefined], [2, "AKIALEFTOVER00000002"]]);
         assert.match(dec.warnings[0], /AKIALEFTOVER00000002 is from an interrupted mint/);
     });
 
-    test("an interrupted first run's key is adopted as generation 1", () => {
-        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active" }] })));
+    test("an interrupted first run's key is taken over as generation 1 beside a new first key", () => {
+        const dec = decided(planWithGate(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active" }] }), used));
         assert.equal(dec.step, "mint");
-        assert.deepEqual(dec.keys, [{ generation: 1, status: "Active" }]);
+        assert.deepEqual(dec.keys, [
+            { generation: 1, status: "Active", accessKeyId: "AKIAFIRST", import: "AKIAFIRST" },
+            { generation: 2, status: "Active" },
+        ]);
     });
 
     test("an interrupted deactivation is recorded without asking the gate again", () => {
@@ -342,15 +351,14 @@ describe("plan: finishing what an interrupted run started", () => {
         const s = steady(1, T0);
         const created = T0.plus(d("P7D"));
         const leftover = { accessKeyId: "AKIALEFTOVER00000002", status: "Active", createDate: iso(created) };
-        const dec = decided(plan(input(s, T0.plus(d("P7DT5H")), { observed: [...observed(s.keys), leftover] })));
+        const dec = decided(planWithGate(input(s, T0.plus(d("P7DT5H")), { observed: [...observed(s.keys), leftover] }), used));
         assert.equal(dec.state.keys[1].createdAt, iso(created));
         assert.equal(dec.state.keys[1].pushedAt, iso(T0.plus(d("P7DT5H"))));
     });
 
     test("an interrupted first run's key keeps IAM's creation date", () => {
-        const dec = decided(plan(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }] })));
+        const dec = decided(planWithGate(input(undefined, T0.plus(hour), { observed: [{ accessKeyId: "AKIAFIRST", status: "Active", createDate: iso(T0) }] }), used));
         assert.equal(dec.state.keys[0].createdAt, iso(T0));
-        assert.equal(dec.next.dueAt, iso(T0.plus(d("P7D"))));
     });
 
     test("a key created before the set's last step is never taken for an interrupted mint", () => {
@@ -363,13 +371,13 @@ describe("plan: finishing what an interrupted run started", () => {
         const s = steady(1, T0);
         const stray = { accessKeyId: "AKIASTRAY", status: "Active" };
         assert.equal(plan(input(s, T0.plus(d("P2D")), { observed: [...observed(s.keys), stray] })).kind, "blocked");
-        assert.equal(decided(plan(input(s, T0.plus(d("P7D")), { observed: [...observed(s.keys), stray] }))).step, "mint");
+        assert.equal(decided(planWithGate(input(s, T0.plus(d("P7D")), { observed: [...observed(s.keys), stray] }), used)).step, "mint");
     });
 
     test("an interrupted mint is finished even when its request was withdrawn meanwhile", () => {
         const s = steady(1, T0);
         const leftover = { accessKeyId: "AKIALEFTOVER00000002", status: "Active", createDate: iso(T0.plus(d("P1DT1M"))) };
-        const dec = decided(plan(input(s, T0.plus(d("P1DT2H")), { observed: [...observed(s.keys), leftover] })));
+        const dec = decided(planWithGate(input(s, T0.plus(d("P1DT2H")), { observed: [...observed(s.keys), leftover] }), used));
         assert.equal(dec.step, "mint");
     });
 });

@@ -301,8 +301,8 @@ describe("secrets", () => {
         const result = plan({ set: "deploy", user: "ci-deploy", state: undefined, observed: [], policy: config.config.sets[0].policy, now });
         assert.equal(result.kind, "decision");
         const set = new CredentialSet("deploy", { config: config.config.sets[0], decision: (result as { decision: any }).decision, now });
-        assert.equal(await pulumi.isSecret(set.current.secretAccessKey), true);
-        assert.equal(await pulumi.isSecret(set.current.accessKeyId), false);
+        assert.equal(await pulumi.isSecret(set.current!.secretAccessKey), true);
+        assert.equal(await pulumi.isSecret(set.current!.accessKeyId), false);
         assert.equal(await pulumi.isSecret(set.state), false);
         assert.ok(!JSON.stringify(await new Promise((r) => set.summary.apply(r))).includes("plain-secret-value"));
         await settle();

@@ -154,11 +154,12 @@ export class FakeStack implements RotationStack {
             // A removed key is gone from `keys`: the engine deletes it after the program, so the
             // next run's IAM list (built from `keys`) no longer shows it.
             states[set.name] = { ...d.state, keys };
-            const current = keys.find((k) => k.generation === d.current)!;
+            // No current key while a set has none yet (paused before its first mint), as the program reports it.
+            const current = keys.find((k) => k.generation === d.current);
             summaries[set.name] = {
                 user: set.user.name,
                 userArn: `arn:aws:iam::123456789012:user${set.user.path}${set.user.name}`,
-                accessKeyId: current.accessKeyId,
+                accessKeyId: current?.accessKeyId ?? "",
                 generation: d.current,
                 phase: d.state.phase,
                 paused: d.paused,
