@@ -137,7 +137,8 @@ export class CiJobs {
             this.rogueNext = undefined;
             return;
         }
-        this.rogueCredentials ??= this.consumers[0].read(this.world.stores.asOf(at), this.world);
+        // It keeps the first key it finds (before the first run's writes there is none yet).
+        if (!this.rogueCredentials?.accessKeyId) this.rogueCredentials = this.consumers[0].read(this.world.stores.asOf(at), this.world);
         this.rogueUses++;
         if (!this.world.iam.authenticate(this.rogueCredentials, at).ok) this.rogueFailures++;
         this.rogueNext = at + 3_600_000;
