@@ -54,21 +54,24 @@ test("a normal year of the example stack keeps every invariant and breaks no CI 
     assert.ok(result.summary.longestTwoActiveHours >= 24 && result.summary.longestTwoActiveHours <= 30);
 });
 
-test("a crash right after the mint created the new key recovers on the next run, with no extra key (I8)", async () => {
+test("a kill right after the mint created the new key: the next runs retire that key, never push it, never make a third (I8)", async () => {
     const result = await rehearse({ durationMs: 10 * day, faults: { crashAt: [{ at: Date.parse("2026-01-08T00:00:00Z"), after: 1 }] } });
     assert.equal(result.summary.violationCount, 0, violations(result));
     const crashed = result.runs.find((r) => r.at === "2026-01-08T00:00:00.000Z")!;
     assert.equal(crashed.ok, false);
     assert.deepEqual(crashed.faults, ["crash after 1 operation(s)"]);
-    assert.equal(crashed.operations.length, 1);
-    assert.equal(crashed.operations[0].name, "deploy-key-2");
-    const next = result.runs.find((r) => r.at === "2026-01-08T01:00:00.000Z")!;
-    assert.equal(next.ok, true);
-    assert.equal(next.sets.deploy.step, "mint");
-    // The key from the crashed run was adopted, not minted again.
-    assert.ok(!next.operations.some((o) => o.action === "create" && o.type === "aws:iam/accessKey:AccessKey"));
-    assert.equal(next.sets.deploy.targetKey, crashed.operations[0].accessKeyId);
-    assert.equal(result.summary.keysMinted, 2);
+    assert.deepEqual(
+        crashed.operations.map((o) => `${o.action} ${o.name}`),
+        ["create deploy-key-2"],
+    );
+    // The engine recorded the key, but a killed update saves no outputs: the rotation state does
+    // not know it, and the program cannot tell whether its secret was ever handed out.
+    const orphan = crashed.operations[0].accessKeyId!;
+    assert.ok(result.runs.every((r) => r.sets.deploy.targetKey !== orphan), "the key of the killed run reached a target");
+    const key = result.keys.find((k) => k.accessKeyId === orphan)!;
+    assert.ok(key.deactivatedAt !== undefined && key.deactivatedAt <= "2026-01-09T01:00:00.000Z", `retired at ${key.deactivatedAt}`);
+    assert.equal(result.checks.I1.failed, 0);
+    assert.ok(result.runs.filter((r) => r.at > "2026-01-08T00:00:00.000Z").every((r) => r.ok));
 });
 
 test("an API error at every operation of a mint run is recovered by later runs (I8)", async () => {
@@ -135,7 +138,7 @@ test("simulate writes JSON with every run and an empty violation list, and exits
 test("simulate exits 1 when an invariant is violated: a consumer stuck on the old key stalls rotation (I5)", async () => {
     const { code, output } = await simulateCommandInChild(["--dir", root, "--days", "20", "--quiet", "--rogue", "2026-01-01T00:00:00Z/2026-03-01T00:00:00Z"]);
     assert.equal(code, 1, output);
-    assert.match(output, /I5 at .*more than every/);
+    assert.match(output, /I5 at .*more than .*max\(every/);
 });
 
 test("simulate rejects bad options with exit 2 and names the option", async () => {
@@ -170,8 +173,9 @@ test("GitLab project and group targets rotate with every invariant held and no b
     // The key check passes before any target is written; the target check comes after the writes.
     const check = names.indexOf("update deploy-key-check");
     assert.ok(check > names.indexOf("create deploy-key-2"));
-    for (const variable of names.filter((n) => n.includes("gitlab"))) assert.ok(names.indexOf(variable) > check, variable);
-    assert.equal(names.filter((n) => /update gitlab-(project|group)-.*AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)$/.test(n)).length, 4);
+    const gitlabKeyWrites = mint.operations.filter((o) => o.action === "update" && o.addresses?.some((a) => a.startsWith("gitlab:") && /:var:AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY):/.test(a)));
+    for (const write of gitlabKeyWrites) assert.ok(mint.operations.indexOf(write) > check, write.name);
+    assert.equal(gitlabKeyWrites.length, 4);
     assert.equal(names[names.length - 1], "update deploy-target-check");
     assert.equal(mint.sets.deploy.targetKey, mint.operations.find((o) => o.name === "deploy-key-2")!.accessKeyId);
 });

@@ -24,20 +24,25 @@ and check the invariants of DESIGN.md after every operation and run.
   --stack NAME               stack whose Pulumi.<stack>.yaml to rehearse (default dev)
   --dir DIR                  project directory (default: the current directory)
   --days N                   simulated span (default 365)
-  --cadence DURATION         time between runs, ISO-8601 (default PT1H)
+  --cadence DURATION         time between runs, ISO-8601 (default: the stack's \`cadence\`, else PT1H)
   --start ISO                first run (default 2026-01-01T00:00:00Z)
   --request-at ISO[:emergency|:revoke]
                              a new rotation request from that instant (repeatable)
+  --request-sets A,B         the sets the requests name (requestSets; default the stack's own, else all)
   --fail-rate P              each write fails with probability P (default 0)
   --fail-at ISO[#N]          API error at write N (default 1) of the first run at or after ISO (repeatable)
   --crash-at ISO#N           crash after N writes of the first run at or after ISO (repeatable)
+  --kill-at ISO#N            kill the run while write N+1 of the first run at or after ISO is in flight:
+                             the write takes effect but the engine never records it (repeatable)
   --crash-rate P             each run crashes with probability P after a random number of writes
-  --reject FROM/UNTIL[=TEXT] targets whose address contains TEXT (all when absent) reject writes (repeatable)
+                             (half of them with the next write in flight)
+  --reject FROM/UNTIL[=TEXT] targets whose address contains TEXT, in any case (all when absent),
+                             reject writes (repeatable)
   --slow-key-rate P          IAM takes 1-10 minutes instead of seconds to make a new key usable,
                              with probability P per key (the key check gives up after validateTimeout)
   --miss-rate P              each scheduled run is missed with probability P
   --outage FROM/UNTIL        no runs in the window (repeatable)
-  --jitter DURATION          runs start up to this late
+  --jitter DURATION          runs start up to this late (at most the cadence)
   --twin-rate P              a second run at the same instant follows a run with probability P
                              (always after a run that changed something)
   --jobs-per-day N           CI jobs per day per place a job runs (default 24)
@@ -47,14 +52,18 @@ and check the invariants of DESIGN.md after every operation and run.
                              (config, previous state, IAM's key list) repeat those of the last
                              evaluated run, with no step due and no fault, is answered from it
   --audit-every DURATION     evaluate at least this often even when inputs repeat (default P7D)
-  --seed N                   random seed (default 1)
+  --legacy-outputs           rehearse a Pulumi CLI older than 3.112, which drops the stack outputs a
+                             failed update had not registered (pulumi/pulumi #12929)
+  --seed N                   random seed (default 1; it also draws the order of independent steps)
   --json FILE                write every run and every invariant check as JSON
   --svg FILE                 draw key lifetimes on a time axis
   --quiet                    no table, no progress; the summary only
 
 Exit codes:
   0  every invariant held
-  1  an invariant was violated (the summary lists each violation)
+  1  an invariant was violated (the summary lists each violation); a CI job that broke, or runs
+     that kept failing longer than gateTimeout + one cadence, with no injected fault to explain
+     it count as violations
   2  bad options or invalid stack configuration
 `;
 
@@ -102,7 +111,7 @@ function suffix(text: string, separator: string): [string, string | undefined] {
 }
 
 /** Turn the command line into simulation options. Throws a usage error naming the option. */
-export function parseSimulateArgs(argv: string[]): { options: SimulationOptions; dir: string; json?: string; svg?: string; quiet: boolean; help: boolean } {
+export function parseSimulateArgs(argv: string[]): { options: SimulationOptions; dir: string; json?: string; svg?: string; quiet: boolean; help: boolean; cadenceGiven: boolean } {
     const { values } = parseArgs({
         args: argv,
         strict: true,
@@ -114,6 +123,9 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
             cadence: { type: "string" },
             start: { type: "string" },
             "request-at": { type: "string", multiple: true },
+            "request-sets": { type: "string" },
+            "kill-at": { type: "string", multiple: true },
+            "legacy-outputs": { type: "boolean", default: false },
             "fail-rate": { type: "string" },
             "fail-at": { type: "string", multiple: true },
             "crash-at": { type: "string", multiple: true },
@@ -151,10 +163,20 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
         if (n === undefined || !/^\d+$/.test(n)) throw new UsageError("`--crash-at` must be ISO#N: the number of writes to apply before the crash");
         return { at: instant(at, "--crash-at"), after: Number(n) };
     });
+    for (const text of values["kill-at"] ?? []) {
+        const [at, n] = suffix(text, "#");
+        if (n === undefined || !/^\d+$/.test(n)) throw new UsageError("`--kill-at` must be ISO#N: the number of writes to apply before the one in flight at the kill");
+        crashAt.push({ at: instant(at, "--kill-at"), after: Number(n), inFlight: true } as (typeof crashAt)[number]);
+    }
     const reject = (values.reject ?? []).map((text) => {
-        const [span, match] = text.split("=");
+        // TEXT is matched in any case and kept as given: GitLab keys and scopes keep their case.
+        const i = text.indexOf("=");
+        const span = i < 0 ? text : text.slice(0, i);
+        const match = i < 0 ? "" : text.slice(i + 1);
         return { ...window(span, "--reject"), ...(match ? { match } : {}) };
     });
+    const requestSets = values["request-sets"]?.split(",").map((name) => name.trim());
+    if (requestSets && requestSets.some((name) => name === "")) throw new UsageError(`\`--request-sets\` must be set names separated by commas (got ${JSON.stringify(values["request-sets"])})`);
     const seed = values.seed === undefined ? 1 : Number(values.seed);
     if (!Number.isInteger(seed)) throw new UsageError(`\`--seed\` must be an integer (got ${JSON.stringify(values.seed)})`);
     const faults = {
@@ -175,6 +197,7 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
         svg: values.svg,
         quiet: values.quiet ?? false,
         help: values.help ?? false,
+        cadenceGiven: values.cadence !== undefined,
         options: {
             config: {},
             stack: values.stack ?? "dev",
@@ -182,6 +205,8 @@ export function parseSimulateArgs(argv: string[]): { options: SimulationOptions;
             durationMs: positive(values.days, "--days", 365) * 86_400_000,
             cadenceMs: values.cadence === undefined ? 3_600_000 : duration(values.cadence, "--cadence"),
             requests,
+            ...(requestSets ? { requestSets } : {}),
+            ...(values["legacy-outputs"] ? { legacyOutputs: true } : {}),
             faults: Object.fromEntries(Object.entries(faults).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0))),
             jobs: {
                 perDay: positive(values["jobs-per-day"], "--jobs-per-day", 24),
@@ -210,6 +235,15 @@ export async function simulateCommand(argv: string[], io: CommandIo): Promise<nu
         const stack = readStackConfig(parsed.dir, parsed.options.stack);
         parsed.options.config = stack.config;
         parsed.options.project = stack.project;
+        // Rehearse the cadence the stack says its cron runs at (the program validates `every` against it).
+        const stackCadence = stack.config["ci-key-rotation:cadence"];
+        if (!parsed.cadenceGiven && stackCadence !== undefined) parsed.options.cadenceMs = duration(stackCadence, "ci-key-rotation:cadence");
+        const jitter = parsed.options.faults?.jitterMs;
+        if (jitter !== undefined && jitter > parsed.options.cadenceMs) {
+            throw new UsageError(
+                `\`--jitter\` (${Duration.fromMillis(jitter).rescale().toISO()}) must not be longer than the cadence (${Duration.fromMillis(parsed.options.cadenceMs).rescale().toISO()}): a run would start after the next one, and time would run backwards`,
+            );
+        }
     } catch (err) {
         io.stderr.write(`simulate: ${(err as Error).message}\n${err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? "Run `simulate --help` for the options.\n" : ""}`);
         return 2;

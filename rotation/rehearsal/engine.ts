@@ -4,21 +4,29 @@ import { providerObserver } from "../aws";
 import { clockVariable } from "../clock";
 import type { RetryClock } from "../aws-calls";
 import { modelFor, UnmodelledResourceError, type Change, type ModelContext, type PlainInputs, type ResourceModel, type StoreWrite } from "./targets";
+import type { Random } from "./random";
 import type { World } from "./world";
 
 /**
  * A model of the Pulumi engine driving the real program under `pulumi.runtime.setMocks`. It
- * keeps the stack's resources between runs and applies the engine's rules (FACTS.md):
- * - creates and updates happen when a resource registers, in the order registrations arrive;
+ * keeps the stack's resources between runs and applies the engine's rules, each checked in the
+ * engine's source (docs/rehearsal.md lists them with their sources):
+ * - steps run in any order their dependencies allow: a registration is applied once the SDK sends
+ *   it (after every input and `dependsOn` resolved), and of the registrations waiting at once the
+ *   seed draws which goes first (the engine runs independent steps in parallel);
  * - a resource that exists keeps its id and outputs (an access key keeps its secret) unless an
- *   input that forces replacement changes; replacement is create-then-delete;
- * - resources the program no longer registers are deleted after the program ends, newest first
- *   (dependents were created after what they depend on);
- * - stack outputs are written when the program completes with every create and update applied;
- *   the deletes come after, so a failed delete fails the run but keeps the new outputs (as the
- *   real engine's checkpoint does), and a replaced resource whose delete did not happen is
- *   deleted first on the next run;
- * - a run that fails or crashes keeps what it applied and writes no outputs;
+ *   input that forces replacement changes; replacement is create-then-delete unless the program
+ *   or the provider asks for `deleteBeforeReplace`, and the replaced resource is deleted with the
+ *   removed ones after the program ends;
+ * - resources the program no longer registers are deleted after the program ends, newest first;
+ *   deletes a failed or killed run did not reach stay pending for the next run's end;
+ * - stack outputs are registered when every one of them has resolved, and only if no step had
+ *   failed by then; a failed update saves them over the old ones (CLI >= 3.112), or, with
+ *   `legacyOutputs`, keeps only what was registered (older CLIs drop the rest);
+ * - after the first failed step the engine starts no new step; a kill (crash) also loses the
+ *   create in flight (the resource exists in the cloud but not in state) and saves no outputs;
+ * - `import` adopts an existing cloud resource by id, and fails when the declared inputs differ;
+ * - `aliases` carry a resource's state over to its new name;
  * - a dynamic provider's own diff decides whether its resource changes, and its create or update
  *   may take simulated time (the key check retrying while IAM makes a key usable);
  * - a resource the rehearsal has no model of fails the run, and the rehearsal stops.
@@ -32,7 +40,7 @@ const secretSigValue = "1b47061264138c4ac30d75fd1eb44270";
 export interface Operation {
     /** 1-based position in its run. */
     index: number;
-    action: "create" | "update" | "delete";
+    action: "create" | "update" | "delete" | "import";
     /** Pulumi type token. */
     type: string;
     /** Resource name. */
@@ -45,6 +53,11 @@ export interface Operation {
     user?: string;
     /** Store addresses written or deleted. */
     addresses?: string[];
+    /**
+     * The provider finished but the engine never recorded it: the run was killed while the call
+     * was in flight. A lost create leaves a resource in the cloud that the stack's state lacks.
+     */
+    lost?: true;
 }
 
 /** An operation about to happen (no index or key id yet for a create). */
@@ -54,18 +67,40 @@ export type PendingOperation = Omit<Operation, "index">;
 export interface EngineHooks {
     /** Before an operation reaches the world. Throw to make it fail (an API error, a crash). */
     beforeOperation(op: PendingOperation, run: RunContext): void;
+    /**
+     * After the provider applied an operation to the world, before the engine records it. Throw
+     * a {@link CrashSignal} to kill the run with the operation in flight (its result is lost).
+     */
+    afterEffect?(op: PendingOperation, run: RunContext): void;
     /** After an operation applied. */
     afterOperation(op: Operation, run: RunContext): void;
+    /** A registration that names a cloud resource to take over (`import`), before its step runs. */
+    declaresImport?(type: string, name: string, id: string, run: RunContext): void;
     /** Every registration's inputs as the monitor received them (for secrets in plain inputs). */
     inspectInputs(type: string, name: string, inputs: Record<string, unknown>, run: RunContext): void;
     /** A dynamic provider's state after each registration: the outputs the engine stores unencrypted. */
     inspectState(type: string, name: string, plaintextOutputs: Record<string, unknown>, run: RunContext): void;
 }
 
+/** How the engine model behaves where Pulumi versions or runs differ. */
+export interface EngineOptions {
+    /**
+     * Draws which of the steps ready at the same time runs first (the engine runs independent
+     * steps in parallel). Absent: registration order, which no real engine promises.
+     */
+    order?: Random;
+    /**
+     * Rehearse a Pulumi CLI older than 3.112: a failed update keeps only the stack outputs
+     * registered before the failure and drops the others (pulumi/pulumi #12929). Default false:
+     * old outputs are kept and registered ones saved over them (pulumi/pulumi PR #15754).
+     */
+    legacyOutputs?: boolean;
+}
+
 /** Thrown by a hook to end the run at once, as a killed `pulumi up` would. */
 export class CrashSignal extends Error {
-    constructor(afterOperations: number) {
-        super(`simulated crash after ${afterOperations} operation(s)`);
+    constructor(afterOperations: number, inFlight = false) {
+        super(`simulated crash after ${afterOperations} operation(s)${inFlight ? ", with the next one in flight" : ""}`);
         this.name = "CrashSignal";
     }
 }
@@ -79,8 +114,10 @@ export interface RunContext {
     logs: string[];
     /** Error messages (the program's, the engine's, unhandled rejections). */
     errors: string[];
-    /** First failure; the engine applies nothing after it. */
+    /** First failure; the engine starts no step after it. */
     failure?: string;
+    /** Name of the resource whose step failed first, when a step failed (not the program). */
+    failedResource?: string;
     crashed: boolean;
     /** Simulated time the run has spent so far (providers waiting and retrying), ms. */
     elapsedMs: number;
@@ -93,7 +130,7 @@ export interface RunContext {
 /** Result of one engine run. */
 export interface EngineRun extends RunContext {
     ok: boolean;
-    /** Stack outputs written by this run, if it wrote them. */
+    /** Stack outputs this run registered (all of them when it succeeded). */
     outputs?: Record<string, unknown>;
     /** Output names that came back as Pulumi secrets. */
     secretOutputs: string[];
@@ -112,6 +149,13 @@ interface ResourceRecord {
     seq: number;
 }
 
+/** The resource options of a registration, as the monitor receives them (mocks never see them). */
+interface RegistrationOptions {
+    deleteBeforeReplace: boolean;
+    /** Names the resource had before (`aliases`), same type. */
+    aliases: string[];
+}
+
 /** Pulumi's stack name and project for the self-StackReference. */
 export interface StackIdentity {
     project: string;
@@ -122,7 +166,7 @@ type Program = (deps: {
     observer?: ReturnType<typeof providerObserver>;
     env?: NodeJS.ProcessEnv;
     /** Called when sets were blocked: the real program then exits non-zero (rotation/program.ts `endBlockedRun`). */
-    fail?: (code: number, error: Error) => void;
+    fail?: (code: number, error?: Error) => void;
 }) => Promise<Record<string, unknown>>;
 
 const key = (type: string, name: string) => `${type}::${name}`;
@@ -154,20 +198,46 @@ function isSecretInput(value: unknown): boolean {
 /** The run's simulated instant, ms. */
 const nowOf = (run: RunContext) => run.at + run.elapsedMs;
 
+/**
+ * The options of a `RegisterResourceRequest` the mocks drop: `deleteBeforeReplace` and the
+ * aliases (as URNs or alias specs, whichever the SDK sent).
+ */
+function registrationOptions(req: Record<string, (() => unknown) | undefined>): RegistrationOptions {
+    const call = <T>(name: string, fallback: T): T => (typeof req[name] === "function" ? (req[name]!() as T) : fallback);
+    const aliases: string[] = [];
+    for (const urn of call<string[]>("getAliasurnsList", [])) aliases.push(urn.split("::").pop()!);
+    for (const alias of call<Record<string, () => unknown>[]>("getAliasesList", [])) {
+        const urn = typeof alias.getUrn === "function" ? (alias.getUrn() as string) : "";
+        const spec = typeof alias.getSpec === "function" ? (alias.getSpec() as Record<string, () => unknown> | undefined) : undefined;
+        if (urn) aliases.push(urn.split("::").pop()!);
+        else if (spec && typeof spec.getName === "function" && spec.getName()) aliases.push(String(spec.getName()));
+    }
+    return { deleteBeforeReplace: call("getDeletebeforereplace", false), aliases };
+}
+
 /** The engine model: one per rehearsal, holding the stack's resources and outputs between runs. */
 export class Engine {
     private readonly resources = new Map<string, ResourceRecord>();
-    /** Replaced resources whose delete has not happened yet. */
+    /**
+     * Replaced resources whose delete has not happened yet (`Delete: true` in the state). The
+     * engine deletes them with the removed resources at the end of a run that gets that far
+     * (pulumi/pulumi pkg/resource/deploy/step_generator.go `GenerateDeletes`: "If this resource is
+     * explicitly marked for deletion or wasn't seen at all, delete it").
+     */
     private pendingDeletes: ResourceRecord[] = [];
     private seq = 0;
-    /** The stack outputs of the last run that wrote them. */
+    /** The stack outputs as the state holds them (what the next run's StackReference reads). */
     outputs: Record<string, unknown> | undefined;
     private program: Program | undefined;
+    /** Steps the SDK has sent and the engine has not started. */
+    private ready: (() => Promise<void>)[] = [];
+    private pumping = false;
 
     constructor(
         private readonly world: World,
         private readonly identity: StackIdentity,
         private readonly hooks: EngineHooks,
+        private readonly options: EngineOptions = {},
     ) {}
 
     /** Resources the stack holds, for checks (type and name, id, plain outputs). */
@@ -179,14 +249,16 @@ export class Engine {
     async run(at: number, config: Record<string, string>): Promise<EngineRun> {
         const run: RunContext = { at, operations: [], logs: [], errors: [], crashed: false, elapsedMs: 0, worldFaults: [] };
         const registered = new Set<string>();
+        const requests = new Map<string, RegistrationOptions>();
 
-        // Deletes a failed run left pending come first, as the engine does on the next update.
-        for (const record of [...this.pendingDeletes]) {
-            if (!this.destroy(record, run)) return { ...run, ok: false, secretOutputs: [] };
-            this.pendingDeletes = this.pendingDeletes.filter((r) => r !== record);
-        }
-
-        const restore = captureConsole(run.logs);
+        const errorLogs: string[] = [];
+        const restore = captureConsole(run.logs, errorLogs);
+        // The program may end its process non-zero (`process.exitCode`, or the `fail` it is given)
+        // once it has registered everything: the language host then reports a failed program.
+        const hostExitCode = process.exitCode;
+        process.exitCode = undefined;
+        let exitCode: number | undefined;
+        let exitMessage: string | undefined;
         const stackTraceLimit = Error.stackTraceLimit;
         const prepareStackTrace = Error.prepareStackTrace;
         // The SDK records a stack trace for every promise and resource (and raises the limit to
@@ -196,29 +268,44 @@ export class Engine {
         Error.prepareStackTrace = (err: Error) => `${err.name}: ${err.message}`;
         const restoreSdk = withoutSdkDiagnostics();
         let outputs: Record<string, unknown> | undefined;
+        /** The stack outputs the engine received, if it did before any step failed. */
+        let registeredOutputs: Record<string, unknown> | undefined;
         const secretOutputs: string[] = [];
         try {
-            pulumi.runtime.setMocks(this.mocks(run, registered), this.identity.project, this.identity.stack, false, "organization");
+            pulumi.runtime.setMocks(this.mocks(run, registered, requests), this.identity.project, this.identity.stack, false, "organization");
+            captureOptions(requests);
             pulumi.runtime.setAllConfig(config, []);
             this.program ??= require("../../index") as Program;
             const iam = { send: (command: object) => this.lastUsed(command) } as unknown as IAMClient;
-            // A blocked set makes the program exit non-zero after registering: the engine then
-            // skips every delete (the blocked set's resources stay). Recorded as a failed run.
-            const fail = (_code: number, error: Error) => {
-                run.errors.push(messageOf(error));
-                run.failure ??= messageOf(error);
-            };
-            const result = await this.program({ observer: providerObserver(() => iam), env: { [clockVariable]: new Date(at).toISOString() }, fail });
-            outputs = {};
+            const result = await this.program({
+                observer: providerObserver(() => iam),
+                env: { [clockVariable]: new Date(at).toISOString() },
+                // A blocked set makes the program exit non-zero once it has registered everything:
+                // recorded here, applied when the program is done (below), as the host would.
+                fail: (code, error) => {
+                    exitCode = code;
+                    if (error) exitMessage = messageOf(error);
+                },
+            });
+            // The Node SDK registers the stack's outputs in one RegisterResourceOutputs call once
+            // every one of them has resolved (sdk/nodejs/runtime/resource.ts
+            // `registerResourceOutputs` awaits `serializeProperties` of them all), not when the
+            // program ends. The engine takes that event only while no step has failed
+            // (pkg/resource/deploy/deployment_executor.go `Execute`: the event loop returns at the
+            // first error) and keeps it to finalise at the end (step_executor.go
+            // `executeRegisterResourceOutputs`).
+            const collected: Record<string, unknown> = {};
             for (const [name, value] of Object.entries(result)) {
                 if (pulumi.Output.isInstance(value)) {
                     const internal = value as unknown as { promise(): Promise<unknown>; isSecret: Promise<boolean> };
-                    outputs[name] = await internal.promise();
+                    collected[name] = await internal.promise();
                     if (await internal.isSecret) secretOutputs.push(name);
                 } else {
-                    outputs[name] = value;
+                    collected[name] = value;
                 }
             }
+            outputs = collected;
+            if (run.failure === undefined) registeredOutputs = collected;
         } catch (err) {
             run.errors.push(messageOf(err));
             run.failure ??= messageOf(err);
@@ -233,19 +320,74 @@ export class Engine {
             Error.prepareStackTrace = prepareStackTrace;
             restoreSdk();
             restore();
+            exitCode ??= typeof process.exitCode === "number" && process.exitCode !== 0 ? process.exitCode : undefined;
+            process.exitCode = hostExitCode;
         }
-        if (run.failure !== undefined) return { ...run, ok: false, secretOutputs };
+        if (exitCode !== undefined && exitCode !== 0 && run.failure === undefined) {
+            // A non-zero exit is a source error: the deployment bails before its post-steps, so
+            // no delete is generated; steps done stay done and registered outputs are saved
+            // (pulumi/pulumi deployment_executor.go `Execute`; sdk/nodejs/cmd/run/index.ts, exit
+            // code 32 after a logged error).
+            const message = exitMessage ?? (errorLogs.length > 0 ? errorLogs.join("\n") : `the program exited with code ${exitCode}`);
+            run.errors.push(message);
+            run.failure = message;
+        }
+        // A killed `pulumi up` never finalises: the outputs it registered were held for the end
+        // of the deployment (PR #15754) and are lost with it.
+        if (run.crashed) return { ...run, ok: false, secretOutputs };
+        if (run.failure !== undefined) {
+            // A failed update saves the outputs it registered over the old ones (pulumi/pulumi
+            // PR #15754, CLI 3.112: step_executor.go `executeRegisterResourceOutputs`, "we keep old
+            // outputs, overwriting new ones"). Older CLIs keep only the registered ones (#12929).
+            this.outputs = this.options.legacyOutputs ? { ...(registeredOutputs ?? {}) } : { ...(this.outputs ?? {}), ...(registeredOutputs ?? {}) };
+            return { ...run, ok: false, ...(registeredOutputs ? { outputs: registeredOutputs } : {}), secretOutputs };
+        }
 
-        this.outputs = outputs;
-        const removed = [...this.resources.values()].filter((r) => !registered.has(key(r.type, r.name))).sort((a, b) => b.seq - a.seq);
-        for (const record of removed) {
-            if (!this.destroy(record, run)) return { ...run, ok: false, outputs, secretOutputs };
-            this.resources.delete(key(record.type, record.name));
+        // After the program: deletes of resources it no longer registers and of replaced ones,
+        // dependents first (pulumi/pulumi deployment_executor.go `performPostSteps`). Creation order
+        // stands in for the dependency order: what depends on a resource was created after it.
+        const removed = [...this.resources.values()].filter((r) => !registered.has(key(r.type, r.name)));
+        const condemned = [...this.pendingDeletes, ...removed].sort((a, b) => b.seq - a.seq);
+        for (const record of condemned) {
+            if (!(await this.destroy(record, run))) {
+                // A failed delete fails the update; the outputs were all registered, so they are
+                // saved all the same. A kill saves nothing.
+                if (!run.crashed) this.outputs = outputs;
+                return { ...run, ok: false, outputs, secretOutputs };
+            }
+            if (this.pendingDeletes.includes(record)) this.pendingDeletes = this.pendingDeletes.filter((r) => r !== record);
+            else this.resources.delete(key(record.type, record.name));
         }
+        this.outputs = outputs;
         return { ...run, ok: true, outputs, secretOutputs };
     }
 
-    private mocks(run: RunContext, registered: Set<string>): pulumi.runtime.Mocks {
+    /**
+     * Queue a step the SDK sent. Steps waiting at the same time run in an order drawn from the
+     * seed, one after the other; between two, the program gets a turn to send the steps the
+     * finished one unblocked.
+     */
+    private schedule<T>(step: () => Promise<T>): Promise<T> {
+        return new Promise<T>((resolve, reject) => {
+            this.ready.push(() => step().then(resolve, reject));
+            if (!this.pumping) {
+                this.pumping = true;
+                setImmediate(() => void this.pump());
+            }
+        });
+    }
+
+    private async pump(): Promise<void> {
+        while (this.ready.length > 0) {
+            const i = this.options.order ? Math.floor(this.options.order.next() * this.ready.length) : 0;
+            const [step] = this.ready.splice(i, 1);
+            await step();
+            await new Promise((r) => setImmediate(r));
+        }
+        this.pumping = false;
+    }
+
+    private mocks(run: RunContext, registered: Set<string>, requests: Map<string, RegistrationOptions>): pulumi.runtime.Mocks {
         const providers = new Map<string, PlainInputs>();
         return withDetails({
             newResource: (args) => {
@@ -261,10 +403,13 @@ export class Engine {
                     return { id, state: args.inputs };
                 }
                 const owner = args.provider ? (providers.get(args.provider.split("::").pop()!)?.owner as string | undefined) : undefined;
-                // The run has failed (recorded on `run`): the engine applies nothing more and
-                // writes no outputs. The program gets a stand-in instead of a rejection, because
-                // rejected outputs nobody awaits would surface as unhandled rejections in the
-                // host process, where a real engine would simply have stopped the program.
+                const options = requests.get(key(args.type, args.name)) ?? { deleteBeforeReplace: false, aliases: [] };
+                if (args.id) this.hooks.declaresImport?.(args.type, args.name, args.id, run);
+                // The run has failed (recorded on `run`): the engine starts no more steps and the
+                // outputs the program registers from here on are not taken. The program gets a
+                // stand-in instead of a rejection, because rejected outputs nobody awaits would
+                // surface as unhandled rejections in the host process, where a real engine would
+                // simply have stopped the program.
                 const standIn = () => {
                     const existing = this.resources.get(key(args.type, args.name));
                     return { id: existing?.id ?? `${args.name}-not-created`, state: existing ? this.state(existing, args.inputs) : { ...args.inputs, secret: pulumi.secret("") } };
@@ -277,22 +422,26 @@ export class Engine {
                     }
                     return { id: record.id, state: this.state(record, args.inputs) };
                 };
-                let result: ResourceRecord | Promise<ResourceRecord>;
-                try {
-                    result = this.register(args.type, args.name, inputs, owner, run);
-                } catch (err) {
-                    this.fail(run, err);
-                    return standIn();
-                }
-                if (!(result instanceof Promise)) return done(result);
-                return result.then(done, (err: unknown) => {
-                    this.fail(run, err);
-                    return standIn();
+                return this.schedule(async () => {
+                    try {
+                        return done(await this.register(args.type, args.name, inputs, owner, args.id || undefined, options, run));
+                    } catch (err) {
+                        this.fail(run, err, args.name);
+                        return standIn();
+                    }
                 });
             },
             call: (args) => {
                 if (args.token === "aws:iam/getAccessKeys:getAccessKeys") {
                     const user = String(args.inputs.user);
+                    if (!this.world.iam.users.has(user)) {
+                        // terraform-provider-aws internal/service/iam/access_keys_data_source.go
+                        // `dataSourceAccessKeysRead`: "reading IAM Access Keys (%s): %s" around the
+                        // not-found error `findAccessKeysByUser` makes of NoSuchEntity, whose text is
+                        // "couldn't find resource"; the engine prefixes it (pkg/resource/deploy/
+                        // source_eval.go: "invocation of %v returned an error: %w"). No "NoSuchEntity".
+                        throw new Error(`invocation of ${args.token} returned an error: reading IAM Access Keys (${user}): couldn't find resource`);
+                    }
                     const keys = this.world.iam.listKeys(user);
                     return {
                         user,
@@ -310,9 +459,23 @@ export class Engine {
 
     /** GetAccessKeyLastUsed through a fake `IAMClient`, so the program's real observer runs. */
     private async lastUsed(command: object): Promise<unknown> {
-        const input = (command as { input?: { AccessKeyId?: string } }).input;
-        if (command.constructor.name !== "GetAccessKeyLastUsedCommand" || !input?.AccessKeyId) {
-            throw new Error(`the rehearsal's IAM client does not implement ${command.constructor.name}`);
+        const name = command.constructor.name;
+        const input = (command as { input?: { AccessKeyId?: string; UserName?: string } }).input;
+        if (name === "ListAccessKeysCommand" && input?.UserName) {
+            // IAM ListAccessKeys: NoSuchEntityException for a user that does not exist.
+            const user = input.UserName;
+            if (!this.world.iam.users.has(user)) {
+                const err = new Error(`The user with name ${user} cannot be found.`);
+                err.name = "NoSuchEntityException";
+                throw err;
+            }
+            return {
+                AccessKeyMetadata: this.world.iam.listKeys(user).map((k) => ({ UserName: user, AccessKeyId: k.accessKeyId, Status: k.status, CreateDate: new Date(k.createdAt) })),
+                IsTruncated: false,
+            };
+        }
+        if (name !== "GetAccessKeyLastUsedCommand" || !input?.AccessKeyId) {
+            throw new Error(`the rehearsal's IAM client does not implement ${name}`);
         }
         const found = this.world.iam.key(input.AccessKeyId);
         if (!found) throw new Error(`NoSuchEntity: The Access Key with id ${input.AccessKeyId} cannot be found.`);
@@ -344,11 +507,12 @@ export class Engine {
     }
 
     /** A failure that escaped an operation (the engine's own checks) still fails the run. */
-    private fail(run: RunContext, err: unknown): void {
+    private fail(run: RunContext, err: unknown, resource?: string): void {
         if (err instanceof UnmodelledResourceError) run.unmodelled ??= err.message;
         if (run.failure === undefined || err instanceof UnmodelledResourceError) {
             const message = messageOf(err);
             if (!run.errors.includes(message)) run.errors.push(message);
+            if (run.failure === undefined && resource !== undefined) run.failedResource = resource;
             run.failure ??= message;
         }
     }
@@ -361,19 +525,36 @@ export class Engine {
     }
 
     /**
-     * Create, update, replace or keep a registered resource, applying the change to the world.
-     * Returns a promise when the provider takes (simulated) time.
+     * Create, import, update, replace or keep a registered resource, applying the change to the
+     * world. Runs as one step of the engine.
      */
-    private register(type: string, name: string, inputs: PlainInputs, owner: string | undefined, run: RunContext): ResourceRecord | Promise<ResourceRecord> {
+    private async register(type: string, name: string, inputs: PlainInputs, owner: string | undefined, importId: string | undefined, options: RegistrationOptions, run: RunContext): Promise<ResourceRecord> {
         const model = modelFor(type, name, inputs);
-        const existing = this.resources.get(key(type, name));
+        let existing = this.resources.get(key(type, name));
+        if (!existing) {
+            // An alias names the resource's old URN: the engine treats it as the same resource.
+            const alias = options.aliases.find((a) => this.resources.has(key(type, a)));
+            if (alias !== undefined) {
+                const old = this.resources.get(key(type, alias))!;
+                this.resources.delete(key(type, alias));
+                existing = { ...old, name };
+                this.resources.set(key(type, name), existing);
+            }
+        }
+        if (run.failure !== undefined) throw new Error(`the update was stopped by an earlier failure; ${name} was not ${existing ? "updated" : "created"}`);
+        // An import happens when no resource of that name exists or its id differs; then the old
+        // one is replaced (pulumi/pulumi step_generator.go `isImport`, import-replacement).
+        if (importId !== undefined && (!existing || existing.id !== importId)) {
+            const imported = await this.import(type, name, inputs, importId, run);
+            if (existing) this.pendingDeletes.push(existing);
+            return imported;
+        }
         const change = existing ? this.change(existing, model, inputs) : "create";
         if (existing && change === "none") {
             // Same resource: the engine keeps its outputs and records the new inputs.
             if (model.diff) this.resources.set(key(type, name), { ...existing, inputs });
             return existing;
         }
-        if (run.failure !== undefined) throw new Error(`the update was stopped by an earlier failure; ${name} was not ${existing ? "updated" : "created"}`);
         // Where the resource will write, so a fault can reject writes to one target.
         const writes = model.writes?.(inputs, owner).map((w) => w.address) ?? [];
         const where = writes.length ? { addresses: writes } : {};
@@ -381,26 +562,57 @@ export class Engine {
         const ctx = this.context(run, owner);
 
         if (!existing || change === "replace") {
-            if (existing && model.deleteBeforeReplace) {
+            // Replacement is create-then-delete unless the program (the `deleteBeforeReplace`
+            // option) or the provider (pulumi-github provider/resources.go sets it for
+            // `github_actions_environment_secret` alone; a dynamic provider's diff may ask) says
+            // otherwise (pulumi/pulumi step_generator.go: replacement steps).
+            const deleteFirst = existing !== undefined && (options.deleteBeforeReplace || model.deleteBeforeReplace === true);
+            if (existing && deleteFirst) {
                 // The old resource goes first; a failed create then leaves nothing (FACTS.md).
-                if (!this.destroy(existing, run)) throw new Error(`${name} was not replaced: its delete failed`);
+                if (!(await this.destroy(existing, run))) throw new Error(`${name} was not replaced: its delete failed`);
                 this.resources.delete(key(type, name));
             }
-            const created = this.apply(run, { action: "create", type, name, ...where, ...keyInfo }, () => this.create(type, name, model, inputs, ctx));
-            const store = (record: ResourceRecord) => {
-                if (existing && !model.deleteBeforeReplace) this.pendingDeletes.push(existing);
-                this.resources.set(key(type, name), record);
-                return record;
-            };
-            return created instanceof Promise ? created.then(store) : store(created);
-        }
-        const status = type === accessKeyType ? { accessKeyId: existing.id, status: inputs.status as "Active" | "Inactive" } : {};
-        const updated = this.apply(run, { action: "update", type, name, ...where, ...keyInfo, ...status }, () => this.update(existing, model, inputs, ctx));
-        const store = (record: ResourceRecord) => {
+            const record = await this.apply(run, { action: "create", type, name, ...where, ...keyInfo }, () => this.create(type, name, model, inputs, ctx));
+            // The replaced resource waits for the end of the run (`Delete: true` in the state).
+            if (existing && !deleteFirst) this.pendingDeletes.push(existing);
             this.resources.set(key(type, name), record);
             return record;
-        };
-        return updated instanceof Promise ? updated.then(store) : store(updated);
+        }
+        const status = type === accessKeyType ? { accessKeyId: existing.id, status: inputs.status as "Active" | "Inactive" } : {};
+        const before = existing;
+        const updated = await this.apply(run, { action: "update", type, name, ...where, ...keyInfo, ...status }, () => this.update(before, model, inputs, ctx));
+        this.resources.set(key(type, name), updated);
+        return updated;
+    }
+
+    /**
+     * The `import` resource option: read the cloud resource by id and adopt it. The engine fails
+     * when it does not exist (pulumi/pulumi pkg/resource/deploy/step.go `ImportStep.Apply`:
+     * "resource '%v' does not exist"), and when the declared inputs differ from what it read (the
+     * `import` option's documented contract). An imported access key has no `secret`:
+     * terraform-provider-aws cannot read it back.
+     */
+    private async import(type: string, name: string, inputs: PlainInputs, id: string, run: RunContext): Promise<ResourceRecord> {
+        const keyInfo = type === accessKeyType ? { user: String(inputs.user), accessKeyId: id } : {};
+        return this.apply(run, { action: "import", type, name, ...keyInfo }, () => {
+            const record: ResourceRecord = { type, name, id, inputs, outputs: {}, writes: [], seq: ++this.seq };
+            if (type === accessKeyType) {
+                const found = this.world.iam.key(id);
+                if (!found) throw new Error(`resource '${id}' does not exist`);
+                const status = inputs.status ?? "Active";
+                if (found.user !== inputs.user || found.status !== status) {
+                    throw new Error(`inputs to import do not match the existing resource: user ${found.user} and status ${found.status}, declared ${String(inputs.user)} and ${String(status)}`);
+                }
+                record.outputs = { id, status: found.status, createDate: new Date(found.createdAt).toISOString() };
+            } else if (type === userType) {
+                if (!this.world.iam.users.has(id)) throw new Error(`resource '${id}' does not exist`);
+                record.outputs = { name: id, arn: this.world.iam.userArn(id) };
+            } else {
+                throw new UnmodelledResourceError(`the rehearsal cannot import ${name} (${type}): only IAM users and access keys are modelled for \`import\``);
+            }
+            this.resources.set(key(type, name), record);
+            return record;
+        });
     }
 
     /** What a model's create or update can reach: the world and the run's simulated clock. */
@@ -415,31 +627,39 @@ export class Engine {
     }
 
     /**
-     * Run one operation through the hooks; a failure is recorded on the run and rethrown. An
-     * effect that returns a promise (a provider taking simulated time) is applied when it settles.
+     * Run one operation through the hooks; a failure is recorded on the run and rethrown. A kill
+     * while the provider call is in flight (a {@link CrashSignal} from `afterEffect`) leaves the
+     * world changed and the operation unrecorded.
      */
-    private apply<T extends ResourceRecord | void>(run: RunContext, pending: PendingOperation, effect: () => T | Promise<T>): T | Promise<T> {
-        const failed = (err: unknown): never => {
-            if (err instanceof CrashSignal) run.crashed = true;
-            const message = `${pending.action} ${pending.name}: ${messageOf(err)}`;
-            run.errors.push(message);
-            run.failure ??= message;
-            throw err instanceof CrashSignal ? err : new Error(message);
-        };
-        const applied = (result: T): T => {
+    private async apply<T extends ResourceRecord | void>(run: RunContext, pending: PendingOperation, effect: () => T | Promise<T>): Promise<T> {
+        try {
+            this.hooks.beforeOperation(pending, run);
+            const result = await effect();
+            try {
+                this.hooks.afterEffect?.(pending, run);
+            } catch (err) {
+                // The provider finished; the engine never checkpointed it (pulumi/pulumi
+                // deployment_executor.go `printPendingOperationsWarning`: the next update proceeds
+                // and an interrupted create is not in the state).
+                const op: Operation = { ...pending, index: run.operations.length + 1, lost: true };
+                if (result && pending.action === "create" && pending.type === accessKeyType) op.accessKeyId = (result as ResourceRecord).id;
+                run.operations.push(op);
+                this.hooks.afterOperation(op, run);
+                throw err;
+            }
             const op: Operation = { ...pending, index: run.operations.length + 1 };
-            if (result && pending.action === "create" && pending.type === accessKeyType) op.accessKeyId = result.id;
+            if (result && pending.action === "create" && pending.type === accessKeyType) op.accessKeyId = (result as ResourceRecord).id;
             run.operations.push(op);
             this.hooks.afterOperation(op, run);
             return result;
-        };
-        try {
-            this.hooks.beforeOperation(pending, run);
-            const result = effect();
-            if (result instanceof Promise) return result.then(applied, failed);
-            return applied(result);
         } catch (err) {
-            return failed(err);
+            if (err instanceof CrashSignal) run.crashed = true;
+            if (err instanceof UnmodelledResourceError) throw err;
+            const message = `${pending.action} ${pending.name}: ${messageOf(err)}`;
+            run.errors.push(message);
+            run.failedResource ??= pending.name;
+            run.failure ??= message;
+            throw err instanceof CrashSignal ? err : new Error(message);
         }
     }
 
@@ -454,7 +674,14 @@ export class Engine {
                 record.outputs = { name: inputs.name, arn: iam.userArn(String(inputs.name)) };
                 return record;
             case accessKeyType: {
-                const created = iam.createAccessKey(String(inputs.user), at);
+                let created;
+                try {
+                    created = iam.createAccessKey(String(inputs.user), at);
+                } catch (err) {
+                    // terraform-provider-aws internal/service/iam/access_key.go
+                    // `resourceAccessKeyCreate`: "creating IAM Access Key (%s): %s".
+                    throw new Error(`creating IAM Access Key (${String(inputs.user)}): ${messageOf(err)}`);
+                }
                 if (inputs.status === "Inactive") iam.updateAccessKey(created.accessKeyId, "Inactive", at);
                 record.id = created.accessKeyId;
                 record.outputs = { id: created.accessKeyId, secret: created.secret, status: inputs.status ?? "Active", createDate: new Date(at).toISOString() };
@@ -476,7 +703,7 @@ export class Engine {
         if (existing.type === userType) return { ...existing, inputs };
         const writes = this.write(model, inputs, ctx);
         // An address the new inputs no longer write (a repository dropped from a list) is cleared.
-        for (const old of existing.writes) if (!writes.some((w) => w.address === old.address)) this.world.stores.delete(old.address);
+        for (const old of existing.writes) if (!writes.some((w) => w.address === old.address)) this.world.stores.delete(old.address, ctx.clock.now());
         const finish = (outputs: Record<string, unknown>): ResourceRecord => ({ ...existing, inputs, writes, outputs: model.dynamic ? outputs : { ...existing.outputs, ...outputs } });
         const outputs = model.outputs?.(inputs, ctx) ?? {};
         return outputs instanceof Promise ? outputs.then(finish) : finish(outputs);
@@ -489,7 +716,7 @@ export class Engine {
     }
 
     /** Delete a resource from the world; false (and the run failed) when the delete failed. */
-    private destroy(record: ResourceRecord, run: RunContext): boolean {
+    private async destroy(record: ResourceRecord, run: RunContext): Promise<boolean> {
         const pending: PendingOperation = {
             action: "delete",
             type: record.type,
@@ -498,16 +725,34 @@ export class Engine {
             ...(record.writes.length ? { addresses: record.writes.map((w) => w.address) } : {}),
         };
         try {
-            this.apply(run, pending, () => {
-                if (record.type === accessKeyType) this.world.iam.deleteAccessKey(record.id, nowOf(run));
-                else if (record.type === userType) this.world.iam.deleteUser(record.id);
-                for (const w of record.writes) this.world.stores.delete(w.address);
+            await this.apply(run, pending, () => {
+                // A resource already gone counts as deleted (terraform-provider-aws access_key.go
+                // `resourceAccessKeyDelete` ignores NoSuchEntity), as after a delete a kill interrupted.
+                if (record.type === accessKeyType) {
+                    if (this.world.iam.key(record.id)) this.world.iam.deleteAccessKey(record.id, nowOf(run));
+                } else if (record.type === userType) this.world.iam.deleteUser(record.id);
+                for (const w of record.writes) this.world.stores.delete(w.address, nowOf(run));
             });
             return true;
         } catch {
             return false;
         }
     }
+}
+
+/**
+ * Record the options of every registration the SDK sends to the mock monitor: the mocks' own
+ * `newResource` never sees them (FACTS.md), and the engine's replacement and aliasing follow them.
+ */
+function captureOptions(requests: Map<string, RegistrationOptions>): void {
+    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: Record<string, () => unknown>, cb: unknown): unknown; __captured?: boolean };
+    if (!monitor || monitor.__captured) return;
+    const original = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, cb) => {
+        requests.set(key(String(req.getType()), String(req.getName())), registrationOptions(req as Record<string, (() => unknown) | undefined>));
+        return original(req, cb);
+    };
+    monitor.__captured = true;
 }
 
 /**
@@ -549,11 +794,17 @@ function withoutSdkDiagnostics(): () => void {
     };
 }
 
-/** Route console output (where the SDK's `pulumi.log` goes without an engine) into `lines`. */
-function captureConsole(lines: string[]): () => void {
+/** Route console output (where the SDK's `pulumi.log` goes without an engine) into `lines`, errors also into `errors`. */
+function captureConsole(lines: string[], errors: string[]): () => void {
     const methods = ["log", "info", "warn", "error", "debug"] as const;
     const saved = methods.map((m) => console[m]);
-    for (const m of methods) console[m] = (...args: unknown[]) => void lines.push(args.map((a) => (typeof a === "string" ? a : messageOf(a))).join(" "));
+    for (const m of methods) {
+        console[m] = (...args: unknown[]) => {
+            const line = args.map((a) => (typeof a === "string" ? a : messageOf(a))).join(" ");
+            lines.push(line);
+            if (m === "error") errors.push(line);
+        };
+    }
     return () => methods.forEach((m, i) => (console[m] = saved[i]));
 }
 

@@ -14,9 +14,13 @@ export interface FaultOptions {
     failRate?: number;
     /** An API error at operation `op` (1-based) of the first run at or after `at`. */
     failAt?: { at: number; op: number }[];
-    /** A crash (the `pulumi up` process killed) after `after` operations of the first run at or after `at`. */
-    crashAt?: { at: number; after: number }[];
-    /** Probability that a run crashes after a random number of its operations. */
+    /**
+     * A crash (the `pulumi up` process killed) after `after` operations of the first run at or
+     * after `at`. With `inFlight`, the kill comes while the next operation's provider call is in
+     * flight: the call takes effect (a key is created) and the engine never records it.
+     */
+    crashAt?: { at: number; after: number; inFlight?: boolean }[];
+    /** Probability that a run crashes after a random number of its operations (half of them with the next one in flight). */
     crashRate?: number;
     /** Targets whose store addresses contain `match` (every target when absent) reject writes in the window. */
     rejectWrites?: (Window & { match?: string })[];
@@ -41,8 +45,8 @@ export interface FaultOptions {
 /** Turns {@link FaultOptions} into decisions, run by run and operation by operation. */
 export class FaultInjector {
     private readonly failAt: { at: number; op: number; used: boolean }[];
-    private readonly crashAt: { at: number; after: number; used: boolean }[];
-    private run?: { failOp?: number; crashAfter?: number; injected: string[] };
+    private readonly crashAt: { at: number; after: number; inFlight?: boolean; used: boolean }[];
+    private run?: { failOp?: number; crashAfter?: number; inFlight?: boolean; killing?: boolean; injected: string[] };
     private readonly iamRandom: Random;
 
     constructor(
@@ -94,8 +98,10 @@ export class FaultInjector {
             if (crash) {
                 crash.used = true;
                 run.crashAfter = crash.after;
+                run.inFlight = crash.inFlight === true;
             } else if (this.random.chance(this.options.crashRate ?? 0)) {
                 run.crashAfter = Math.floor(this.random.next() * 12);
+                run.inFlight = this.random.chance(0.5);
             }
         }
         this.run = run;
@@ -115,13 +121,28 @@ export class FaultInjector {
         return this.run?.injected ?? [];
     }
 
+    /** Engine hook: the kill of a run whose crash was set for an operation in flight. */
+    afterEffect(op: PendingOperation, ctx: RunContext): void {
+        const run = this.run!;
+        if (!run.killing) return;
+        run.killing = false;
+        const n = ctx.operations.length;
+        run.injected.push(`crash after ${n} operation(s), with ${op.action} ${op.name} in flight`);
+        throw new CrashSignal(n, true);
+    }
+
     /** Engine hook: maybe fail or crash before an operation. */
     beforeOperation(op: PendingOperation, ctx: RunContext): void {
         const run = this.run!;
         const n = ctx.operations.length;
         if (run.crashAfter !== undefined && n >= run.crashAfter) {
-            run.injected.push(`crash after ${n} operation(s)`);
             run.crashAfter = undefined;
+            if (run.inFlight) {
+                // The kill lands once this operation's provider call has taken effect (afterEffect).
+                run.killing = true;
+                return;
+            }
+            run.injected.push(`crash after ${n} operation(s)`);
             throw new CrashSignal(n);
         }
         if (run.failOp === n + 1) {
@@ -129,7 +150,7 @@ export class FaultInjector {
             throw new ApiError("ServiceUnavailable", `injected failure at operation ${n + 1}`);
         }
         const rejecting = (this.options.rejectWrites ?? []).find(
-            (w) => ctx.at >= w.from && ctx.at < w.until && op.addresses?.some((a) => !w.match || a.includes(w.match.toLowerCase())),
+            (w) => ctx.at >= w.from && ctx.at < w.until && op.addresses?.some((a) => !w.match || a.toLowerCase().includes(w.match.toLowerCase())),
         );
         if (rejecting) {
             run.injected.push(`target rejected ${op.action} ${op.name}`);

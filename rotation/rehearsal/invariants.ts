@@ -30,6 +30,11 @@ interface SetModel {
     targets: TargetView[];
     retireAfterMs: number;
     everyMs: number;
+    /** The set's own `settle` and (with the gate on) `gateTimeout`, ms. */
+    settleMs: number;
+    gateTimeoutMs: number;
+    /** `overlap + gateTimeout (gate on) + retireAfter` of the set's own policy: a rotation's length before its gaps. */
+    cycleMs: number;
     paused: boolean;
     /** The configured request applies to the set and is emergency / revoke. */
     emergency: boolean;
@@ -50,6 +55,9 @@ export function setModels(config: StackConfig): SetModel[] {
             targets: set.targets.map((t) => viewOf(t.target, t.store.label(t.target))),
             retireAfterMs: ms(effective.retireAfter),
             everyMs: ms(set.policy.every),
+            settleMs: ms(set.policy.settle),
+            gateTimeoutMs: set.policy.lastUsedGate ? ms(set.policy.gateTimeout) : 0,
+            cycleMs: ms(set.policy.overlap) + (set.policy.lastUsedGate ? ms(set.policy.gateTimeout) : 0) + ms(set.policy.retireAfter),
             paused: set.policy.paused,
             emergency: request?.emergency === true,
             revoke: request?.revoke === true,
@@ -80,8 +88,24 @@ export class InvariantChecker {
     private previous?: RotationState;
     /** Sets where a revoke deactivated the key the targets hold; closed by the next successful run. */
     private readonly revokeWindow = new Set<string>();
-    /** Targets that have received a key at least once (labels). */
+    /** Targets that have received a key at least once (set and label: two sets may share a label). */
     private readonly pushed = new Set<string>();
+    /**
+     * Keys created by a run that failed or was killed: the engine may not have recorded the create,
+     * and the run's outputs may not know the key, so the program cannot tell whether it ever had
+     * the secret (an orphan). Until a target holds one, it is no consumer's key: I3 does not ask
+     * targets to hold it and I4 lets it be deactivated or deleted at once; but it must not stay
+     * Active, unheld, for longer than `every` (I8: recovery without a manual step).
+     */
+    private readonly orphans = new Set<string>();
+    /** Orphans already reported as left Active. */
+    private readonly orphanReported = new Set<string>();
+    /** Access keys the program takes over by id (`import`) in the current run: it manages them from this run on. */
+    private importedThisRun = new Set<string>();
+    /** Access keys created in the current run. */
+    private createdThisRun: string[] = [];
+    /** Keys some target has held. */
+    private readonly heldEver = new Set<string>();
     /** The last run that counts for I5's gap: a successful one, or one that failed with no injected fault. */
     private lastSuccess?: number;
     private longestGapMs = 0;
@@ -103,6 +127,8 @@ export class InvariantChecker {
         this.sets = sets;
         this.previous = previous;
         this.run = emptyCounts();
+        this.createdThisRun = [];
+        this.importedThisRun = new Set();
         // The first scheduled run counts as the start of the first gap: faults that delay the
         // first successful run delay the first key's push just as they delay later ones.
         this.lastSuccess ??= at;
@@ -126,6 +152,17 @@ export class InvariantChecker {
         return false;
     }
 
+    /** A violation found after the fact (a broken CI job), attributed to run `run` at `at` (ISO). */
+    record(id: InvariantId, run: number, at: string, message: string): void {
+        this.totals[id].checked++;
+        this.totals[id].failed++;
+        if (this.violations.length < this.maxListed) this.violations.push({ invariant: id, at, run, message });
+    }
+
+    private isOrphan(accessKeyId: string): boolean {
+        return this.orphans.has(accessKeyId) && !this.heldEver.has(accessKeyId);
+    }
+
     private setOfUser(user: string | undefined): SetModel | undefined {
         return this.sets.find((s) => s.user === user);
     }
@@ -140,19 +177,22 @@ export class InvariantChecker {
         if (op.type !== "aws:iam/accessKey:AccessKey") return;
         const set = this.setOfUser(op.user);
         const iam = this.world.iam;
+        // DESIGN §2: `paused: true` freezes a set, its first run included.
+        if (set?.paused && op.action !== "import") this.check("I9", false, () => `the program took a step for set "${set.name}" while it is paused: ${op.action} ${op.name}`);
         if (op.action === "create") {
             const keys = iam.users.get(op.user!)?.keys ?? [];
             this.check("I1", keys.length < 2, () => `the program created a third access key for ${op.user} (${op.name}) while ${keys.map((k) => `${k.accessKeyId} (${k.status})`).join(" and ")} exist`);
-            const known = new Set(set ? (this.previous?.sets[set.name]?.keys ?? []).map((k) => k.accessKeyId) : []);
+            const known = new Set([...(set ? (this.previous?.sets[set.name]?.keys ?? []).map((k) => k.accessKeyId) : []), ...this.importedThisRun]);
             const unknown = keys.filter((k) => !known.has(k.accessKeyId));
             this.check("I9", unknown.length === 0, () => `the program minted ${op.name} while IAM shows ${unknown.map((k) => k.accessKeyId).join(", ")}, which the rotation state does not manage`);
             return;
         }
         const key = iam.key(op.accessKeyId);
         if (!key || !set) return;
+        const orphan = this.isOrphan(key.accessKeyId);
         if (op.action === "update" && op.status === "Inactive" && key.status === "Active") {
             if (set.revoke) this.revokeWindow.add(set.name);
-            if (!set.revoke) {
+            if (!set.revoke && !orphan) {
                 for (const view of set.targets) {
                     const held = this.held(view);
                     this.check(
@@ -165,7 +205,7 @@ export class InvariantChecker {
                 this.check("I9", others.length > 0, () => `key ${key.accessKeyId} was deactivated although it is the last Active key of ${set.user}`);
             }
         }
-        if (op.action === "delete") {
+        if (op.action === "delete" && !orphan) {
             const inactiveFor = key.deactivatedAt === undefined ? -1 : this.runAt - key.deactivatedAt;
             this.check(
                 "I4",
@@ -179,7 +219,8 @@ export class InvariantChecker {
     }
 
     /** Engine hook, after an operation: I1 and I2 must hold at every instant. */
-    afterOperation(_: Operation, __: RunContext): void {
+    afterOperation(op: Operation, __: RunContext): void {
+        if (op.action === "create" && op.accessKeyId) this.createdThisRun.push(op.accessKeyId);
         this.checkKeysAndTargets();
     }
 
@@ -190,7 +231,8 @@ export class InvariantChecker {
             if (this.revokeWindow.has(set.name)) continue;
             for (const view of set.targets) {
                 const held = this.held(view);
-                if (held.accessKeyId === undefined && !this.pushed.has(view.label)) continue;
+                if (held.accessKeyId !== undefined) this.heldEver.add(held.accessKeyId);
+                if (held.accessKeyId === undefined && !this.pushed.has(`${set.name}\u0000${view.label}`)) continue;
                 this.check("I2", held.key !== undefined && held.key.deletedAt === undefined && held.key.status === "Active", () =>
                     held.accessKeyId === undefined
                         ? `${view.label} holds no key`
@@ -201,12 +243,27 @@ export class InvariantChecker {
     }
 
     /**
-     * I5: no target holds a key older than `every` plus the longest gap between successful runs,
-     * for every key that saw no injected fault while it was current.
+     * I5: no target holds a key longer than one step per run can deliver (README "How fresh keys
+     * stay"): `max(every, overlap + gateTimeout + retireAfter + 2 × G) + G`, G the longest gap
+     * between successful runs; with runs on time that is `every + G`. Checked for every key that
+     * saw no injected fault while it was current.
      */
     private checkFreshness(at: number): void {
         const gap = Math.max(this.longestGapMs, this.lastSuccess === undefined ? 0 : at - this.lastSuccess);
         for (const set of this.sets) {
+            // An orphan must be pushed or retired within one delivered rotation once faults stop.
+            const bound = Math.max(set.everyMs, set.cycleMs + 2 * gap) + gap;
+            for (const key of this.world.iam.users.get(set.user)?.keys ?? []) {
+                if (key.status !== "Active" || !this.isOrphan(key.accessKeyId) || this.orphanReported.has(key.accessKeyId)) continue;
+                const since = Math.max(key.createdAt, this.lastFaultAt ?? -Infinity);
+                if (at - since <= bound) continue;
+                this.orphanReported.add(key.accessKeyId);
+                this.check(
+                    "I8",
+                    false,
+                    () => `key ${key.accessKeyId}, created by a run that failed, has been Active for ${hours(at - key.createdAt)} (${hours(at - since)} since the last fault) and no target ever held it: it is neither pushed nor retired`,
+                );
+            }
             for (const view of set.targets) {
                 const held = this.held(view);
                 if (!held.key) continue;
@@ -217,7 +274,13 @@ export class InvariantChecker {
                 // can delay its rotation by more than one gap (a failed delete, then a run that
                 // waits for the engine to finish it); I8 governs then, and the next key is checked.
                 if (this.lastFaultAt !== undefined && this.lastFaultAt >= held.key.createdAt) continue;
-                this.check("I5", age <= set.everyMs + gap, () => `${view.label} holds key ${held.accessKeyId}, ${hours(age)} old: more than every (${hours(set.everyMs)}) + the longest gap between runs (${hours(gap)})`);
+                const bound = Math.max(set.everyMs, set.cycleMs + 2 * gap) + gap;
+                this.check(
+                    "I5",
+                    age <= bound,
+                    () =>
+                        `${view.label} holds key ${held.accessKeyId}, ${hours(age)} old: more than ${hours(bound)}, max(every (${hours(set.everyMs)}), overlap + gateTimeout + retireAfter + 2 × G) + G, where G = ${hours(gap)} is the longest gap between runs`,
+                );
             }
         }
     }
@@ -227,6 +290,7 @@ export class InvariantChecker {
      * (no secret in outputs, logs or errors) and I8 (a run fails only because of an injected fault).
      */
     endRun(result: EngineRun, injected: string[]): void {
+        if (!result.ok) for (const id of this.createdThisRun) this.orphans.add(id);
         this.checkKeysAndTargets();
         for (const set of this.sets) {
             for (const view of set.targets) {
@@ -247,11 +311,13 @@ export class InvariantChecker {
         if (result.ok) {
             this.revokeWindow.clear();
             for (const set of this.sets) {
-                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active");
+                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active" && !this.isOrphan(k.accessKeyId));
                 const newest = active.reduce<FakeKey | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
                 for (const view of set.targets) {
-                    this.pushed.add(view.label);
                     const held = this.held(view);
+                    // A set with no key yet (paused before its first mint), or only orphans, has nothing for targets to hold.
+                    if (newest === undefined && held.accessKeyId === undefined) continue;
+                    this.pushed.add(`${set.name}\u0000${view.label}`);
                     this.check(
                         "I3",
                         newest !== undefined && held.accessKeyId === newest.accessKeyId && held.secret === newest.secret,
@@ -273,6 +339,11 @@ export class InvariantChecker {
     /** I6: a second run at the same instant changed nothing. */
     checkTwin(twin: EngineRun): void {
         this.check("I6", twin.operations.length === 0, () => `a second run at the same instant made ${twin.operations.length} change(s): ${twin.operations.map((o) => `${o.action} ${o.name}`).join(", ")}`);
+    }
+
+    /** Engine hook: a key the program takes over by id in this run is one it manages (I9). */
+    declaresImport(type: string, _name: string, id: string): void {
+        if (type === "aws:iam/accessKey:AccessKey") this.importedThisRun.add(id);
     }
 
     /** Engine hook: I7 for resource inputs (a secret must arrive wrapped as a secret). */

@@ -5,6 +5,8 @@ import type { Credentials, World } from "./world";
 /** A CI job that could not authenticate: observed by calling the fake STS, not inferred. */
 export interface BrokenJob {
     consumer: string;
+    /** The credential set whose target the job read. */
+    set?: string;
     /** When the failing call happened (ISO). */
     at: string;
     /** `start` (the job's first AWS call) or `end` (its last, hours later). */
@@ -47,6 +49,10 @@ export class CiJobs {
     rogueUses = 0;
     /** Oldest key age (ms) a job read. */
     oldestKeyAgeMs = 0;
+    /**
+     * Next start per place a job runs, by {@link placeId}: consumers that share a label (two
+     * sets' targets in one repository) are separate places, each running its own jobs.
+     */
     private readonly next = new Map<string, number>();
     private ends: Pending[] = [];
     private rogueCredentials?: Credentials;
@@ -61,14 +67,18 @@ export class CiJobs {
         private consumers: Consumer[],
         start: number,
     ) {
-        for (const c of consumers) this.next.set(c.label, start + this.gap());
+        this.ids = placeIds(consumers);
+        for (const c of consumers) this.next.set(this.ids.get(c)!, start + this.gap());
         this.rogueNext = options.rogue?.from;
     }
+
+    private ids: Map<Consumer, string>;
 
     /** Replace the consumers (the configuration changed). */
     setConsumers(consumers: Consumer[], now: number): void {
         this.consumers = consumers;
-        for (const c of consumers) if (!this.next.has(c.label)) this.next.set(c.label, now + this.gap());
+        this.ids = placeIds(consumers);
+        for (const c of consumers) if (!this.next.has(this.ids.get(c)!)) this.next.set(this.ids.get(c)!, now + this.gap());
     }
 
     /** Play every job event before `until`, in time order. */
@@ -76,7 +86,7 @@ export class CiJobs {
         for (;;) {
             let best: { at: number; kind: "start" | "end" | "rogue"; consumer?: Consumer; pending?: Pending } | undefined;
             for (const c of this.consumers) {
-                const at = this.next.get(c.label)!;
+                const at = this.next.get(this.ids.get(c)!)!;
                 if (at < until && (!best || at < best.at)) best = { at, kind: "start", consumer: c };
             }
             const end = this.ends[0];
@@ -94,14 +104,15 @@ export class CiJobs {
     }
 
     private start(consumer: Consumer, at: number): void {
-        this.next.set(consumer.label, at + this.gap());
-        const credentials = consumer.read(this.world.stores, this.world);
-        if (credentials.accessKeyId === undefined && credentials.secret === undefined && !this.provisioned.has(consumer.label)) return;
-        this.provisioned.add(consumer.label);
+        const id = this.ids.get(consumer)!;
+        this.next.set(id, at + this.gap());
+        const credentials = consumer.read(this.world.stores.asOf(at), this.world);
+        if (credentials.accessKeyId === undefined && credentials.secret === undefined && !this.provisioned.has(id)) return;
+        this.provisioned.add(id);
         this.started++;
         const key = this.world.iam.history.get(credentials.accessKeyId ?? "");
         if (key) this.oldestKeyAgeMs = Math.max(this.oldestKeyAgeMs, at - key.createdAt);
-        if (!this.use(consumer.label, credentials, at, at, "start")) return;
+        if (!this.use(consumer, credentials, at, at, "start")) return;
         const longest = this.options.longestMs ?? 6 * 3_600_000;
         const pending = { at: at + Math.max(1, Math.floor(this.random.next() * longest)), consumer, startedAt: at, credentials };
         const i = this.ends.findIndex((e) => e.at > pending.at);
@@ -110,13 +121,13 @@ export class CiJobs {
     }
 
     private finish(p: Pending): void {
-        this.use(p.consumer.label, p.credentials, p.at, p.startedAt, "end");
+        this.use(p.consumer, p.credentials, p.at, p.startedAt, "end");
     }
 
-    private use(label: string, credentials: Credentials, at: number, startedAt: number, when: "start" | "end"): boolean {
+    private use(consumer: Consumer, credentials: Credentials, at: number, startedAt: number, when: "start" | "end"): boolean {
         const result = this.world.iam.authenticate(credentials, at);
         if (result.ok) return true;
-        this.broken.push({ consumer: label, at: new Date(at).toISOString(), when, startedAt: new Date(startedAt).toISOString(), accessKeyId: credentials.accessKeyId, reason: result.reason });
+        this.broken.push({ consumer: consumer.label, ...(consumer.set !== undefined ? { set: consumer.set } : {}), at: new Date(at).toISOString(), when, startedAt: new Date(startedAt).toISOString(), accessKeyId: credentials.accessKeyId, reason: result.reason });
         return false;
     }
 
@@ -126,9 +137,23 @@ export class CiJobs {
             this.rogueNext = undefined;
             return;
         }
-        this.rogueCredentials ??= this.consumers[0].read(this.world.stores, this.world);
+        // It keeps the first key it finds (before the first run's writes there is none yet).
+        if (!this.rogueCredentials?.accessKeyId) this.rogueCredentials = this.consumers[0].read(this.world.stores.asOf(at), this.world);
         this.rogueUses++;
         if (!this.world.iam.authenticate(this.rogueCredentials, at).ok) this.rogueFailures++;
         this.rogueNext = at + 3_600_000;
     }
+}
+
+/** An id per place a job runs: the set and label, numbered when several consumers share both. */
+function placeIds(consumers: Consumer[]): Map<Consumer, string> {
+    const seen = new Map<string, number>();
+    const ids = new Map<Consumer, string>();
+    for (const c of consumers) {
+        const base = `${c.set ?? ""}\u0000${c.label}`;
+        const n = seen.get(base) ?? 0;
+        seen.set(base, n + 1);
+        ids.set(c, `${base}\u0000${n}`);
+    }
+    return ids;
 }

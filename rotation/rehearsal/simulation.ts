@@ -30,6 +30,18 @@ export interface SimulationOptions {
     /** Time between scheduled runs, milliseconds (the cron cadence). */
     cadenceMs: number;
     requests?: ScheduledRequest[];
+    /**
+     * Sets the scheduled requests name (`requestSets`); default the stack's own `requestSets`,
+     * else every set.
+     */
+    requestSets?: string[];
+    /** Edits of the stack config from an instant on (a person renaming a set, a secret, ...). */
+    configChanges?: { at: number; config: Record<string, string> }[];
+    /**
+     * Rehearse a Pulumi CLI older than 3.112, where a failed update drops the stack outputs it
+     * had not registered (pulumi/pulumi #12929). Default: the current engine (PR #15754).
+     */
+    legacyOutputs?: boolean;
     faults?: FaultOptions;
     jobs?: JobOptions;
     seed: number;
@@ -73,6 +85,8 @@ export interface RunRecord {
     faults: string[];
     /** Answered from the last evaluated run: its inputs repeated them (`skipRepeats`). */
     skipped?: true;
+    /** Sets a failed run's error belongs to (its failing resource, or the sets it names); absent: the whole stack. */
+    failedSets?: string[];
     operations: Operation[];
     sets: Record<string, SetAfterRun>;
     checks: CheckCounts;
@@ -123,14 +137,26 @@ export function validatedConfig(config: Record<string, string>): StackConfig {
 }
 
 function configAt(options: SimulationOptions, at: number): Record<string, string> {
+    const changed = (options.configChanges ?? []).filter((c) => c.at <= at).sort((a, b) => a.at - b.at);
+    const base = changed.length > 0 ? changed[changed.length - 1].config : options.config;
     const applied = (options.requests ?? []).filter((r) => r.at <= at);
-    if (applied.length === 0) return options.config;
+    const requestSets = "ci-key-rotation:requestSets";
+    if (applied.length === 0) {
+        // `requestSets` without a request is refused by the program: a stack file that keeps it
+        // for the next request is rehearsed without it until a scheduled request comes.
+        if (base[requestSets] === undefined || base["ci-key-rotation:request"]) return base;
+        const { [requestSets]: _unused, ...rest } = base;
+        return rest;
+    }
     const last = applied[applied.length - 1];
+    const sets = options.requestSets !== undefined ? JSON.stringify(options.requestSets) : base[requestSets];
+    const { [requestSets]: _own, ...rest } = base;
     return {
-        ...options.config,
+        ...rest,
         "ci-key-rotation:request": `rehearsal-request-${applied.length}`,
         "ci-key-rotation:emergency": String(last.mode === "emergency"),
         "ci-key-rotation:revoke": String(last.mode === "revoke"),
+        ...(sets !== undefined ? { [requestSets]: sets } : {}),
     };
 }
 
@@ -145,15 +171,23 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const faults = new FaultInjector(options.faults ?? {}, new Random(options.seed ^ 0xfa17));
     world.iam.propagationMs = () => faults.propagationMs();
     const checker = new InvariantChecker(world);
-    const engine = new Engine(world, { project: options.project ?? "ci-key-rotation", stack: options.stack }, {
+    const engine = new Engine(
+        world,
+        { project: options.project ?? "ci-key-rotation", stack: options.stack },
+        {
         beforeOperation(op, run) {
             faults.beforeOperation(op, run);
             checker.beforeOperation(op);
         },
+        afterEffect: (op, run) => faults.afterEffect(op, run),
         afterOperation: (op, run) => checker.afterOperation(op, run),
         inspectInputs: (type, name, inputs) => checker.inspectInputs(type, name, inputs),
         inspectState: (type, name, outputs) => checker.inspectState(type, name, outputs),
-    });
+        declaresImport: (type, name, id) => checker.declaresImport(type, name, id),
+        },
+        // Its own stream: how many steps a run has does not shift the faults or the jobs.
+        { order: new Random(options.seed ^ 0x0d3e), legacyOutputs: options.legacyOutputs },
+    );
 
     let configText = "";
     let config: StackConfig | undefined;
@@ -165,9 +199,11 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         config = validatedConfig(raw);
         sets = setModels(config);
     };
-    refreshConfig(options.config);
+    refreshConfig(configAt(options, options.start));
     const repeats = options.skipRepeats === false ? undefined : new RepeatedRuns(world, options.auditEveryMs ?? 7 * 86_400_000);
-    const jobs = new CiJobs(world, random, options.jobs ?? {}, sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), options.start);
+    const consumersOf = (models: typeof sets) => models.flatMap((s) => s.targets.flatMap((t) => t.consumers.map((c) => ({ ...c, set: s.name }))));
+    const jobs = new CiJobs(world, random, options.jobs ?? {}, consumersOf(sets), options.start);
+    const stuck = new FailureStreaks(options);
 
     // Unawaited outputs of a failed registration reject with nobody listening; they are part of the run.
     let current: EngineRun | { errors: string[] } | undefined;
@@ -175,6 +211,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     process.on("unhandledRejection", onRejection);
 
     const runs: RunRecord[] = [];
+    // Every run's outcome, for the broken-job check: `runs` may keep only notable runs, and the
+    // check needs the quiet clean ones too.
+    const timeline: RunMark[] = [];
     const keepAll = options.keepRuns !== "notable";
     const counts = { runs: 0, failed: 0, withoutChange: 0 };
     const twoActiveSince = new Map<string, number>();
@@ -194,7 +233,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const runOnce = async (at: number, twinOf?: number): Promise<RunRecord> => {
         const raw = configAt(options, at);
         refreshConfig(raw);
-        jobs.setConsumers(sets.flatMap((s) => s.targets.flatMap((t) => t.consumers)), at);
+        jobs.setConsumers(consumersOf(sets), at);
         const index = counts.runs;
         let previous: RotationState | undefined;
         try {
@@ -219,6 +258,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         const injected = [...faults.injected(), ...result.worldFaults];
         if (inputs && !answer) repeats.evaluated(at, inputs, result, injected);
         checker.endRun(result, injected);
+        stuck.afterRun(checker, at, result, injected, sets);
         if (twinOf !== undefined) checker.checkTwin(result);
         trackTwoActive(at);
         const record: RunRecord = {
@@ -229,6 +269,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             ...(result.failure ? { error: checker.redact(result.failure) } : {}),
             faults: injected,
             ...(answer ? { skipped: true as const } : {}),
+            ...(result.ok ? {} : failedSetsOf(config!, result)),
             operations: result.operations,
             sets: describeSets(config!, result, engine.outputs, world),
             checks: checker.run,
@@ -238,6 +279,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         if (!record.ok) counts.failed++;
         else if (record.operations.length === 0) counts.withoutChange++;
         if (keepAll || !record.ok || record.operations.length > 0 || twinOf !== undefined || record.faults.length > 0 || record.violations > 0) runs.push(record);
+        timeline.push({ index: record.index, at: record.at, ok: record.ok, faults: record.faults.length, operations: record.operations.length });
         return record;
     };
 
@@ -266,6 +308,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         process.off("unhandledRejection", onRejection);
     }
 
+    unexplainedBrokenJobs(checker, timeline, jobs.broken, options);
     const elapsedMs = Date.now() - started;
     const violationCount = invariantIds.reduce((n, id) => n + checker.totals[id].failed, 0);
     const userToSet = new Map(sets.map((s) => [s.user, s.name]));
@@ -329,4 +372,95 @@ function describeSets(config: StackConfig, result: EngineRun, saved: Record<stri
 
 function targetKeyOf(world: World, target: StackConfig["sets"][number]["targets"][number]["target"]): string | undefined {
     return viewOf(target, "").holds(world.stores).accessKeyId;
+}
+
+/**
+ * The sets a failed run's error belongs to: the set whose resource failed, or the sets a
+ * program error names (`set "deploy"`). Nothing for an error of the whole stack.
+ */
+function failedSetsOf(config: StackConfig, result: EngineRun): { failedSets?: string[] } {
+    const names = config.sets.map((s) => s.name);
+    const byResource = result.failedResource ? names.filter((n) => result.failedResource!.startsWith(`${n}-`)).sort((a, b) => b.length - a.length).slice(0, 1) : [];
+    const named = names.filter((n) => (result.failure ?? "").includes(`set "${n}"`));
+    const sets = byResource.length > 0 ? byResource : named;
+    return sets.length > 0 && sets.length < names.length ? { failedSets: sets } : {};
+}
+
+/**
+ * Runs that keep failing with nothing injected to explain it: a stuck rotation. A streak of
+ * failed runs without an injected fault (or the rogue consumer the gate is waiting out) that
+ * lasts longer than `gateTimeout` + one cadence is an I8 violation (DESIGN §3: recovery needs no
+ * manual step), reported once per streak.
+ */
+class FailureStreaks {
+    private since?: number;
+    private reported = false;
+
+    constructor(private readonly options: SimulationOptions) {}
+
+    afterRun(checker: InvariantChecker, at: number, result: EngineRun, injected: string[], sets: ReturnType<typeof setModels>): void {
+        const rogue = this.options.jobs?.rogue;
+        const settle = Math.max(0, ...sets.map((s) => s.settleMs));
+        const rogueCause = rogue !== undefined && at >= rogue.from && at < rogue.until + settle;
+        if (result.ok || injected.length > 0 || rogueCause) {
+            this.since = undefined;
+            this.reported = false;
+            return;
+        }
+        this.since ??= at;
+        const limit = Math.max(0, ...sets.map((s) => s.gateTimeoutMs)) + this.options.cadenceMs;
+        if (this.reported || at - this.since <= limit) return;
+        this.reported = true;
+        const since = this.since;
+        checker.check(
+            "I8",
+            false,
+            () => `runs have failed since ${new Date(since).toISOString()} (${Math.round((at - since) / 3_600_000)} h) with no injected fault, longer than gateTimeout + one cadence: ${(result.failure ?? "").split("\n")[0].slice(0, 300)}`,
+        );
+    }
+}
+
+/**
+ * A CI job that broke with nothing to explain it is an I2 violation: what a job reads is what a
+ * target holds. Explained: an injected fault, or an emergency or revoke run that took a step, at
+ * or before the failing call with no clean successful run between it and the job's start (a clean
+ * run leaves every target on the newest Active key, I3).
+ */
+/** What the broken-job check needs of every run. */
+interface RunMark {
+    index: number;
+    at: string;
+    ok: boolean;
+    faults: number;
+    operations: number;
+}
+
+function unexplainedBrokenJobs(checker: InvariantChecker, runs: RunMark[], broken: BrokenJob[], options: SimulationOptions): void {
+    const requestAt = (at: number) => [...(options.requests ?? [])].reverse().find((r) => r.at <= at);
+    const causal = (run: RunMark) => {
+        const at = Date.parse(run.at);
+        const request = requestAt(at);
+        return run.faults > 0 || (request !== undefined && request.mode !== "normal" && run.operations > 0);
+    };
+    for (const job of broken) {
+        const at = Date.parse(job.at);
+        const startedAt = Date.parse(job.startedAt);
+        let explained = false;
+        let cleanSince = false;
+        // Walk back from the failing call: a cause counts unless a clean run came between it and the job's start.
+        for (let i = runs.length - 1; i >= 0; i--) {
+            const run = runs[i];
+            const runAt = Date.parse(run.at);
+            if (runAt > at) continue;
+            if (causal(run)) {
+                explained = !cleanSince;
+                break;
+            }
+            if (run.ok && runAt < startedAt) cleanSince = true;
+            if (cleanSince) break;
+        }
+        if (explained) continue;
+        const last = [...runs].reverse().find((r) => Date.parse(r.at) <= at);
+        checker.record("I2", last?.index ?? 0, job.at, `a CI job in ${job.consumer} broke at ${job.at} (${job.when}, started ${job.startedAt}) with no injected fault or request to explain it: ${job.reason}`);
+    }
 }

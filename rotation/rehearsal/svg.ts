@@ -41,10 +41,12 @@ export function renderSvg(result: SimulationResult, options: SimulationOptions):
             }
         });
         const marks = y0 + laneHeight * 2 + 8;
+        // A failure is drawn on the rows of the sets it belongs to (all rows for a stack-wide one).
         for (const run of result.runs) {
-            if (!run.ok) out.push(`<rect x="${x(Date.parse(run.at)).toFixed(1)}" y="${marks}" width="1.5" height="7" fill="#333"><title>${esc(`run ${run.index} failed: ${run.error ?? ""}`.slice(0, 300))}</title></rect>`);
+            if (!run.ok && (run.failedSets === undefined || run.failedSets.includes(set))) out.push(`<rect x="${x(Date.parse(run.at)).toFixed(1)}" y="${marks}" width="1.5" height="7" fill="#333"><title>${esc(`run ${run.index} failed: ${run.error ?? ""}`.slice(0, 300))}</title></rect>`);
         }
         for (const job of result.jobs.broken) {
+            if (job.set !== undefined && job.set !== set) continue;
             out.push(`<rect x="${x(Date.parse(job.at)).toFixed(1)}" y="${marks + 8}" width="1.5" height="7" fill="#e07b00"><title>${esc(`broken job in ${job.consumer}: ${job.reason}`)}</title></rect>`);
         }
     });

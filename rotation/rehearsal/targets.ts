@@ -68,18 +68,32 @@ export interface ResourceModel {
 
 const lower = (s: unknown): string => String(s ?? "").toLowerCase();
 
-function githubModel(scope: (i: PlainInputs, owner: string) => string, kind: "secret" | "variable", replaceOn: string[]): ResourceModel {
+function githubModel(scope: (i: PlainInputs, owner: string) => string, kind: "secret" | "variable", replaceOn: string[], extra: Partial<ResourceModel> = {}): ResourceModel {
     const nameField = kind === "secret" ? "secretName" : "variableName";
     return {
         replaceOn,
         writes(inputs, owner) {
             if (!owner) throw new Error(`the simulator could not tell the GitHub owner of ${String(inputs[nameField])}: is the resource given a github provider?`);
             const meta = inputs.visibility === undefined ? undefined : { visibility: inputs.visibility };
-            return [{ address: `github:${scope(inputs, lower(owner))}:${kind}:${lower(inputs[nameField])}`, value: String(inputs.value ?? ""), secret: kind === "secret", meta }];
+            const address = `github:${scope(inputs, lower(owner))}:${kind}:${lower(inputs[nameField])}`;
+            const writes: StoreWrite[] = [{ address, value: String(inputs.value ?? ""), secret: kind === "secret", meta }];
+            if (inputs.visibility === "selected") {
+                // An organisation secret's or variable's create and update send the selected
+                // repositories from its own `selectedRepositoryIds` alone
+                // (terraform-provider-github resource_github_actions_organization_secret.go
+                // `resourceGithubActionsOrganizationSecretCreateOrUpdate`: `SelectedRepositoryIDs:
+                // repoIDs` from `d.GetOk("selected_repository_ids")`), and GitHub takes a missing
+                // list as an empty selection. The separate `...Repositories` resource sees no diff
+                // and does not write it back.
+                const ids = ((inputs.selectedRepositoryIds as unknown[] | undefined) ?? []).map(Number).sort();
+                writes.push({ address: `${address}:repositories`, value: JSON.stringify(ids), secret: false });
+            }
+            return writes;
         },
         // The provider reads the secret back after each write and records GitHub's `updated_at`:
         // the target check's evidence. It moves only when the provider writes.
         outputs: (_, ctx) => ({ updatedAt: new Date(ctx.clock.now()).toISOString() }),
+        ...extra,
     };
 }
 
@@ -151,7 +165,9 @@ export const resourceModels: Record<string, ResourceModel> = {
     "aws:iam/userPolicy:UserPolicy": inert,
     "aws:iam/userPolicyAttachment:UserPolicyAttachment": inert,
     "github:index/actionsSecret:ActionsSecret": githubModel(repoScope, "secret", ["repository", "secretName"]),
-    "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret": githubModel(envScope, "secret", ["repository", "environment", "secretName"]),
+    // pulumi-github provider/resources.go: `"github_actions_environment_secret": {DeleteBeforeReplace: true}`,
+    // the only GitHub resource the provider replaces delete-first.
+    "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret": githubModel(envScope, "secret", ["repository", "environment", "secretName"], { deleteBeforeReplace: true }),
     "github:index/actionsOrganizationSecret:ActionsOrganizationSecret": githubModel(orgScope, "secret", ["secretName"]),
     "github:index/actionsOrganizationSecretRepositories:ActionsOrganizationSecretRepositories": githubRepositories("secret"),
     "github:index/dependabotSecret:DependabotSecret": githubModel(dependabotScope, "secret", ["repository", "secretName"]),
@@ -203,6 +219,8 @@ export function modelFor(type: string, name: string, inputs: PlainInputs): Resou
 export interface Consumer {
     /** e.g. `github job in acme/api (environment production)`. */
     label: string;
+    /** The credential set whose target this job reads (several sets may share a place). */
+    set?: string;
     read(stores: SecretStores, world: World): Credentials;
 }
 

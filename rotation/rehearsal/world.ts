@@ -83,7 +83,7 @@ export class FakeIam {
         const user = this.users.get(userName);
         if (!user) throw new ApiError("NoSuchEntity", `The user with name ${userName} cannot be found.`);
         // AWS counts inactive keys too: a third key is refused whatever the first two's status.
-        if (user.keys.length >= 2) throw new ApiError("LimitExceeded", `Cannot exceed quota for AccessKeysPerUser: 2 (user ${userName}).`);
+        if (user.keys.length >= 2) throw new ApiError("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2");
         const key: FakeKey = {
             accessKeyId: `AKIA${this.random.text(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")}`,
             secret: this.random.text(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
@@ -181,17 +181,47 @@ export interface StoredValue {
  */
 export class SecretStores {
     readonly entries = new Map<string, StoredValue>();
+    /**
+     * Values replaced or deleted, with the instant they stopped holding, so a CI job can read the
+     * stores as they were at its own instant: a run's writes land after its key check has taken
+     * simulated time, and a job that starts in between still reads the old value.
+     */
+    private readonly past = new Map<string, { until: number; value: StoredValue | undefined }[]>();
+    private lastChange = -Infinity;
 
     write(address: string, value: Omit<StoredValue, "writtenAt">, now: number): void {
+        this.remember(address, now);
         this.entries.set(address, { ...value, writtenAt: now });
     }
 
-    delete(address: string): void {
+    delete(address: string, now: number): void {
+        this.remember(address, now);
         this.entries.delete(address);
     }
 
     read(address: string): StoredValue | undefined {
         return this.entries.get(address);
+    }
+
+    /** The stores as they were at instant `t` (the stores themselves when nothing changed after `t`). */
+    asOf(t: number): SecretStores {
+        if (t >= this.lastChange) return this;
+        const view = new SecretStores();
+        for (const address of new Set([...this.entries.keys(), ...this.past.keys()])) {
+            const replaced = (this.past.get(address) ?? []).find((v) => v.until > t);
+            const value = replaced ? replaced.value : this.entries.get(address);
+            if (value) view.entries.set(address, value);
+        }
+        return view;
+    }
+
+    private remember(address: string, now: number): void {
+        const versions = this.past.get(address) ?? [];
+        // Only recent history is ever asked for (a job inside the last run's span).
+        versions.push({ until: now, value: this.entries.get(address) });
+        if (versions.length > 4) versions.shift();
+        this.past.set(address, versions);
+        this.lastChange = Math.max(this.lastChange, now);
     }
 }
 

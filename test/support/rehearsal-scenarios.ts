@@ -4,7 +4,9 @@ import { simulate, type ScheduledRequest, type SimulationOptions, type Simulatio
 /**
  * Random configurations, cadences, gaps, requests and faults; every invariant of DESIGN.md is
  * checked by the simulator after every operation and every run. Durations are drawn in hours so
- * that 60–90 runs see several complete rotations.
+ * that 60–90 runs see several complete rotations. The seed also draws the order in which the
+ * engine model runs independent steps, so each scenario is one of the orders the real engine may
+ * take; kills (between writes and with a write in flight) and failed writes are drawn too.
  */
 
 const hour = 3_600_000;
@@ -42,6 +44,8 @@ export const scenarioArb = fc
         validateTimeout: fc.constantFrom(undefined, undefined, undefined, "PT0S", "PT5S"),
         slowKeyRate: fc.constantFrom(0, 0, 0, 0.2),
         crashRate: fc.constantFrom(0, 0, 0.05),
+        // A kill with a write in flight (the create reaches the cloud, not the state) at a chosen run.
+        kill: fc.option(fc.record({ run: fc.integer({ min: 1, max: 60 }), after: fc.integer({ min: 0, max: 8 }) }), { nil: undefined }),
         missRate: fc.constantFrom(0, 0.1),
         jitterMin: fc.constantFrom(0, 10),
         reject: fc.option(fc.record({ run: fc.integer({ min: 1, max: 60 }), lengthH: fc.integer({ min: 1, max: 6 }) }), { nil: undefined }),
@@ -95,6 +99,7 @@ export function scenarioOptions(s: Scenario): SimulationOptions {
         faults: {
             failRate: s.failRate,
             crashRate: s.crashRate,
+            ...(s.kill ? { crashAt: [{ at: start + s.kill.run * cadenceMs, after: s.kill.after, inFlight: true }] } : {}),
             missRate: s.missRate,
             slowKeyRate: s.slowKeyRate,
             jitterMs: s.jitterMin * 60_000,
