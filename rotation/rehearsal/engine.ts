@@ -4,7 +4,7 @@ import { providerObserver } from "../aws";
 import { clockVariable } from "../clock";
 import type { RetryClock } from "../aws-calls";
 import { modelFor, UnmodelledResourceError, type Change, type ModelContext, type PlainInputs, type ResourceModel, type StoreWrite } from "./targets";
-import type { Random } from "./random";
+import { Random } from "./random";
 import type { World } from "./world";
 
 /**
@@ -85,10 +85,13 @@ export interface EngineHooks {
 /** How the engine model behaves where Pulumi versions or runs differ. */
 export interface EngineOptions {
     /**
-     * Draws which of the steps ready at the same time runs first (the engine runs independent
-     * steps in parallel). Absent: registration order, which no real engine promises.
+     * Seeds the draw of which of the steps ready at the same time runs first (the engine runs
+     * independent steps in parallel). Each run draws from its own stream, seeded from this and the
+     * run's instant, so a run's order does not depend on how many runs before it were evaluated
+     * (the rehearsal answers some runs without evaluating them). Absent: registration order, which
+     * no real engine promises.
      */
-    order?: Random;
+    orderSeed?: number;
     /**
      * Rehearse a Pulumi CLI older than 3.112: a failed update keeps only the stack outputs
      * registered before the failure and drops the others (pulumi/pulumi #12929). Default false:
@@ -226,6 +229,8 @@ export class Engine {
      */
     private pendingDeletes: ResourceRecord[] = [];
     private seq = 0;
+    /** This run's draw of the order of steps ready at the same time (see `EngineOptions.orderSeed`). */
+    private order: Random | undefined;
     /** The stack outputs as the state holds them (what the next run's StackReference reads). */
     outputs: Record<string, unknown> | undefined;
     private program: Program | undefined;
@@ -247,6 +252,7 @@ export class Engine {
 
     /** Run the program once at `at` with the given stack config (full keys, string values). */
     async run(at: number, config: Record<string, string>): Promise<EngineRun> {
+        this.order = this.options.orderSeed === undefined ? undefined : new Random((this.options.orderSeed ^ Math.floor(at / 1000)) >>> 0);
         const run: RunContext = { at, operations: [], logs: [], errors: [], crashed: false, elapsedMs: 0, worldFaults: [] };
         const registered = new Set<string>();
         const requests = new Map<string, RegistrationOptions>();
@@ -379,7 +385,7 @@ export class Engine {
 
     private async pump(): Promise<void> {
         while (this.ready.length > 0) {
-            const i = this.options.order ? Math.floor(this.options.order.next() * this.ready.length) : 0;
+            const i = this.order ? Math.floor(this.order.next() * this.ready.length) : 0;
             const [step] = this.ready.splice(i, 1);
             await step();
             await new Promise((r) => setImmediate(r));

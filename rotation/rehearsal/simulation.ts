@@ -186,7 +186,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         declaresImport: (type, name, id) => checker.declaresImport(type, name, id),
         },
         // Its own stream: how many steps a run has does not shift the faults or the jobs.
-        { order: new Random(options.seed ^ 0x0d3e), legacyOutputs: options.legacyOutputs },
+        { orderSeed: (options.seed ^ 0x0d3e) >>> 0, legacyOutputs: options.legacyOutputs },
     );
 
     let configText = "";
