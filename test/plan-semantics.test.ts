@@ -285,3 +285,22 @@ describe("plan: paused with an interrupted first run's key", () => {
         assert.equal(dec.minted, undefined);
     });
 });
+
+describe("plan: a deactivation whose run failed", () => {
+    // A failed update still saves the outputs the program registered (CLI >= 3.112,
+    // pulumi/pulumi#15754), so the state says Inactive while IAM still lists the key Active.
+    // From state and IAM alone this looks exactly like a person switching a retired key back on
+    // (test/plan.test.ts "a retired key switched back on ... blocks"), which must keep blocking:
+    // telling the two apart needs the previous run's outcome (or the failed deactivation) as a
+    // plan input, which the program does not pass yet.
+    const s = retiring(2, T0, T0.plus(d("P1D")), T0.plus(d("P2D")));
+    const now = T0.plus(d("P2DT1H"));
+    const iam = observed(s.keys).map((k, i) => (i === 0 ? { ...k, status: "Active" } : k));
+
+    test("is taken again by the next run instead of blocking as a key reactivated outside the program", { todo: "needs the previous run's outcome as a plan input" }, () => {
+        const dec = decided(plan(input(s, now, { observed: iam })));
+        assert.equal(dec.step, "deactivate");
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Inactive"], [2, "Active"]]);
+        assert.equal(dec.state.keys[0].deactivatedAt, iso(now), "retireAfter counts from the deactivation that took effect");
+    });
+});
