@@ -105,6 +105,9 @@ const secretNameFailures = (prop: string) => (news: Props) => {
     return out;
 };
 
+// The provider's schema still accepts the deprecated `encryptedValue` / `plaintextValue` beside
+// `value` / `valueEncrypted` (exactly one of them); this plugin accepts what the provider accepts so
+// it answers as the provider would. ci-key-rotation itself only ever sends `value`.
 const valueKeys = ["value", "valueEncrypted", "encryptedValue", "plaintextValue"];
 const exactlyOneValue = (news: Props) => {
     const set = valueKeys.filter((k) => news[k] !== undefined && news[k] !== null);
