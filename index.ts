@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import { providerObserver } from "./rotation/aws";
-import { readClock } from "./rotation/clock";
-import { CredentialSet, blockedSummary } from "./rotation/credential-set";
-import { decideAll, describeDecision, endBlockedRun, readPreviousState, readStackConfig, requireEngine, stateOutput, type ProgramDeps } from "./rotation/program";
-import type { SetState } from "./rotation/state";
+import { providerObserver } from "./rotation/pulumi/aws";
+import { readClock } from "./rotation/pulumi/clock";
+import { CredentialSet, blockedSummary } from "./rotation/pulumi/credential-set";
+import { decideAll, describeDecision, endBlockedRun, readPreviousState, readStackConfig, requireEngine, stateOutput, type ProgramDeps } from "./rotation/pulumi/program";
+import type { SetState } from "./rotation/core/state";
 import { dynamicProviderConfigKeys } from "./providers";
-import { DynamicProvider, dynamicProviderInputs } from "./rotation/verify";
+import { DynamicProvider, dynamicProviderInputs } from "./rotation/pulumi/verify";
 
 /**
  * The ci-key-rotation program: validate config, read the previous state and the keys IAM

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-/** Entry point of the `ci-key-rotation` command; all logic lives in `rotation/cli.ts`. */
+/** Entry point of the `ci-key-rotation` command; all logic lives in `rotation/ops/cli.ts`. */
 import { userInfo } from "node:os";
 import { createInterface } from "node:readline/promises";
-import { createRotationClient } from "../rotation/automation";
-import { main, processInterrupts } from "../rotation/cli";
+import { createRotationClient } from "../rotation/ops/automation";
+import { main, processInterrupts } from "../rotation/ops/cli";
 
 function loginName(): string {
     try {

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { githubStore, type GithubTarget } from "./github";
-import { gitlabStore, type GitlabTarget } from "./gitlab";
+import { githubStore, type GithubTarget } from "./github/store";
+import { gitlabStore, type GitlabTarget } from "./gitlab/store";
 import type { TargetStore } from "./types";
 
 /**

@@ -11,9 +11,9 @@ import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRotationClient } from "../rotation/automation";
-import { createChatopsServer, type AuditRecord, type ChatopsOptions } from "../rotation/chatops";
-import { slackSignature } from "../rotation/slack";
+import { createRotationClient } from "../rotation/ops/automation";
+import { createChatopsServer, type AuditRecord, type ChatopsOptions } from "../rotation/ops/chatops";
+import { slackSignature } from "../rotation/ops/slack";
 import { FakeClock, FakeStack, fakeOpener } from "./support/fake-stack";
 
 const secret = "attack-run-signing-secret-0123456789";

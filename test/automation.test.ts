@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConcurrentUpdateError, StackNotFoundError } from "@pulumi/pulumi/automation";
-import { createRotationClient, installHint, Interrupt, minimumPulumiVersion, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/automation";
+import { createRotationClient, installHint, Interrupt, minimumPulumiVersion, OperationError, requestIdFor, type ProgressEvent, type RotateOptions } from "../rotation/ops/automation";
 import { FakeClock, FakeStack, fakeOpener, keyId } from "./support/fake-stack";
 
 const workDir = "/project";

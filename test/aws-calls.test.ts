@@ -2,7 +2,7 @@ import { GetAccessKeyLastUsedCommand } from "@aws-sdk/client-iam";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { confirmKeyIdentity, readLastUse, sdkClientConfig, type KeyIdentityCheck, type RetryClock } from "../rotation/aws-calls";
+import { confirmKeyIdentity, readLastUse, sdkClientConfig, type KeyIdentityCheck, type RetryClock } from "../rotation/core/aws-calls";
 
 const userArn = "arn:aws:iam::123456789012:user/ci/ci-deploy";
 const check: KeyIdentityCheck = { set: "deploy", accessKeyId: "AKIANEWKEY0000000002", userArn, region: "eu-west-1", timeoutMs: 30_000 };

@@ -5,9 +5,9 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { createRotationClient, Interrupt } from "../rotation/automation";
-import { createChatopsServer, jsonLinesAudit, type AuditRecord, type ChatopsOptions, type ChatopsServer, type SlackMessage } from "../rotation/chatops";
-import { parseSlashCommand, slackSignature, verifySlackSignature } from "../rotation/slack";
+import { createRotationClient, Interrupt } from "../rotation/ops/automation";
+import { createChatopsServer, jsonLinesAudit, type AuditRecord, type ChatopsOptions, type ChatopsServer, type SlackMessage } from "../rotation/ops/chatops";
+import { parseSlashCommand, slackSignature, verifySlackSignature } from "../rotation/ops/slack";
 import { FakeClock, FakeStack, fakeOpener } from "./support/fake-stack";
 
 const secret = "8f742231b10e8888abcd99yyyzzz85a5";

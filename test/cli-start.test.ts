@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { RunError } from "@pulumi/pulumi";
-import { ConfigError } from "../rotation/config";
-import { StateError } from "../rotation/state";
+import { ConfigError } from "../rotation/core/config";
+import { StateError } from "../rotation/core/state";
 
 const run = promisify(execFile);
 
@@ -47,7 +47,7 @@ describe("CLI start-up", () => {
     });
 
     // `policy` validates the stack file, and the secret stores' schemas live in modules that import
-    // @pulumi/pulumi and @pulumi/github at top level (providers/github.ts, providers/gitlab-variable.ts).
+    // @pulumi/pulumi and @pulumi/github at top level (providers/github/store.ts, providers/gitlab/variable.ts).
     it("policy does not load the Pulumi SDK", { todo: "providers/*.ts import the SDK at top level; load it inside the methods that declare resources" }, async () => {
         const cwd = await mkdtemp(join(tmpdir(), "ckr-start-"));
         await writeFile(join(cwd, "Pulumi.yaml"), "name: ci-key-rotation\nruntime: nodejs\n");

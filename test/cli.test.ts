@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConcurrentUpdateError } from "@pulumi/pulumi/automation";
-import { createRotationClient, installHint, Interrupt, type RotationClient } from "../rotation/automation";
-import { commands, exitCodes, main, processInterrupts, type CliIo } from "../rotation/cli";
+import { createRotationClient, installHint, Interrupt, type RotationClient } from "../rotation/ops/automation";
+import { commands, exitCodes, main, processInterrupts, type CliIo } from "../rotation/ops/cli";
 import { FakeClock, FakeStack, fakeOpener, keyId } from "./support/fake-stack";
 
 async function projectDir(stackFiles: Record<string, string> = { prod: "config: {}\n" }): Promise<string> {

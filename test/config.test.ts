@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { resourceSlug } from "../rotation/config-checks";
-import { decodeRawConfig, validateConfig } from "../rotation/config";
+import { resourceSlug } from "../rotation/core/config-checks";
+import { decodeRawConfig, validateConfig } from "../rotation/core/config";
 import { installMocks, settle, setConfig } from "./support/mocks";
 
 const repo = { type: "github-repository", repository: "acme/api" };
@@ -478,7 +478,7 @@ describe("validateConfig accepts what the new refusals must not catch", () => {
     });
 
     test("the collision check names resources exactly as the program does", async () => {
-        const { slug } = await import("../rotation/credential-set");
+        const { slug } = await import("../rotation/pulumi/credential-set");
         fc.assert(fc.property(fc.string({ maxLength: 30 }), (text) => assert.equal(resourceSlug(text), slug(text))));
     });
 });

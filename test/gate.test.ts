@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DateTime } from "luxon";
-import type { AwsObserver } from "../rotation/aws";
-import { validateConfig } from "../rotation/config";
-import type { LastUse } from "../rotation/plan";
-import { decideAll, RotationBlockedError } from "../rotation/program";
-import type { RotationState } from "../rotation/state";
+import type { AwsObserver } from "../rotation/pulumi/aws";
+import { validateConfig } from "../rotation/core/config";
+import type { LastUse } from "../rotation/core/plan";
+import { decideAll, RotationBlockedError } from "../rotation/pulumi/program";
+import type { RotationState } from "../rotation/core/state";
 
 const OLD = "AKIAOLDKEY0000000001";
 const NEW = "AKIANEWKEY0000000002";

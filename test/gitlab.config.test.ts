@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import type { GitlabTarget } from "../providers/gitlab";
-import { validateConfig } from "../rotation/config";
+import type { GitlabTarget } from "../providers/gitlab/store";
+import { validateConfig } from "../rotation/core/config";
 
 // Config validation of GitLab targets: defaults, and every problem reported with its path.
 

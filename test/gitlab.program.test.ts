@@ -162,7 +162,7 @@ describe("program with GitLab targets", () => {
 
 describe("GitlabVariable resource", () => {
     it("exposes the value as a secret Output when the input is secret", async () => {
-        const { GitlabVariable } = require("../providers/gitlab-variable") as typeof import("../providers/gitlab-variable");
+        const { GitlabVariable } = require("../providers/gitlab/variable") as typeof import("../providers/gitlab/variable");
         const v = new GitlabVariable("direct", {
             kind: "gitlab-variable",
             scope: "project",

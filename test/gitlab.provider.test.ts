@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { gitlabVariableProvider, type GitlabVariableInputs, type GitlabVariableProvider } from "../providers/gitlab-variable";
+import { gitlabVariableProvider, type GitlabVariableInputs, type GitlabVariableProvider } from "../providers/gitlab/variable";
 import { startFakeGitlab, type FakeGitlab } from "./support/gitlab-server";
 
 // Contract tests of the GitLab variable provider against a local GitLab (test/support/gitlab-server.ts).

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { plan } from "../rotation/plan";
+import { plan } from "../rotation/core/plan";
 import { T0, d, decided, input, iso, observed, planWithGate, policy, pushed, retiring, steady } from "./support/plan-fixtures";
 
 const hour = d("PT1H");

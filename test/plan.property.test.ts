@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { Duration } from "luxon";
-import { plan, type Decision } from "../rotation/plan";
-import { defaultPolicy, type RotationPolicy, type RotationRequest } from "../rotation/policy";
-import type { SetState } from "../rotation/state";
+import { plan, type Decision } from "../rotation/core/plan";
+import { defaultPolicy, type RotationPolicy, type RotationRequest } from "../rotation/core/policy";
+import type { SetState } from "../rotation/core/state";
 import { simulateModel as simulate, T0, type RunSpec } from "./support/plan-model";
 
 const runSpec: fc.Arbitrary<RunSpec> = fc.record(

@@ -278,9 +278,9 @@ describe("secrets", () => {
 
     test("the component wraps the key's secret even when the engine would not", async () => {
         const { settle } = await import("./support/mocks");
-        const { CredentialSet } = await import("../rotation/credential-set");
-        const { validateConfig } = await import("../rotation/config");
-        const { plan } = await import("../rotation/plan");
+        const { CredentialSet } = await import("../rotation/pulumi/credential-set");
+        const { validateConfig } = await import("../rotation/core/config");
+        const { plan } = await import("../rotation/core/plan");
         const { DateTime } = await import("luxon");
         // A mock that returns the secret as a plain value, as an engine that forgot would.
         pulumi.runtime.setMocks(

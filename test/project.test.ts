@@ -3,10 +3,10 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
-import { configKeys, decodeRawConfig, validateConfig } from "../rotation/config";
-import { clockVariable, readClock } from "../rotation/clock";
-import { defaultPolicy } from "../rotation/policy";
-import { parseState } from "../rotation/state";
+import { configKeys, decodeRawConfig, validateConfig } from "../rotation/core/config";
+import { clockVariable, readClock } from "../rotation/pulumi/clock";
+import { defaultPolicy } from "../rotation/core/policy";
+import { parseState } from "../rotation/core/state";
 
 const root = path.resolve(__dirname, "..");
 const project = parse(readFileSync(path.join(root, "Pulumi.yaml"), "utf8"));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { readStackConfig } from "../rotation/program";
+import { readStackConfig } from "../rotation/pulumi/program";
 
 const credentials = JSON.stringify([{ name: "deploy", targets: [{ type: "github-repository", repository: "acme/api" }] }]);
 

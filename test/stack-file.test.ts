@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { readStackFileConfig } from "../rotation/operator-policy";
+import { readStackFileConfig } from "../rotation/ops/operator-policy";
 import { readStackConfig } from "../rotation/rehearsal/stack";
 
 // The two readers of Pulumi.<stack>.yaml without the Pulumi CLI (`policy` and `simulate`) must

@@ -1,13 +1,13 @@
 /**
- * The timing check (`checkTiming` in rotation/config.ts) against what one step per run delivers:
+ * The timing check (`checkTiming` in rotation/core/config.ts) against what one step per run delivers:
  * a policy it accepts keeps every key in targets at most `every + cadence` while runs keep to the
  * cadence, and its message says so.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Duration } from "luxon";
-import { plan } from "../rotation/plan";
-import { validateConfig } from "../rotation/config";
+import { plan } from "../rotation/core/plan";
+import { validateConfig } from "../rotation/core/config";
 import { T0, decided, input } from "./support/plan-fixtures";
 
 const stack = (extra: Record<string, unknown>) => ({ credentials: [{ name: "deploy", targets: [{ type: "github-repository", repository: "acme/api" }] }], ...extra });

@@ -1,8 +1,8 @@
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { RetryClock } from "../rotation/aws-calls";
-import { confirmTargetWrites, keyCheckChanged, runKeyCheck, targetCheckChanged, type KeyCheckInputs, type TargetCheckInputs } from "../rotation/verify";
+import type { RetryClock } from "../rotation/core/aws-calls";
+import { confirmTargetWrites, keyCheckChanged, runKeyCheck, targetCheckChanged, type KeyCheckInputs, type TargetCheckInputs } from "../rotation/pulumi/verify";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const userArn = "arn:aws:iam::123456789012:user/ci/ci-deploy";

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DateTime, Duration } from "luxon";
-import { ConfigError } from "../config";
+import { ConfigError } from "../core/config";
 import type { Window } from "./faults";
 import { changeTable, jsonReport, summaryText } from "./report";
 import { simulate, type ScheduledRequest, type SimulationOptions } from "./simulation";

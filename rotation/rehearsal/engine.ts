@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { IAMClient } from "@aws-sdk/client-iam";
-import { providerObserver } from "../aws";
-import { clockVariable } from "../clock";
-import type { RetryClock } from "../aws-calls";
+import { providerObserver } from "../pulumi/aws";
+import { clockVariable } from "../pulumi/clock";
+import type { RetryClock } from "../core/aws-calls";
 import { modelFor, UnmodelledResourceError, type Change, type ModelContext, type PlainInputs, type ResourceModel, type StoreWrite } from "./targets";
 import { Random } from "./random";
 import type { World } from "./world";
@@ -168,7 +168,7 @@ export interface StackIdentity {
 type Program = (deps: {
     observer?: ReturnType<typeof providerObserver>;
     env?: NodeJS.ProcessEnv;
-    /** Called when sets were blocked: the real program then exits non-zero (rotation/program.ts `endBlockedRun`). */
+    /** Called when sets were blocked: the real program then exits non-zero (rotation/pulumi/program.ts `endBlockedRun`). */
     fail?: (code: number, error?: Error) => void;
 }) => Promise<Record<string, unknown>>;
 

@@ -1,10 +1,10 @@
-import type { SdkClient } from "../aws-calls";
-import { confirmTargetWrites, keyCheckChanged, runKeyCheck, targetCheckChanged, type KeyCheckInputs, type TargetCheckInputs } from "../verify";
+import type { SdkClient } from "../core/aws-calls";
+import { confirmTargetWrites, keyCheckChanged, runKeyCheck, targetCheckChanged, type KeyCheckInputs, type TargetCheckInputs } from "../pulumi/verify";
 import type { ResourceModel } from "./targets";
 import type { World } from "./world";
 
 /**
- * The verification gates of `rotation/verify.ts` as the rehearsal runs them. They are not
+ * The verification gates of `rotation/pulumi/verify.ts` as the rehearsal runs them. They are not
  * re-implemented: a create or update calls the provider's own functions (`runKeyCheck`,
  * `confirmTargetWrites`, and the diffs `keyCheckChanged` / `targetCheckChanged`), with the fake
  * world's STS in place of AWS and the run's simulated clock in place of the real one, so the

@@ -1,6 +1,6 @@
-import type { StackConfig } from "../config";
-import { effectivePolicy } from "../policy";
-import type { RotationState } from "../state";
+import type { StackConfig } from "../core/config";
+import { effectivePolicy } from "../core/policy";
+import type { RotationState } from "../core/state";
 import type { EngineRun, Operation, PendingOperation, RunContext } from "./engine";
 import { viewOf, type TargetView } from "./targets";
 import type { FakeKey, World } from "./world";

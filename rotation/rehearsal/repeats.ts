@@ -1,10 +1,10 @@
 import { DateTime } from "luxon";
-import { clockVariable, readClock } from "../clock";
-import type { StackConfig } from "../config";
-import type { KeySummary, SetSummary } from "../credential-set";
-import { age, type Decision, type ObservedKey } from "../plan";
-import { decideAll } from "../program";
-import type { KeyRecord, RotationState } from "../state";
+import { clockVariable, readClock } from "../pulumi/clock";
+import type { StackConfig } from "../core/config";
+import type { KeySummary, SetSummary } from "../pulumi/credential-set";
+import { age, type Decision, type ObservedKey } from "../core/plan";
+import { decideAll } from "../pulumi/program";
+import type { KeyRecord, RotationState } from "../core/state";
 import type { EngineRun } from "./engine";
 import type { World } from "./world";
 
@@ -17,14 +17,14 @@ import type { World } from "./world";
  *   ids never change in the fake world);
  * - that run succeeded and changed nothing, so the engine's resources are what they were when it
  *   started (only evaluated runs change them), and no fault was injected into it;
- * - the plan (pure, `rotation/plan.ts`), which decides every tick, takes no step for any set and
+ * - the plan (pure, `rotation/core/plan.ts`), which decides every tick, takes no step for any set and
  *   decides the same keys, generation and state as it did for that run; a plan that needs a
  *   key's last use, blocks a set, or leaves a set without a key (paused before its first mint)
  *   is evaluated;
  * - the caller evaluates twins, runs with a fault planned, and periodic audit runs.
  * The answer is the output the program would write: the plan's state with this run's `asOf`,
  * and the set summaries of that run with this tick's step, reason, next step and key ages
- * (as `rotation/credential-set.ts` builds them).
+ * (as `rotation/pulumi/credential-set.ts` builds them).
  */
 
 /** What the plan and the invoke answers say at one tick. */
@@ -65,7 +65,7 @@ export class RepeatedRuns {
     async inputs(config: StackConfig, configText: string, previous: RotationState | undefined, at: number): Promise<TickInputs> {
         const { now } = readClock({ [clockVariable]: new Date(at).toISOString() });
         // What `aws.iam.getAccessKeys` answers under the engine's mocks (engine.ts `call`); a user
-        // that does not exist yet has no keys (rotation/aws.ts `providerObserver`).
+        // that does not exist yet has no keys (rotation/pulumi/aws.ts `providerObserver`).
         const answers: Record<string, ObservedKey[]> = {};
         for (const set of config.sets) {
             answers[set.user.name] = (this.world.iam.users.get(set.user.name)?.keys ?? []).map((k) => ({ accessKeyId: k.accessKeyId, status: k.status, createDate: new Date(k.createdAt).toISOString() }));
@@ -79,7 +79,7 @@ export class RepeatedRuns {
                     throw new NeedsEvaluation();
                 },
             });
-            // A blocked set fails the run (rotation/program.ts `endBlockedRun`): evaluated.
+            // A blocked set fails the run (rotation/pulumi/program.ts `endBlockedRun`): evaluated.
             decisions = decided.blocked.size === 0 ? decided.decisions : undefined;
         } catch {
             decisions = undefined;
@@ -138,7 +138,7 @@ export class RepeatedRuns {
 }
 
 /**
- * A key of a set summary as `rotation/credential-set.ts` builds it. Its `age` is worked out when
+ * A key of a set summary as `rotation/pulumi/credential-set.ts` builds it. Its `age` is worked out when
  * read: nothing in a rehearsal reads the summaries' ages, and luxon's date arithmetic was the
  * largest cost of an answered run.
  */

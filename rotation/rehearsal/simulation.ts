@@ -1,6 +1,6 @@
-import { ConfigError, decodeRawConfig, validateConfig, type StackConfig } from "../config";
-import { parseState, type RotationState } from "../state";
-import type { SetSummary } from "../credential-set";
+import { ConfigError, decodeRawConfig, validateConfig, type StackConfig } from "../core/config";
+import { parseState, type RotationState } from "../core/state";
+import type { SetSummary } from "../pulumi/credential-set";
 import { Engine, type EngineRun, type Operation } from "./engine";
 import { FaultInjector, type FaultOptions } from "./faults";
 import { invariantIds, InvariantChecker, setModels, type CheckCounts, type Violation } from "./invariants";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { parseStackFile } from "../stack-file";
+import { parseStackFile } from "../core/stack-file";
 
 /**
  * The config a `pulumi up` of `stack` would see, read from `Pulumi.yaml` (project defaults) and

@@ -1,7 +1,7 @@
-import type { RetryClock } from "../aws-calls";
+import type { RetryClock } from "../core/aws-calls";
 import type { Target } from "../../providers";
-import type { GitlabTarget } from "../../providers/gitlab";
-import { variableDiff } from "../../providers/gitlab-variable";
+import type { GitlabTarget } from "../../providers/gitlab/store";
+import { variableDiff } from "../../providers/gitlab/variable";
 import { defaultKeyNames } from "../../providers/types";
 import { keyCheckModel, targetCheckModel } from "./gates";
 import type { Credentials, SecretStores, World } from "./world";
@@ -119,7 +119,7 @@ export function gitlabAddress(scope: string, owner: string, key: string, environ
 }
 
 /**
- * GitLab CI/CD variables (`providers/gitlab-variable.ts`): the provider's own diff (moving a
+ * GitLab CI/CD variables (`providers/gitlab/variable.ts`): the provider's own diff (moving a
  * variable or changing `hidden` replaces it, deleting first), one write per variable, and the
  * outputs the provider returns (the inputs as GitLab reports them).
  */

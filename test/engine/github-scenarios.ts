@@ -76,7 +76,7 @@ export const githubScenarios: Scenario[] = [
                 const k1 = await stack.assertTargetHoldsLiveKey(user, 1203);
                 const rotationBefore = JSON.stringify((await stack.outputs()).rotation);
                 // GitHub's updated_at and IAM's CreateDate are real time, compared with 60 s of skew
-                // (rotation/verify.ts): leave more than that between the first write and the next key.
+                // (rotation/pulumi/verify.ts): leave more than that between the first write and the next key.
                 await new Promise((r) => setTimeout(r, 65_000));
                 const stop = gh.fail({ method: "PUT", path: `/repos/${repository}/actions/secrets/AWS_SECRET_ACCESS_KEY`, status: 500, times: Infinity });
                 const failed = await stack.up(8 * DAY);

@@ -103,7 +103,7 @@ async function main() {
         await settle(pulumi);
         return { evalMs: ms(t), registrations: seen.registrations.length, maxRssMb: process.resourceUsage().maxRSS / 1024 };
     }
-    const { providerObserver } = require(path.join(root, "dist/rotation/aws.js"));
+    const { providerObserver } = require(path.join(root, "dist/rotation/pulumi/aws.js"));
     const program = require(path.join(root, "dist/index.js"));
     const fakeIam = {
         async send(command) {

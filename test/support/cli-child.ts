@@ -4,8 +4,8 @@
  * mirrored to `CKR_CONFIG_OUT` after every change, so a test can read what a killed process
  * left behind. Used by test/cli-signals.test.ts.
  */
-import { createRotationClient } from "../../rotation/automation";
-import { main, processInterrupts } from "../../rotation/cli";
+import { createRotationClient } from "../../rotation/ops/automation";
+import { main, processInterrupts } from "../../rotation/ops/cli";
 import { FakeClock, FakeStack, fakeOpener } from "./fake-stack";
 
 async function run(): Promise<void> {

@@ -6,10 +6,10 @@
  */
 import { writeFileSync } from "node:fs";
 import { DateTime, Duration } from "luxon";
-import type { RotationStack, StackOpener, StackOutputs } from "../../rotation/automation";
-import { validateConfig } from "../../rotation/config";
-import { plan } from "../../rotation/plan";
-import type { RotationState } from "../../rotation/state";
+import type { RotationStack, StackOpener, StackOutputs } from "../../rotation/ops/automation";
+import { validateConfig } from "../../rotation/core/config";
+import { plan } from "../../rotation/core/plan";
+import type { RotationState } from "../../rotation/core/state";
 
 export type FakeCall =
     | { op: "setConfig"; key: string; value: string; path: boolean }

@@ -1,7 +1,7 @@
 import { DateTime, Duration } from "luxon";
-import { plan, type Decision, type LastUse, type ObservedKey, type PlanInput, type PlanResult } from "../../rotation/plan";
-import { defaultPolicy, type RotationPolicy, type RotationRequest } from "../../rotation/policy";
-import type { KeyRecord, SetState } from "../../rotation/state";
+import { plan, type Decision, type LastUse, type ObservedKey, type PlanInput, type PlanResult } from "../../rotation/core/plan";
+import { defaultPolicy, type RotationPolicy, type RotationRequest } from "../../rotation/core/policy";
+import type { KeyRecord, SetState } from "../../rotation/core/state";
 
 export const T0 = DateTime.fromISO("2026-11-01T00:00:00Z", { setZone: true });
 export const iso = (t: DateTime) => t.toUTC().toISO()!;

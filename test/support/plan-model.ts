@@ -18,9 +18,9 @@
  */
 import assert from "node:assert/strict";
 import { DateTime, Duration } from "luxon";
-import { plan, type Decision, type LastUse, type ObservedKey, type PlanInput, type PlanResult } from "../../rotation/plan";
-import type { RotationPolicy, RotationRequest } from "../../rotation/policy";
-import type { SetState } from "../../rotation/state";
+import { plan, type Decision, type LastUse, type ObservedKey, type PlanInput, type PlanResult } from "../../rotation/core/plan";
+import type { RotationPolicy, RotationRequest } from "../../rotation/core/policy";
+import type { SetState } from "../../rotation/core/state";
 
 export const T0 = DateTime.fromISO("2026-01-01T00:00:00Z", { setZone: true });
 

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { IAMClient } from "@aws-sdk/client-iam";
-import { providerObserver } from "../../rotation/aws";
-import type { LastUse } from "../../rotation/plan";
+import { providerObserver } from "../../rotation/pulumi/aws";
+import type { LastUse } from "../../rotation/core/plan";
 import { installMocks, settle, setConfig, type MockWorld, type RegisteredOptions, type Registration } from "./mocks";
 
 /**

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { IAMClient } from "@aws-sdk/client-iam";
-import { providerObserver } from "../../rotation/aws";
-import type { LastUse } from "../../rotation/plan";
+import { providerObserver } from "../../rotation/pulumi/aws";
+import type { LastUse } from "../../rotation/core/plan";
 import { installMocks, settle, setConfig, unwrap, type MockWorld, type Registration, type Invocation } from "./mocks";
 
 export interface RunOptions {

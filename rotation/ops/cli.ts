@@ -198,7 +198,7 @@ ${exitCodeHelp}`,
         run: async () => exitCodes.usage,
         async runRaw(argv, io) {
             // Loaded on demand: it brings the program and Pulumi's mocks, which no other command needs.
-            const { simulateCommand } = await import("./rehearsal/cli");
+            const { simulateCommand } = await import("../rehearsal/cli");
             const args = argv.includes("--dir") || argv.includes("--help") || argv.includes("-h") ? argv : ["--dir", io.cwd, ...argv];
             return simulateCommand(args, { stdout: { write: (t: string) => io.stdout(t) }, stderr: { write: (t: string) => io.stderr(t) } });
         },
@@ -410,7 +410,7 @@ async function runServe(values: Record<string, string | boolean | undefined>, io
         }
         const result = chatopsFileSchema.safeParse(parsed ?? {});
         if (!result.success) {
-            const { formatPath } = await import("./config");
+            const { formatPath } = await import("../core/config");
             throw new UsageError(`--config ${path}:\n${result.error.issues.map((i) => `  - ${formatPath(i.path) || "file"} ${i.message}`).join("\n")}`, "serve");
         }
         file = result.data;

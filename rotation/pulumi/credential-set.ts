@@ -1,10 +1,10 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DateTime } from "luxon";
-import type { KeyMaterial } from "../providers/types";
-import type { CredentialSetConfig } from "./config";
-import { age, type Decision, type NextStep, type StepName } from "./plan";
-import type { KeyRecord, Phase, SetState } from "./state";
+import type { KeyMaterial } from "../../providers/types";
+import type { CredentialSetConfig } from "../core/config";
+import { age, type Decision, type NextStep, type StepName } from "../core/plan";
+import type { KeyRecord, Phase, SetState } from "../core/state";
 import { providerSdkConfig } from "./aws";
 import { KeyCheck, TargetCheck, type TargetCheckArgs } from "./verify";
 
@@ -52,7 +52,7 @@ export interface SetSummary {
 /**
  * One credential set: a dedicated IAM user, one access key per live generation, and the
  * targets that hold the current key. The rotation decision is made before construction (see
- * `rotation/plan.ts`); this component only turns it into resources.
+ * `rotation/core/plan.ts`); this component only turns it into resources.
  */
 export class CredentialSet extends pulumi.ComponentResource {
     readonly user: aws.iam.User;

@@ -6,8 +6,8 @@
  */
 import { resolve } from "node:path";
 import { DateTime, Duration } from "luxon";
-import type { NextStep, StepName } from "./plan";
-import { parseState, type Phase, type RotationState, type SetState } from "./state";
+import type { NextStep, StepName } from "../core/plan";
+import { parseState, type Phase, type RotationState, type SetState } from "../core/state";
 
 /** How a rotation is run. */
 export type RotationMode =
@@ -271,7 +271,7 @@ export const installHint = "The `pulumi` CLI was not found on PATH: install it (
  * stack output (pulumi/pulumi#12929), and the rotation state lives in those outputs, so a failed
  * run would forget every key. The program itself refuses engines older than 3.133 (it cannot ask
  * the engine its version before 3.217, so it probes the `parameterization` feature, PR #17153: see
- * `rotation/program.ts`); the library asks for the same version so both refuse the same CLIs.
+ * `rotation/pulumi/program.ts`); the library asks for the same version so both refuse the same CLIs.
  * The SDK's own check only asks for 3.2 (automation/minimumVersion.ts).
  */
 export const minimumPulumiVersion = "3.133.0";
@@ -764,7 +764,7 @@ export function toOperationError(err: unknown, stack: string, workDir: string, p
     }
     if (nameOf(err) === "StateError") return new OperationError("run-failed", text, partial);
     const details = diagnostics(text);
-    // The program's RotationBlockedError (rotation/program.ts): a blocked set registers nothing and
+    // The program's RotationBlockedError (rotation/pulumi/program.ts): a blocked set registers nothing and
     // keeps its state while every other set takes its step, so "nothing changed" is said of the
     // blocked sets only.
     const blocked = /No step was taken for (sets? (.+?)|a set) \(any other set took its step\), because/.exec(text);

@@ -1,7 +1,7 @@
 import { Duration } from "luxon";
 import { z } from "zod";
-import { storeFor, targetSchema, type Target } from "../providers";
-import type { TargetStore } from "../providers/types";
+import { storeFor, targetSchema, type Target } from "../../providers";
+import type { TargetStore } from "../../providers/types";
 import { defaultPolicy, type RotationPolicy, type RotationRequest } from "./policy";
 import { githubValueProblems, policyAttachmentCollisions, rawTargetProblems, resourceNameCollisions, splitSecretPairs, splitVariablePairs, type PlacedTarget } from "./config-checks";
 

@@ -1,8 +1,8 @@
 import type { IAMClient } from "@aws-sdk/client-iam";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { readLastUse, sdkClientConfig, type SdkClientConfig } from "./aws-calls";
-import type { LastUse, ObservedKey } from "./plan";
+import { readLastUse, sdkClientConfig, type SdkClientConfig } from "../core/aws-calls";
+import type { LastUse, ObservedKey } from "../core/plan";
 
 /** What the program reads from AWS before deciding. Injected so tests need no network. */
 export interface AwsObserver {

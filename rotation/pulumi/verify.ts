@@ -14,7 +14,7 @@
  * `pulumi-nodejs:dynamic:Resource` registrations (the rehearsal simulator) can recognise them.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { confirmKeyIdentity, realClock, type RetryClock, type SdkClient } from "./aws-calls";
+import { confirmKeyIdentity, realClock, type RetryClock, type SdkClient } from "../core/aws-calls";
 
 /**
  * The provider of this program's dynamic resources (the checks here, GitLab variables): one

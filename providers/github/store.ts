@@ -1,7 +1,7 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { defaultKeyNames, type DeclareContext, type KeyNames, type TargetStore, type WriteEvidence } from "./types";
+import { defaultKeyNames, type DeclareContext, type KeyNames, type TargetStore, type WriteEvidence } from "../types";
 
 // GitHub's rules for secret and variable names: letters, digits and underscores, not starting
 // with a digit, and the GITHUB_ prefix is reserved.

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { DateTime } from "luxon";
 import type { AwsObserver } from "./aws";
-import { ConfigError, decodeRawConfig, validateConfig, type CredentialSetConfig, type StackConfig } from "./config";
-import { plan, type Decision, type PlanInput } from "./plan";
-import { parseState, StateError, type RotationState, type SetState } from "./state";
+import { ConfigError, decodeRawConfig, validateConfig, type CredentialSetConfig, type StackConfig } from "../core/config";
+import { plan, type Decision, type PlanInput } from "../core/plan";
+import { parseState, StateError, type RotationState, type SetState } from "../core/state";
 
 /** What the program reads from the outside world; a real run uses the defaults. */
 export interface ProgramDeps {

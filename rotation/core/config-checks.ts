@@ -1,5 +1,5 @@
-import type { Target } from "../providers";
-import { defaultKeyNames, type TargetStore } from "../providers/types";
+import type { Target } from "../../providers";
+import { defaultKeyNames, type TargetStore } from "../../providers/types";
 
 /**
  * Checks of validated configuration that look across targets and sets: configurations that pass
@@ -18,7 +18,7 @@ export interface PlacedTarget {
 }
 
 /**
- * Lower-case letters, digits, `_` and dashes: the same rule as `slug` in rotation/credential-set.ts,
+ * Lower-case letters, digits, `_` and dashes: the same rule as `slug` in rotation/pulumi/credential-set.ts,
  * which names the resources (test/config.test.ts checks the two agree). It is repeated here so
  * config validation does not load the AWS SDK; it must never change (a new name replaces the
  * resource, and the delete removes the secret just written).
@@ -31,7 +31,7 @@ export function resourceSlug(text: string): string {
 }
 
 /**
- * The suffix providers/gitlab.ts adds for an environment scope other than `*` (an FNV-1a hash of
+ * The suffix providers/gitlab/store.ts adds for an environment scope other than `*` (an FNV-1a hash of
  * the exact scope), repeated for the same reason as {@link resourceSlug}.
  */
 function gitlabScopeSuffix(scope: string): string {
@@ -49,10 +49,10 @@ function keyNamesOf(t: Target): { accessKeyId: string; secretAccessKey: string }
 }
 
 /**
- * The names of the resources a target declares, as rotation/credential-set.ts and the store's
+ * The names of the resources a target declares, as rotation/pulumi/credential-set.ts and the store's
  * `declare` make them: `<slug of the label>` (no set name, so a target keeps its resources when it
  * moves between sets) then one suffix per written value, lower-cased for GitHub (names there are
- * case-insensitive, providers/github.ts) and as written for GitLab (providers/gitlab.ts).
+ * case-insensitive, providers/github/store.ts) and as written for GitLab (providers/gitlab/store.ts).
  */
 function targetResourceNames(p: PlacedTarget): string[] {
     const t = p.target;
@@ -100,7 +100,7 @@ export function resourceNameCollisions(targets: readonly PlacedTarget[]): string
     return problems;
 }
 
-/** `arn:aws:iam::aws:policy/ReadOnlyAccess` → `aws-readonlyaccess`, as rotation/credential-set.ts names attachments. */
+/** `arn:aws:iam::aws:policy/ReadOnlyAccess` → `aws-readonlyaccess`, as rotation/pulumi/credential-set.ts names attachments. */
 function policySlug(arn: string): string {
     const [, , , , account, resource] = arn.split(":");
     return resourceSlug(`${account}-${resource.replace(/^policy\//, "")}`);

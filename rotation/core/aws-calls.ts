@@ -2,7 +2,7 @@
  * Every AWS SDK call ci-key-rotation makes, with the clients injected (tests pass fakes).
  *
  * This module has no runtime imports on purpose: the key check's dynamic provider
- * (`rotation/verify.ts`) is serialized with the functions it calls, and closure serialization of
+ * (`rotation/pulumi/verify.ts`) is serialized with the functions it calls, and closure serialization of
  * `@aws-sdk` v3 modules fails. The SDK's command classes are therefore `require`d inside the
  * functions, at call time.
  */

@@ -4,9 +4,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { OperatorStatement } from "../providers/types";
-import { validateConfig, type ConfigResult, type CredentialSetConfig, type StackConfig } from "./config";
-import { parseStackFile } from "./stack-file";
+import type { OperatorStatement } from "../../providers/types";
+import { validateConfig, type ConfigResult, type CredentialSetConfig, type StackConfig } from "../core/config";
+import { parseStackFile } from "../core/stack-file";
 
 /** An IAM policy document. */
 export interface PolicyDocument {

@@ -1,7 +1,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { GitlabVariable, type GitlabVariableArgs } from "./gitlab-variable";
-import { defaultKeyNames, type KeyNames, type TargetStore } from "./types";
+import { GitlabVariable, type GitlabVariableArgs } from "./variable";
+import { defaultKeyNames, type KeyNames, type TargetStore } from "../types";
 
 // GitLab's rule for CI/CD variable keys.
 const variableKey = z
