@@ -45,7 +45,7 @@ describe("the example stack", () => {
         const result = validateConfig(raw);
         assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
         assert.deepEqual(
-            result.config.sets[0].targets.map((t) => t.store.label(t.target)),
+            result.config.sets[0].targets.map((t) => t.spec.label(t.target)),
             ["github repository acme/api", "github environment acme/api:production", "github organization acme"],
         );
     });

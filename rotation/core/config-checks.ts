@@ -1,5 +1,5 @@
-import type { Target } from "../../providers";
-import { defaultKeyNames, type TargetStore } from "../../providers/types";
+import type { Target } from "../../providers/specs";
+import { defaultKeyNames, type TargetSpec } from "../../providers/types";
 
 /**
  * Checks of validated configuration that look across targets and sets: configurations that pass
@@ -10,7 +10,7 @@ import { defaultKeyNames, type TargetStore } from "../../providers/types";
 /** A validated target with what the checks need to know about it. */
 export interface PlacedTarget {
     target: Target;
-    store: TargetStore<Target>;
+    spec: TargetSpec<Target>;
     /** `credentials[i].targets[j]`. */
     path: string;
     /** Name of the credential set that owns it. */
@@ -58,7 +58,7 @@ function targetResourceNames(p: PlacedTarget): string[] {
     const t = p.target;
     const n = keyNamesOf(t);
     const variables = Object.keys(("variables" in t ? t.variables : undefined) ?? {});
-    const prefix = resourceSlug(p.store.label(t));
+    const prefix = resourceSlug(p.spec.label(t));
     if (t.type === "gitlab-project" || t.type === "gitlab-group") {
         const scoped = `${prefix}${gitlabScopeSuffix(t.environmentScope)}`;
         return [n.accessKeyId, n.secretAccessKey, ...variables].map((key) => `${scoped}-${key}`);
@@ -88,8 +88,8 @@ export function resourceNameCollisions(targets: readonly PlacedTarget[]): string
             }
             if (other === p || reported.has(other)) continue;
             reported.add(other);
-            const label = p.store.label(p.target);
-            const otherLabel = other.store.label(other.target);
+            const label = p.spec.label(p.target);
+            const otherLabel = other.spec.label(other.target);
             if (label.toLowerCase() === otherLabel.toLowerCase()) continue;
             problems.push(
                 `${p.path} (${label}) would have the same Pulumi resource name as ${other.path} (${otherLabel}): ${name} (resource names keep only letters, digits and _). ` +
@@ -210,8 +210,8 @@ export function splitSecretPairs(targets: readonly PlacedTarget[]): string[] {
             const taken = [farther.names.accessKeyId, farther.names.secretAccessKey].filter((n) => nearer.writes.has(n.toLowerCase()));
             const kept = [farther.names.accessKeyId, farther.names.secretAccessKey].filter((n) => !nearer.writes.has(n.toLowerCase()));
             const where = nearer.p.target.type === "github-environment" ? "environment" : "repository";
-            const what = `${nearer.p.path} (${nearer.p.store.label(nearer.p.target)})`;
-            const from = `${farther.p.path} (${farther.p.store.label(farther.p.target)})`;
+            const what = `${nearer.p.path} (${nearer.p.spec.label(nearer.p.target)})`;
+            const from = `${farther.p.path} (${farther.p.spec.label(farther.p.target)})`;
             const effect = "jobs there would read the access key id of one key and the secret of another.";
             problems.push(
                 kept.length > 0
@@ -326,8 +326,8 @@ export function splitVariablePairs(targets: readonly PlacedTarget[]): string[] {
             const sameKey = nearer.p.setName === farther.p.setName && taken.every((n) => roleOf(n) === (n === f.accessKeyId ? "accessKeyId" : "secretAccessKey"));
             if (consistent || sameKey) continue;
             const kept = [f.accessKeyId, f.secretAccessKey].filter((n) => roleOf(n) === undefined);
-            const what = `${nearer.p.path} (${nearer.p.store.label(nearer.p.target)})`;
-            const from = `${farther.p.path} (${farther.p.store.label(farther.p.target)})`;
+            const what = `${nearer.p.path} (${nearer.p.spec.label(nearer.p.target)})`;
+            const from = `${farther.p.path} (${farther.p.spec.label(farther.p.target)})`;
             const effect = "jobs there would read the access key id of one key and the secret of another.";
             problems.push(
                 kept.length > 0

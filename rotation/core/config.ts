@@ -1,7 +1,7 @@
 import { Duration } from "luxon";
 import { z } from "zod";
-import { storeFor, targetSchema, type Target } from "../../providers";
-import type { TargetStore } from "../../providers/types";
+import { specFor, targetSchema, type Target } from "../../providers/specs";
+import type { TargetSpec } from "../../providers/types";
 import { defaultPolicy, type RotationPolicy, type RotationRequest } from "./policy";
 import { githubValueProblems, policyAttachmentCollisions, rawTargetProblems, resourceNameCollisions, splitSecretPairs, splitVariablePairs, type PlacedTarget } from "./config-checks";
 
@@ -24,7 +24,7 @@ export interface UserConfig {
 /** A target after validation, with its store and its place in config (for messages). */
 export interface TargetConfig {
     target: Target;
-    store: TargetStore<Target>;
+    spec: TargetSpec<Target>;
     /** `credentials[i].targets[j]`. */
     path: string;
 }
@@ -306,19 +306,19 @@ export function validateConfig(raw: unknown): ConfigResult {
             const replaced = rawProblems.reduce((t, p) => (p.replace ? { ...(t as object), ...p.replace } : t), rawTarget);
             const target = parseAt(targetSchema, replaced, path, problems);
             if (!target) return;
-            const store = storeFor(target.type);
-            for (const p of store.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            const spec = specFor(target.type);
+            for (const p of spec.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             for (const p of githubValueProblems(target)) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             // Its id was replaced for the checks above: it must not stand for the real one below.
             if (rawProblems.length > 0) return;
             const clashes = new Map<string, string[]>();
-            for (const d of new Set(store.destinations(target))) {
+            for (const d of new Set(spec.destinations(target))) {
                 const other = destinations.get(d);
                 if (other) clashes.set(other, [...(clashes.get(other) ?? []), d]);
                 else destinations.set(d, path);
             }
             for (const [other, ds] of clashes) problems.push(`${path} writes ${ds.join(" and ")}, which ${other} already writes`);
-            targets.push({ target, store, path });
+            targets.push({ target, spec, path });
         });
         const rawTags = (rawSet as { user?: { tags?: unknown } } | undefined)?.user?.tags;
         if (typeof rawTags === "object" && rawTags !== null && Object.hasOwn(rawTags, "__proto__")) {

@@ -87,8 +87,8 @@ export function operatorPolicy(config: StackConfig, options: OperatorPolicyOptio
             });
         }
         const targetStatements = new Map<string, OperatorStatement>();
-        for (const { target, store } of set.targets) {
-            for (const s of store.awsPermissions?.(target) ?? []) targetStatements.set(JSON.stringify(s), s);
+        for (const { target, spec } of set.targets) {
+            for (const s of spec.awsPermissions?.(target) ?? []) targetStatements.set(JSON.stringify(s), s);
         }
         targetStatements.forEach((s) => statements.push({ ...s, Sid: `${s.Sid}${id}` }));
     }

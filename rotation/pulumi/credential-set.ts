@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DateTime } from "luxon";
+import { storeFor } from "../../providers";
 import type { KeyMaterial } from "../../providers/types";
 import type { CredentialSetConfig } from "../core/config";
 import { age, type Decision, type NextStep, type StepName } from "../core/plan";
@@ -131,7 +132,7 @@ export class CredentialSet extends pulumi.ComponentResource {
                 reason: decision.reason,
                 next: decision.next,
                 keys: [],
-                targets: config.targets.map(({ target, store }) => store.label(target)),
+                targets: config.targets.map(({ target, spec }) => spec.label(target)),
                 warnings: decision.warnings,
             }));
             this.registerOutputs({ state: this.state, summary: this.summary });
@@ -166,7 +167,8 @@ export class CredentialSet extends pulumi.ComponentResource {
         const writes: TargetCheckArgs["writes"] = [];
         /** Every resource the targets declared: the target check runs after all of them. */
         const targetResources: pulumi.Resource[] = [];
-        for (const { target, store, path } of config.targets) {
+        for (const { target, path } of config.targets) {
+            const store = storeFor(target.type);
             const label = store.label(target);
             labels.push(label);
             const declared = store.declare(target, {
@@ -255,7 +257,7 @@ export function blockedSummary(config: CredentialSetConfig, state: SetState | un
         reason: `blocked: ${message}`,
         next: { step: "none", why: "blocked until the problem above is fixed" },
         keys: keys.map((k) => ({ generation: k.generation, accessKeyId: k.accessKeyId, status: k.status, createdAt: k.createdAt, age: age(k.createdAt, now) })),
-        targets: config.targets.map(({ target, store }) => store.label(target)),
+        targets: config.targets.map(({ target, spec }) => spec.label(target)),
         warnings: [message],
     };
 }

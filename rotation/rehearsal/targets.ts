@@ -1,5 +1,5 @@
 import type { RetryClock } from "../core/aws-calls";
-import type { Target } from "../../providers";
+import type { Target } from "../../providers/specs";
 import type { GitlabTarget } from "../../providers/gitlab/store";
 import { variableDiff } from "../../providers/gitlab/variable";
 import { defaultKeyNames } from "../../providers/types";
