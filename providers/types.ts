@@ -1,4 +1,4 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
 
 /**
@@ -33,6 +33,11 @@ export interface DeclareContext {
     readonly parent: pulumi.Resource;
     /** The key the target must hold after this run. */
     readonly key: KeyMaterial;
+    /**
+     * The ARN of the set's KMS key (config `credentials[].kms`: one the set manages, or an
+     * existing key), for stores that encrypt with it by default. Absent when the set has none.
+     */
+    readonly kmsKeyArn?: pulumi.Input<string>;
     /** Path of the target in config, e.g. `credentials[0].targets[2]`, for messages. */
     readonly configPath: string;
     /** The provider every dynamic resource of the program uses (`provider` option), if any. */
@@ -73,10 +78,12 @@ export interface WriteEvidence {
 }
 
 /**
- * One module per secret store implements this. A target in config is an object whose `type`
- * picks the store; `schemas` validate it; `declare` turns it into resources that hold the key.
+ * What config may say about a store's targets, and what follows from it: pure, so the
+ * configuration layer and `ci-key-rotation policy` use it without loading the Pulumi SDK. Each
+ * store has a `spec.ts` implementing this and a `store.ts` that adds the resources.
+ * A target in config is an object whose `type` picks the store; `schemas` validate it.
  */
-export interface TargetStore<T extends { type: string } = { type: string }> {
+export interface TargetSpec<T extends { type: string } = { type: string }> {
     /** One zod object schema per target `type` this store handles, each with a literal `type`. */
     readonly schemas: readonly z.ZodObject<{ type: z.ZodLiteral<string> } & z.ZodRawShape>[];
     /** A short human label naming the target, e.g. `github repository acme/api`. */
@@ -97,11 +104,21 @@ export interface TargetStore<T extends { type: string } = { type: string }> {
      */
     awsPermissions?(target: T): OperatorStatement[];
     /**
+     * AWS permissions a consumer needs to read this target at job time (e.g. a runner's instance
+     * role: `secretsmanager:GetSecretValue`, `kms:Decrypt` with the encryption context), for
+     * `ci-key-rotation policy`. Optional: stores read by the CI service itself need none.
+     */
+    readerPermissions?(target: T): OperatorStatement[];
+    /**
      * Stack config keys (full, e.g. `gitlab:token`) the store's dynamic provider reads in
      * `configure`. They, and only they, are handed to the program's explicit dynamic provider,
      * so other config changes are no change of that provider. Optional.
      */
     readonly dynamicProviderConfig?: readonly string[];
+}
+
+/** A store: its spec, and `declare`, which turns a target into resources that hold the key. */
+export interface TargetStore<T extends { type: string } = { type: string }> extends TargetSpec<T> {
     /** Declare the resources that hold `ctx.key`. Called once per target per run. */
     declare(target: T, ctx: DeclareContext): pulumi.Resource[];
     /**

@@ -236,11 +236,70 @@ export class FakeGithub {
     }
 }
 
+/**
+ * AWS KMS as the AWS-native stores and `encrypt` need it: keys with the principals their policy
+ * lets decrypt, and Encrypt/Decrypt with an encryption context. As in KMS, a ciphertext names its
+ * key and decrypts only with the exact context it was made with (the context is authenticated
+ * data, not stored in the clear for the caller to reuse), and a principal the key policy does not
+ * name gets `AccessDeniedException`. Ciphertexts are opaque handles into this fake; they never
+ * contain the plaintext, so searching outputs and logs for secrets (I7) still works.
+ */
+export class FakeKms {
+    readonly keys = new Map<string, { arn: string; decrypters: Set<string> | "any"; aliases: Set<string> }>();
+    /** Principals the fault injector denies on every key (a key policy edited by hand). */
+    readonly denied = new Set<string>();
+    private readonly blobs = new Map<string, { keyArn: string; context: string; plaintext: string }>();
+
+    /** Create (or find) a key; `decrypters` are principal ARNs, or "any" principal of the account. */
+    ensureKey(idOrAlias: string, decrypters: Iterable<string> | "any" = "any"): string {
+        const existing = this.resolve(idOrAlias);
+        if (existing) return existing;
+        const id = idOrAlias.startsWith("alias/") ? `key-${this.keys.size + 1}` : idOrAlias.replace(/^arn:[^:]+:kms:[^:]*:\d*:key\//, "");
+        const arn = `arn:aws:kms:us-east-1:${fakeAccountId}:key/${id}`;
+        this.keys.set(arn, { arn, decrypters: decrypters === "any" ? "any" : new Set(decrypters), aliases: new Set(idOrAlias.startsWith("alias/") ? [idOrAlias] : []) });
+        return arn;
+    }
+
+    /** The key's ARN from an id, ARN or `alias/...`, or undefined when no such key exists. */
+    resolve(idOrAlias: string): string | undefined {
+        for (const key of this.keys.values()) {
+            if (key.arn === idOrAlias || key.arn.endsWith(`/${idOrAlias}`) || key.aliases.has(idOrAlias)) return key.arn;
+        }
+        return undefined;
+    }
+
+    encrypt(idOrAlias: string, plaintext: string, context: Record<string, string> = {}): string {
+        const keyArn = this.resolve(idOrAlias);
+        if (!keyArn) throw new ApiError("NotFoundException", `Key '${idOrAlias}' does not exist`);
+        const handle = `kms-ciphertext-${this.blobs.size + 1}`;
+        this.blobs.set(handle, { keyArn, context: canonicalContext(context), plaintext });
+        return handle;
+    }
+
+    /** Decrypt as `principal`: refused unless the key policy names it and the context is exact. */
+    decrypt(principal: string, ciphertext: string, context: Record<string, string> = {}): string {
+        const blob = this.blobs.get(ciphertext);
+        if (!blob || blob.context !== canonicalContext(context)) {
+            throw new ApiError("InvalidCiphertextException", "The ciphertext is invalid or was made with another encryption context.");
+        }
+        const key = this.keys.get(blob.keyArn)!;
+        if (this.denied.has(principal) || (key.decrypters !== "any" && !key.decrypters.has(principal))) {
+            throw new ApiError("AccessDeniedException", `${principal} is not authorized to perform: kms:Decrypt on resource: ${key.arn}`);
+        }
+        return blob.plaintext;
+    }
+}
+
+function canonicalContext(context: Record<string, string>): string {
+    return JSON.stringify(Object.keys(context).sort().map((k) => [k, context[k]]));
+}
+
 /** The whole fake world of one rehearsal. */
 export class World {
     readonly iam: FakeIam;
     readonly stores = new SecretStores();
     readonly github = new FakeGithub();
+    readonly kms = new FakeKms();
 
     constructor(readonly random: Random) {
         this.iam = new FakeIam(random);
