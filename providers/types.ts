@@ -99,6 +99,11 @@ export interface TargetSpec<T extends { type: string } = { type: string }> {
      */
     check?(target: T): { path: (string | number)[]; message: string }[];
     /**
+     * Checks that need the target's set (e.g. a store that requires a KMS key when the set has
+     * none); messages keyed like `check`'s. Optional.
+     */
+    checkInSet?(target: T, set: { hasKmsKey: boolean }): { path: (string | number)[]; message: string }[];
+    /**
      * AWS permissions the operator's credentials need to write this target (e.g. Secrets
      * Manager, SSM, KMS), for `ci-key-rotation policy`. Optional: stores outside AWS need none.
      */

@@ -308,6 +308,8 @@ export function validateConfig(raw: unknown): ConfigResult {
             if (!target) return;
             const spec = specFor(target.type);
             for (const p of spec.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            const hasKmsKey = typeof rawSet === "object" && rawSet !== null && (rawSet as { kms?: unknown }).kms != null;
+            for (const p of spec.checkInSet?.(target, { hasKmsKey }) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             for (const p of githubValueProblems(target)) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             // Its id was replaced for the checks above: it must not stand for the real one below.
             if (rawProblems.length > 0) return;
