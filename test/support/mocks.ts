@@ -18,6 +18,8 @@ export interface RegisteredOptions {
     aliases: string[];
     /** URNs of the resources it depends on. */
     dependencies: string[];
+    /** Outputs the resource asks the engine to keep secret (`additionalSecretOutputs`). */
+    additionalSecretOutputs: string[];
 }
 
 /** One invoke seen by the mock monitor. */
@@ -140,6 +142,7 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
             deleteBeforeReplace: req.getDeletebeforereplace(),
             aliases: req.getAliasesList().map((a: any) => (a.hasSpec() ? a.getSpec().getName() : a.getUrn())),
             dependencies: req.getDependenciesList(),
+            additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
         });
         return registerResource(req, callback);
     };
