@@ -24,6 +24,11 @@ export interface FaultOptions {
     crashRate?: number;
     /** Targets whose store addresses contain `match` (every target when absent) reject writes in the window. */
     rejectWrites?: (Window & { match?: string })[];
+    /**
+     * S3 env-file writes fail in the window: `SlowDown` (throttling that outlasts the provider's
+     * retries) or `KMSAccessDenied` (the operator lost kms:GenerateDataKey on the object's key).
+     */
+    s3Faults?: (Window & { code: "SlowDown" | "KMSAccessDenied" })[];
     /** Probability that a scheduled run does not happen (a missed cron trigger). */
     missRate?: number;
     /** Windows in which no run happens. */
@@ -155,6 +160,14 @@ export class FaultInjector {
         if (rejecting) {
             run.injected.push(`target rejected ${op.action} ${op.name}`);
             throw new ApiError("HTTP 503", `the target rejected the write to ${op.name}`);
+        }
+        const s3 = (this.options.s3Faults ?? []).find((w) => ctx.at >= w.from && ctx.at < w.until && op.action !== "delete" && op.addresses?.some((a) => a.startsWith("s3:")));
+        if (s3) {
+            run.injected.push(`S3 ${s3.code} on ${op.action} ${op.name}`);
+            // The provider's texts (internal/service/s3/object.go `resourceObjectUpload`), key and bucket left out.
+            throw s3.code === "SlowDown"
+                ? new ApiError("SlowDown", "uploading S3 Object: operation error S3: PutObject, https response error StatusCode: 503, api error SlowDown: Please reduce your request rate.")
+                : new ApiError("AccessDenied", "uploading S3 Object: operation error S3: PutObject, https response error StatusCode: 403, api error AccessDenied: not authorized to perform: kms:GenerateDataKey");
         }
         if (this.random.chance(this.options.failRate ?? 0)) {
             run.injected.push(`random API error at operation ${n + 1} (${op.action} ${op.name})`);

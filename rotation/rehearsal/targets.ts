@@ -4,6 +4,7 @@ import type { GitlabTarget } from "../../providers/gitlab/store";
 import { variableDiff } from "../../providers/gitlab/variable";
 import { defaultKeyNames } from "../../providers/types";
 import { keyCheckModel, targetCheckModel } from "./gates";
+import { s3BucketPolicyModel, s3ObjectModel, s3View } from "./stores/s3";
 import type { Credentials, SecretStores, World } from "./world";
 
 /**
@@ -175,6 +176,8 @@ export const resourceModels: Record<string, ResourceModel> = {
     "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable": githubModel(envScope, "variable", ["repository", "environment", "variableName"]),
     "github:index/actionsOrganizationVariable:ActionsOrganizationVariable": githubModel(orgScope, "variable", ["variableName"]),
     "github:index/actionsOrganizationVariableRepositories:ActionsOrganizationVariableRepositories": githubRepositories("variable"),
+    "aws:s3/bucketObjectv2:BucketObjectv2": s3ObjectModel,
+    "aws:s3/bucketPolicy:BucketPolicy": s3BucketPolicyModel,
 };
 
 /**
@@ -380,6 +383,8 @@ export function viewOf(target: Target, label: string): TargetView {
         case "gitlab-project":
         case "gitlab-group":
             return gitlabView(target, label, names);
+        case "aws-s3-env-file":
+            return s3View(target, label);
         default:
             throw new Error(`the rehearsal has no model of targets of type \`${(target as { type: string }).type}\` yet; add a view in rotation/rehearsal/targets.ts`);
     }
