@@ -456,7 +456,10 @@ function unexplainedBrokenJobs(checker: InvariantChecker, runs: RunMark[], broke
                 explained = !cleanSince;
                 break;
             }
-            if (run.ok && runAt < startedAt) cleanSince = true;
+            // A twin (a run at the same instant as the one before it) starts only when that run
+            // has ended, so a job that started during that run did not start after the twin.
+            const twin = i > 0 && runs[i - 1].at === run.at;
+            if (run.ok && runAt < startedAt && !twin) cleanSince = true;
             if (cleanSince) break;
         }
         if (explained) continue;
