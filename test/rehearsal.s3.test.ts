@@ -94,6 +94,27 @@ describe("S3 env files in the rehearsal", () => {
     });
 });
 
+describe("S3 env files moved in config", () => {
+    test("moving a managed file to another key: the new object is written before the old one is deleted, the bucket policy is updated in place", async () => {
+        const managed = { ...target, bucketPolicy: "manage" };
+        const moved = { ...managed, env: "prod" };
+        const at = Date.parse("2026-01-03T00:30:00Z");
+        const stack = (t: object) =>
+            config({ "ci-key-rotation:credentials": JSON.stringify([{ name: "deploy", user: { name: "ci-deploy", path: "/ci/" }, targets: [t] }]) });
+        const result = await rehearse({ durationMs: 5 * day, config: stack(managed), configChanges: [{ at, config: stack(moved) }] });
+        assert.equal(result.summary.violationCount, 0, violations(result));
+        assert.equal(result.summary.brokenJobs, 0);
+        const run = result.runs.find((r) => r.at === "2026-01-03T01:00:00.000Z")!;
+        const s3Ops = run.operations.filter((o) => o.type.startsWith("aws:s3/")).map((o) => [o.action, o.type.split(":")[2], o.addresses?.join(",")]);
+        // The engine deletes what is no longer declared after the program ends; the other two steps run in either order.
+        assert.deepEqual(s3Ops[s3Ops.length - 1], ["delete", "BucketObjectv2", "s3:acme-ci-env/ci/deploy/production"]);
+        assert.deepEqual(s3Ops.slice(0, -1).sort(), [
+            ["create", "BucketObjectv2", "s3:acme-ci-env/ci/deploy/prod"],
+            ["update", "BucketPolicy", "s3-policy:acme-ci-env"],
+        ]);
+    });
+});
+
 describe("S3 env-file model", () => {
     const t = { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod.env", kmsKey: kms, bucketKey: true, contentType: "text/plain", bucketPolicy: "document" } as S3EnvFileTarget;
 
