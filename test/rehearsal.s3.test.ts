@@ -5,7 +5,7 @@ import { Random } from "../rotation/rehearsal/random";
 import { defaultContainerRole, getObject, parseEnvFile, s3Address, s3View } from "../rotation/rehearsal/stores/s3";
 import { World } from "../rotation/rehearsal/world";
 import { envFileText, type S3EnvFileTarget } from "../providers/s3/spec";
-import { rehearseInChild, stopRehearsalChildren } from "./support/rehearsal-child";
+import { rehearseInChild, slowTier, stopRehearsalChildren } from "./support/rehearsal-child";
 
 // Rehearsals of S3 env-file targets: containers read the file at start, through KMS as their
 // own role; normal weeks, S3 and KMS faults, an emergency, a revoke, and containers that
@@ -50,6 +50,14 @@ describe("S3 env files in the rehearsal", () => {
         assert.equal(result.summary.keysMinted, 3);
         const objectOps = result.runs.flatMap((r) => r.operations).filter((o) => o.type === "aws:s3/bucketObjectv2:BucketObjectv2");
         assert.deepEqual([...new Set(objectOps.map((o) => o.action))], ["create", "update"], "created once, then updated in place: never deleted");
+    });
+
+    test("a normal year: 52 weekly rotations, every container starts with an Active key", { skip: slowTier ? false : "slow tier: npm run test:slow" }, async () => {
+        const result = await rehearse({ durationMs: 365 * day });
+        assert.equal(result.summary.violationCount, 0, violations(result));
+        assert.equal(result.summary.runsFailed, 0);
+        assert.equal(result.summary.brokenJobs, 0);
+        assert.equal(result.summary.keysMinted, 53);
     });
 
     for (const code of ["SlowDown", "KMSAccessDenied"] as const) {
