@@ -25,7 +25,7 @@ function proseLines(text: string): string[] {
 }
 
 /** GitHub's heading anchor: lower-case, punctuation other than `-` and `_` dropped, spaces to `-`. */
-export function githubSlug(heading: string): string {
+function githubSlug(heading: string): string {
     return heading
         .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1") // a link in a heading keeps its text
         .replace(/<[^>]+>/g, "")
