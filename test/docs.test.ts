@@ -8,7 +8,8 @@ import { describe, test } from "node:test";
 
 const root = path.resolve(__dirname, "..");
 const docsDir = path.join(root, "docs");
-const docPages = readdirSync(docsDir).filter((name) => name.endsWith(".md")).sort();
+/** Every page under docs/, sub-folders included (e.g. `stores/aws-s3-env-file.md`). */
+const docPages = (readdirSync(docsDir, { recursive: true }) as string[]).filter((name) => name.endsWith(".md")).map((name) => name.split(path.sep).join("/")).sort();
 const markdownFiles = ["README.md", ...docPages.map((name) => `docs/${name}`)];
 
 /** Lines outside fenced code blocks, with inline code spans blanked (links in code are not links). */

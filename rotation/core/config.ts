@@ -409,7 +409,7 @@ export function validateConfig(raw: unknown): ConfigResult {
  * at or after it is due, at most one gap G between runs later. So the key in targets is replaced
  * by `max(every, overlap + gateTimeout + retireAfter + 2G) + G`. This check makes that
  * `every + cadence` while runs keep to `cadence`; after missed runs (G > cadence) it is at most
- * `every + G + 2 × (G − cadence)` (README "How the timing works").
+ * `every + G + 2 × (G − cadence)` (docs/timing.md).
  */
 function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): string[] {
     const problems: string[] = [];
