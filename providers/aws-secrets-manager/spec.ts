@@ -67,7 +67,10 @@ export const awsSecretsManager = z.strictObject({
      */
     readers: z.array(z.string({ error: "must be an IAM principal ARN" }).regex(principalArnPattern, 'must be an IAM role, user or account root ARN ("arn:aws:iam::123456789012:role/ci-runner")')).optional(),
     /** Tags on the secret. */
-    tags: z.record(tagKey, z.string().max(256, "must be at most 256 characters"), { error: "must be a map of tag keys to values" }).optional(),
+    tags: z.record(tagKey, z.string().max(256, "must be at most 256 characters"), {
+            // zod reports a bad key as "Invalid key in record"; say what is wrong with it instead.
+            error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid tag key") : "must be a map of tag keys to values"),
+        }).optional(),
     /**
      * Days Secrets Manager keeps the secret after it is removed from config or the stack is
      * destroyed, during which it can be restored. 7-30, or 0 to delete at once. Default 30 (AWS's
