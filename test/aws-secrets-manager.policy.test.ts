@@ -51,7 +51,9 @@ describe("ci-key-rotation policy with a Secrets Manager target", () => {
         const run = await cli(["policy", "--account", "123456789012"]);
         assert.equal(run.code, 0, run.stderr);
         const doc = JSON.parse(run.stdout);
-        const write = doc.Statement.filter((s: any) => s.Sid === "SecretsManagerWriteDeploy");
+        const sids = doc.Statement.map((s: any) => s.Sid);
+        assert.equal(new Set(sids).size, sids.length, `IAM refuses repeated Sids: ${sids.join(", ")}`);
+        const write = doc.Statement.filter((s: any) => /^SecretsManagerWriteDeploy2?$/.test(s.Sid));
         assert.equal(write.length, 2);
         assert.deepEqual(write.map((s: any) => s.Resource), [sm("ci/deploy/aws-credentials"), sm("team/api")]);
         assert.deepEqual(write[0].Action, [
@@ -69,9 +71,9 @@ describe("ci-key-rotation policy with a Secrets Manager target", () => {
         ]);
         assert.ok(write[1].Action.includes("secretsmanager:PutResourcePolicy"), "readers need the resource policy");
         assert.ok(!write[0].Action.includes("secretsmanager:PutResourcePolicy"), "no readers, no resource policy");
-        const kms = doc.Statement.filter((s: any) => s.Sid === "SecretsManagerKmsDeploy");
+        const kms = doc.Statement.filter((s: any) => /^SecretsManagerKmsDeploy2?$/.test(s.Sid));
         assert.deepEqual(kms[1], {
-            Sid: "SecretsManagerKmsDeploy",
+            Sid: "SecretsManagerKmsDeploy2",
             Effect: "Allow",
             Action: ["kms:Decrypt", "kms:GenerateDataKey"],
             Resource: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",

@@ -90,7 +90,14 @@ export function operatorPolicy(config: StackConfig, options: OperatorPolicyOptio
         for (const { target, spec } of set.targets) {
             for (const s of spec.awsPermissions?.(target, options) ?? []) targetStatements.set(JSON.stringify(s), s);
         }
-        targetStatements.forEach((s) => statements.push({ ...s, Sid: `${s.Sid}${id}` }));
+        // IAM refuses a policy whose statements repeat a `Sid`: two targets of one store number theirs.
+        const sids = new Map<string, number>();
+        targetStatements.forEach((s) => {
+            const sid = `${s.Sid}${id}`;
+            const n = (sids.get(sid) ?? 0) + 1;
+            sids.set(sid, n);
+            statements.push({ ...s, Sid: n === 1 ? sid : `${sid}${n}` });
+        });
     }
     // The AWS provider checks its credentials when it starts; STS needs no resource scope.
     statements.push({ Sid: "CallerIdentity", Effect: "Allow", Action: ["sts:GetCallerIdentity"], Resource: "*" });
