@@ -111,8 +111,9 @@ function kmsResource(t: SecretsManagerTarget): string {
 
 /**
  * KMS conditions for the key that encrypts the secret: only through Secrets Manager, and only
- * for this secret (Secrets Manager puts the secret's ARN in the encryption context as
- * `SecretARN`; AWS Secrets Manager User Guide, "Secret encryption and decryption").
+ * for this secret: Secrets Manager puts the secret's ARN (`SecretARN`) and the version id
+ * (`SecretVersionId`) in the encryption context of every KMS call (AWS Secrets Manager User
+ * Guide, "Secret encryption and decryption", section "Secrets Manager encryption context").
  */
 function kmsConditions(t: SecretsManagerTarget, scope: ArnScope): OperatorStatement["Condition"] {
     return {
