@@ -114,6 +114,10 @@ describe("the Secrets Manager fake", () => {
         assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).error!, /AccessDeniedException: .* secretsmanager:GetSecretValue/);
         world.kms.denied.add(role);
         assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", role).error!, /AccessDeniedException: .* kms:Decrypt/);
+        world.kms.denied.delete(role);
+        // With a resource policy naming it, another account's principal still cannot use the AWS-managed key.
+        world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [reader] } }] }), secret: false }, 3);
+        assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).error!, /AccessDeniedException: .* kms:Decrypt on resource: .*key-/);
         // The job view reads AWSCURRENT as of its own instant.
         const view = secretsManagerView({ type: "aws-secrets-manager", name: "ci/x", recoveryWindowInDays: 30 }, "x");
         assert.deepEqual(view.holds(world.stores.asOf(1)), { accessKeyId: "A1", secret: "s1" });

@@ -36,6 +36,8 @@ const stageAddress = (name: string, stage: string) => `aws-sm:${name}:stage:${st
 interface SecretMeta {
     arn: string;
     keyArn: string;
+    /** Encrypted under `aws/secretsmanager`, which only principals of the secret's account can use. */
+    awsManaged: boolean;
 }
 
 const metaAddress = (name: string) => `aws-sm:${name}:meta`;
@@ -95,7 +97,7 @@ const secretModel: ResourceModel = {
         const arn = `arn:aws:secretsmanager:us-east-1:${fakeAccountId}:secret:${name}-Rh3arS`;
         // A key the rehearsal does not know is made for it; the AWS-managed key lets any principal of the account decrypt.
         const keyArn = ctx.world.kms.ensureKey(String(i.kmsKeyId ?? awsManagedKey));
-        const meta: SecretMeta = { arn, keyArn };
+        const meta: SecretMeta = { arn, keyArn, awsManaged: i.kmsKeyId === undefined };
         ctx.world.stores.write(metaAddress(name), { value: JSON.stringify(meta), secret: false }, ctx.clock.now());
         return { arn, name };
     },
@@ -146,6 +148,9 @@ export function getSecretValue(stores: SecretStores, world: World, name: string,
     const versionId = stores.read(stageAddress(name, stage))?.value;
     const version = versionId ? stores.read(versionAddress(name, versionId)) : undefined;
     if (!version) return { error: `ResourceNotFoundException: Secrets Manager can't find the specified secret value for staging label: ${stage}` };
+    // The AWS-managed key's policy admits only principals of its own account (UpdateSecret
+    // `KmsKeyId` API reference: other accounts need a customer-managed key).
+    if (secret.awsManaged && !sameAccount) return { error: `AccessDeniedException: ${principal} is not authorized to perform: kms:Decrypt on resource: ${secret.keyArn}` };
     try {
         return { value: world.kms.decrypt(principal, String(version.meta?.ciphertext), { SecretARN: secret.arn }) };
     } catch (err) {
