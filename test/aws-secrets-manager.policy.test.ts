@@ -75,7 +75,7 @@ describe("ci-key-rotation policy with a Secrets Manager target", () => {
         assert.deepEqual(kms[1], {
             Sid: "SecretsManagerKmsDeploy2",
             Effect: "Allow",
-            Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+            Action: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
             Resource: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             Condition: { StringLike: { "kms:ViaService": "secretsmanager.*.amazonaws.com", "kms:EncryptionContext:SecretARN": sm("team/api") } },
         });

@@ -181,8 +181,10 @@ export const secretsManagerSpec: TargetSpec<SecretsManagerTarget> = {
         return [
             { Sid: "SecretsManagerWrite", Effect: "Allow", Action: actions.sort(), Resource: secret },
             // PutSecretValue encrypts (GenerateDataKey); the provider reads the version back
-            // (GetSecretValue: Decrypt). Not needed with the AWS-managed key, harmless then.
-            { Sid: "SecretsManagerKms", Effect: "Allow", Action: ["kms:Decrypt", "kms:GenerateDataKey"], Resource: kmsResource(t), Condition: kmsConditions(t, scope) },
+            // (GetSecretValue: Decrypt); a change of `kmsKey` re-encrypts AWSCURRENT and AWSPREVIOUS
+            // only with kms:Encrypt on the new key (UpdateSecret `KmsKeyId` API reference). Not
+            // needed with the AWS-managed key, harmless then.
+            { Sid: "SecretsManagerKms", Effect: "Allow", Action: ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], Resource: kmsResource(t), Condition: kmsConditions(t, scope) },
         ];
     },
 
