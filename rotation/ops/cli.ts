@@ -161,19 +161,25 @@ ${exitCodeHelp}`,
     },
     policy: {
         summary: "Print the least-privilege IAM policy the operator's credentials need",
-        help: `Usage: ci-key-rotation policy [--stack <name>] [--account <id>] [--partition <aws|aws-cn|aws-us-gov>]
+        help: `Usage: ci-key-rotation policy [--readers [--target <path>]] [--stack <name>] [--account <id>] [--partition <aws|aws-cn|aws-us-gov>]
 
 Reads Pulumi.<stack>.yaml (no pulumi CLI needed), validates it, and prints the IAM policy
 document for the credentials \`pulumi up\` runs with: user, key and policy actions scoped to
-each set's IAM user, managed policy attachment limited to the configured ARNs, plus
-sts:GetCallerIdentity. State backend and secrets provider permissions are not included.
+each set's IAM user, managed policy attachment limited to the configured ARNs, the AWS stores'
+own actions (e.g. Secrets Manager, KMS) scoped to their resources, plus sts:GetCallerIdentity.
+State backend and secrets provider permissions are not included.
+  --readers     instead, the policies the consumers of AWS-side targets need (e.g. a runner's
+                instance role reading a Secrets Manager secret): a JSON list of
+                { path, target, policy }, one per target, in config order
+  --target      with --readers: print only that target's policy document, ready to paste
+                (its config path, e.g. credentials[0].targets[2], or its label)
   --account     AWS account id of the users (default *)
   --partition   ARN partition (default aws)
   --stack, -s   stack name (default: the only Pulumi.<stack>.yaml in the directory)
   --cwd, -C     project directory (default: current directory)
 
 ${exitCodeHelp}`,
-        options: { ...common, account: { type: "string" }, partition: { type: "string" } },
+        options: { ...common, account: { type: "string" }, partition: { type: "string" }, readers: { type: "boolean" }, target: { type: "string" } },
         async run(values, io) {
             const { stack, workDir } = await target(values, io);
             const account = values.account as string | undefined;
@@ -181,11 +187,28 @@ ${exitCodeHelp}`,
             const partition = values.partition as string | undefined;
             if (partition !== undefined && !["aws", "aws-cn", "aws-us-gov"].includes(partition)) throw new UsageError("`--partition` must be aws, aws-cn or aws-us-gov", "policy");
             // Loaded on demand: validating a stack's config loads the secret stores' modules.
-            const { operatorPolicy, readStackFileConfig } = await import("./operator-policy");
+            const only = values.target as string | undefined;
+            if (only !== undefined && !values.readers) throw new UsageError("`--target` is only used with `--readers`", "policy");
+            const { operatorPolicy, readerPolicies, readStackFileConfig } = await import("./operator-policy");
             const result = await readStackFileConfig(workDir, stack);
             if (!result.ok) {
                 io.stderr(`${result.file}: invalid ci-key-rotation configuration (${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}):\n${result.problems.map((p) => `  - ${p}`).join("\n")}\n`);
                 return exitCodes.usage;
+            }
+            if (values.readers) {
+                const policies = readerPolicies(result.config, { account, partition });
+                if (only === undefined) {
+                    if (policies.length === 0) io.stderr(`${result.file}: no target is read with an AWS identity of its own (GitHub and GitLab targets are read by the CI service): no reader policies.\n`);
+                    io.stdout(`${JSON.stringify(policies, null, 2)}\n`);
+                    return exitCodes.ok;
+                }
+                const one = policies.find((p) => p.path === only || p.target === only);
+                if (!one) {
+                    const known = policies.map((p) => `${p.path} (${p.target})`).join(", ") || "none";
+                    throw new UsageError(`\`--target\` ${only} is no target with reader permissions; targets with reader permissions: ${known}`, "policy");
+                }
+                io.stdout(`${JSON.stringify(one.policy, null, 2)}\n`);
+                return exitCodes.ok;
             }
             io.stdout(`${JSON.stringify(operatorPolicy(result.config, { account, partition }), null, 2)}\n`);
             return exitCodes.ok;

@@ -88,13 +88,47 @@ export function operatorPolicy(config: StackConfig, options: OperatorPolicyOptio
         }
         const targetStatements = new Map<string, OperatorStatement>();
         for (const { target, spec } of set.targets) {
-            for (const s of spec.awsPermissions?.(target) ?? []) targetStatements.set(JSON.stringify(s), s);
+            for (const s of spec.awsPermissions?.(target, options) ?? []) targetStatements.set(JSON.stringify(s), s);
         }
-        targetStatements.forEach((s) => statements.push({ ...s, Sid: `${s.Sid}${id}` }));
+        // IAM refuses a policy whose statements repeat a `Sid`: two targets of one store number theirs.
+        const sids = new Map<string, number>();
+        targetStatements.forEach((s) => {
+            const sid = `${s.Sid}${id}`;
+            const n = (sids.get(sid) ?? 0) + 1;
+            sids.set(sid, n);
+            statements.push({ ...s, Sid: n === 1 ? sid : `${sid}${n}` });
+        });
     }
     // The AWS provider checks its credentials when it starts; STS needs no resource scope.
     statements.push({ Sid: "CallerIdentity", Effect: "Allow", Action: ["sts:GetCallerIdentity"], Resource: "*" });
     return { Version: "2012-10-17", Statement: statements };
+}
+
+/** The identity policy one target's readers need, as `ci-key-rotation policy --readers` prints it. */
+export interface ReaderPolicy {
+    /** Config path of the target, e.g. `credentials[0].targets[2]`. */
+    path: string;
+    /** The target's label, e.g. `aws-secrets-manager ci/deploy/aws-credentials`. */
+    target: string;
+    /** Attach to the role or user that reads the target at job time (a runner's instance role, a task role). */
+    policy: PolicyDocument;
+}
+
+/**
+ * One identity policy per target that a consumer reads with its own AWS identity (the stores'
+ * `readerPermissions`), in config order. Targets read by the CI service itself (GitHub, GitLab)
+ * have none and are left out. One document per target, because each is attached to that
+ * target's readers, which differ between targets.
+ */
+export function readerPolicies(config: StackConfig, options: OperatorPolicyOptions = {}): ReaderPolicy[] {
+    const out: ReaderPolicy[] = [];
+    for (const set of config.sets) {
+        for (const { target, spec, path } of set.targets) {
+            const statements = spec.readerPermissions?.(target, options) ?? [];
+            if (statements.length > 0) out.push({ path, target: spec.label(target), policy: { Version: "2012-10-17", Statement: statements } });
+        }
+    }
+    return out;
 }
 
 /** `deploy-eu` → `DeployEu`: IAM allows only letters and digits in a `Sid`. */

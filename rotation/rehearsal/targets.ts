@@ -5,6 +5,7 @@ import { variableDiff } from "../../providers/gitlab/variable";
 import { defaultKeyNames } from "../../providers/types";
 import { keyCheckModel, targetCheckModel } from "./gates";
 import { s3BucketPolicyModel, s3ObjectModel, s3View } from "./stores/s3";
+import { secretsManagerModels, secretsManagerView } from "./stores/aws-secrets-manager";
 import type { Credentials, SecretStores, World } from "./world";
 
 /**
@@ -178,6 +179,7 @@ export const resourceModels: Record<string, ResourceModel> = {
     "github:index/actionsOrganizationVariableRepositories:ActionsOrganizationVariableRepositories": githubRepositories("variable"),
     "aws:s3/bucketObjectv2:BucketObjectv2": s3ObjectModel,
     "aws:s3/bucketPolicy:BucketPolicy": s3BucketPolicyModel,
+    ...secretsManagerModels,
 };
 
 /**
@@ -385,6 +387,8 @@ export function viewOf(target: Target, label: string): TargetView {
             return gitlabView(target, label, names);
         case "aws-s3-env-file":
             return s3View(target, label);
+        case "aws-secrets-manager":
+            return secretsManagerView(target, label);
         default:
             throw new Error(`the rehearsal has no model of targets of type \`${(target as { type: string }).type}\` yet; add a view in rotation/rehearsal/targets.ts`);
     }
