@@ -166,3 +166,68 @@ export function defaultAlias(setName: string): string {
 export function isKeyArn(ref: string): boolean {
     return keyArn.test(ref);
 }
+
+/** A key policy document, as `aws.kms.Key.policy` takes it (JSON text). */
+export interface KeyPolicy {
+    Version: "2012-10-17";
+    Statement: {
+        Sid: string;
+        Effect: "Allow";
+        Principal: { AWS: string | string[] };
+        Action?: string | string[];
+        NotAction?: string[];
+        Resource: "*";
+        Condition?: Record<string, Record<string, string | string[]>>;
+    }[];
+}
+
+/**
+ * The policy of a key a set manages.
+ *
+ * - The account (its root principal) keeps every action but decrypting. This is AWS's default key
+ *   policy statement ("Allows access to the AWS account and enables IAM policies", KMS developer
+ *   guide "Default key policy") less `kms:Decrypt` and `kms:ReEncryptFrom`: IAM policies in the
+ *   account still administer the key (PutKeyPolicy, ScheduleKeyDeletion, ...) and encrypt with it,
+ *   so the key never becomes unmanageable, and CreateKey/PutKeyPolicy pass KMS's lockout safety
+ *   check (the caller must be able to call PutKeyPolicy later; the program leaves
+ *   `bypassPolicyLockoutSafetyCheck` false, terraform-provider-aws internal/service/kms/key.go
+ *   `bypass_policy_lockout_safety_check` default false), but no IAM policy can let anyone decrypt.
+ * - The decrypters may decrypt, each grant bound to one target's encryption context
+ *   (`kms:EncryptionContext:<key>`): a ciphertext copied elsewhere needs that exact context
+ *   (KMS binds it to the ciphertext as additional authenticated data), and a decrypter cannot
+ *   use the key with any other context.
+ * - The decrypters may also decrypt through Secrets Manager, SSM and S3 (`kms:ViaService`): those
+ *   stores encrypt with the set's key and bind their own contexts (secret ARN, parameter ARN,
+ *   object ARN).
+ */
+export function keyPolicy(args: { partition: string; account: string; decrypters: readonly string[]; contexts: readonly Record<string, string>[] }): KeyPolicy {
+    const root = `arn:${args.partition}:iam::${args.account}:root`;
+    const decrypters = [...args.decrypters];
+    const seen = new Set<string>();
+    const contexts = args.contexts.filter((c) => {
+        const k = JSON.stringify(Object.entries(c).sort());
+        return seen.has(k) ? false : (seen.add(k), true);
+    });
+    return {
+        Version: "2012-10-17",
+        Statement: [
+            { Sid: "AccountAdministersNotDecrypts", Effect: "Allow", Principal: { AWS: root }, NotAction: ["kms:Decrypt", "kms:ReEncryptFrom"], Resource: "*" },
+            ...contexts.map((context, i) => ({
+                Sid: `DecryptWithContext${i + 1}`,
+                Effect: "Allow" as const,
+                Principal: { AWS: decrypters },
+                Action: "kms:Decrypt",
+                Resource: "*" as const,
+                Condition: { StringEquals: contextConditions(context) },
+            })),
+            {
+                Sid: "DecryptThroughAwsStores",
+                Effect: "Allow",
+                Principal: { AWS: decrypters },
+                Action: "kms:Decrypt",
+                Resource: "*",
+                Condition: { StringLike: { "kms:ViaService": ["secretsmanager.*.amazonaws.com", "ssm.*.amazonaws.com", "s3.*.amazonaws.com"] } },
+            },
+        ],
+    };
+}
