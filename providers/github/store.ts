@@ -59,13 +59,18 @@ export const githubStore: TargetStore<GithubTarget> = {
         // With `encrypt`, the secret holds the KMS ciphertext of the secret access key; the access
         // key id stays plain (it is no secret, and a job needs it beside the decrypted secret).
         let secretValue = ctx.key.secretAccessKey;
+        let idValue = ctx.key.accessKeyId;
         if (t.encrypt) {
             const sealed = ciphertextFor(t.encrypt, ctx.key.secretAccessKey, ctx, n.secretAccessKey.toLowerCase());
             out.push(sealed.resource);
             secretValue = sealed.value;
+            // The id is written only once the ciphertext exists: a failed Encrypt (throttling, a
+            // key policy) must not leave the new id beside the old key's ciphertext, which no job
+            // could use. The id becomes known with the ciphertext, so both change in the same run.
+            idValue = pulumi.all([ctx.key.accessKeyId, sealed.value]).apply(([id]) => id);
         }
         const values: [string, pulumi.Output<string>][] = [
-            [n.accessKeyId, ctx.key.accessKeyId],
+            [n.accessKeyId, idValue],
             [n.secretAccessKey, secretValue],
         ];
         // GitHub names are case-insensitive: a resource is named by the lower-cased secret name, so
