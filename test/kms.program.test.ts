@@ -176,6 +176,17 @@ describe("program with an existing key", () => {
         assert.equal(reveal(one(r, "aws:kms/ciphertext:Ciphertext").inputs).plain.keyId, sharedKey);
     });
 
+    test("a set naming an existing key by alias looks its ARN up (DescribeKey) and encrypts with the ARN", async () => {
+        const r = await runProgram({
+            config: { "aws:region": "eu-west-1", credentials: [{ name: "deploy", kms: { key: "alias/ci/shared" }, targets: [{ type: "gitlab-group", group: "acme", encrypt: { context: { group: "acme" } } }] }] },
+            now: "2026-11-01T00:00:00Z",
+            world: { extraState },
+        });
+        assert.equal(r.error, undefined, r.error?.stack);
+        assert.deepEqual(r.invocations.filter((i) => i.token === "aws:kms/getKey:getKey").map((i) => i.inputs.keyId), ["alias/ci/shared"]);
+        assert.equal(reveal(one(r, "aws:kms/ciphertext:Ciphertext").inputs).plain.keyId, "arn:aws:kms:eu-west-1:123456789012:key/0000aaaa-0000-0000-0000-00000000a11a");
+    });
+
     test("an encrypting target of a set without a key is a config error, and nothing is registered", async () => {
         const r = await runProgram({
             config: { credentials: [{ name: "deploy", targets: [{ type: "github-repository", repository: "acme/api", encrypt: { context: { repository: "acme/api" } } }] }] },

@@ -110,3 +110,12 @@ test("the fake KMS applies the program's key policy: only the decrypter, only wi
     const other = world.kms.encrypt(arn, "plaintext", { repository: "acme/web" });
     assert.throws(() => world.kms.decrypt(runner, other, { repository: "acme/web" }), /AccessDeniedException/);
 });
+
+test("a set with an existing key (by alias): jobs decrypt with the runner role, every invariant holds", async () => {
+    const existing = [{ ...credentials[0], kms: { key: "alias/ci/shared" } }];
+    const result = await rehearse({ durationMs: 10 * day, config: { ...config, "ci-key-rotation:credentials": JSON.stringify(existing) } });
+    assert.equal(result.summary.violationCount, 0, violations(result));
+    assert.equal(result.summary.runsFailed, 0, JSON.stringify(result.runs.filter((r) => !r.ok).map((r) => r.error)));
+    assert.equal(result.summary.brokenJobs, 0);
+    assert.ok(result.jobs.started > 50);
+});

@@ -459,7 +459,10 @@ function unexplainedBrokenJobs(checker: InvariantChecker, runs: RunMark[], broke
                 explained = !cleanSince;
                 break;
             }
-            if (run.ok && runAt < startedAt) cleanSince = true;
+            // A twin run carries the instant of the run it follows, though it starts when that run
+            // ended: it is no clean run before a job that started while the first was still running.
+            const twinOfCausal = runs.slice(0, i).some((r) => r.at === run.at && causal(r));
+            if (run.ok && runAt < startedAt && !twinOfCausal) cleanSince = true;
             if (cleanSince) break;
         }
         if (explained) continue;
