@@ -138,16 +138,22 @@ describe("encrypt config on GitHub and GitLab targets", () => {
     it("gives readers Decrypt only with the target's context, and the operator Encrypt on a target's own key", () => {
         const target = { type: "github-repository", repository: "acme/api", encrypt: { key: keyArn, context: { repository: "acme/api", env: "prod" } } } as const;
         const spec = specFor(target.type);
+        const [decrypt] = spec.readerPermissions?.(target as never) ?? [];
+        assert.match(decrypt.Sid, /^KmsDecrypt[0-9A-F]{8}$/);
         assert.deepEqual(spec.readerPermissions?.(target as never), [
             {
-                Sid: "KmsDecrypt",
+                Sid: decrypt.Sid,
                 Effect: "Allow",
                 Action: ["kms:Decrypt"],
                 Resource: keyArn,
                 Condition: { StringEquals: { "kms:EncryptionContext:repository": "acme/api", "kms:EncryptionContext:env": "prod" } },
             },
         ]);
-        assert.deepEqual(spec.awsPermissions?.(target as never), [{ Sid: "KmsEncrypt", Effect: "Allow", Action: ["kms:DescribeKey", "kms:Encrypt"], Resource: keyArn }]);
+        const [encrypt] = spec.awsPermissions?.(target as never) ?? [];
+        assert.deepEqual(spec.awsPermissions?.(target as never), [{ Sid: encrypt.Sid, Effect: "Allow", Action: ["kms:DescribeKey", "kms:Encrypt"], Resource: keyArn }]);
+        // Another context, another statement with its own Sid (IAM rejects two equal Sids).
+        const other = { ...target, encrypt: { ...target.encrypt, context: { repository: "acme/web" } } };
+        assert.notEqual(spec.readerPermissions?.(other as never)[0].Sid, decrypt.Sid);
         const plain = { type: "github-repository", repository: "acme/api" } as const;
         assert.deepEqual(spec.readerPermissions?.(plain as never), []);
     });

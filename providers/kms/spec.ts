@@ -135,11 +135,21 @@ export function contextConditions(context: Record<string, string>): Record<strin
     return Object.fromEntries(Object.entries(context).map(([k, v]) => [`kms:EncryptionContext:${k}`, v]));
 }
 
+/**
+ * A Sid suffix from what a statement is about: two targets with different keys or contexts give
+ * two statements, and IAM rejects a policy with two equal Sids. (Equal statements are merged.)
+ */
+function sidSuffix(...parts: string[]): string {
+    let h = 0x811c9dc5;
+    for (const c of parts.join("\u0000")) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+    return h.toString(16).toUpperCase().padStart(8, "0");
+}
+
 /** The operator's permission to encrypt with a target's own key (the set's key is in the set's statements). */
 export function encryptPermissions(encrypt: EncryptConfig | undefined): OperatorStatement[] {
     if (!encrypt?.key) return [];
     const { Resource, Condition } = keyResource(encrypt.key);
-    return [{ Sid: "KmsEncrypt", Effect: "Allow", Action: ["kms:DescribeKey", "kms:Encrypt"], Resource, ...(Condition ? { Condition } : {}) }];
+    return [{ Sid: `KmsEncrypt${sidSuffix(encrypt.key)}`, Effect: "Allow", Action: ["kms:DescribeKey", "kms:Encrypt"], Resource, ...(Condition ? { Condition } : {}) }];
 }
 
 /** A reader's permission: Decrypt on the key, only with the target's encryption context. */
@@ -148,7 +158,7 @@ export function decryptPermissions(encrypt: EncryptConfig | undefined): Operator
     const { Resource, Condition } = keyResource(encrypt.key);
     return [
         {
-            Sid: "KmsDecrypt",
+            Sid: `KmsDecrypt${sidSuffix(encrypt.key ?? "", JSON.stringify(Object.entries(encrypt.context).sort()))}`,
             Effect: "Allow",
             Action: ["kms:Decrypt"],
             Resource,
