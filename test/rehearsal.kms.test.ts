@@ -5,6 +5,7 @@ import { Random } from "../rotation/rehearsal/random";
 import { resourceModels } from "../rotation/rehearsal/targets";
 import { World } from "../rotation/rehearsal/world";
 import { keyPolicy } from "../providers/kms/spec";
+import { slowTier } from "./support/rehearsal-child";
 
 // Rehearsals of a set whose key is KMS-encrypted in its GitHub and GitLab targets: jobs on a
 // runner with a role decrypt the ciphertext at job time with the target's context.
@@ -118,4 +119,12 @@ test("a set with an existing key (by alias): jobs decrypt with the runner role, 
     assert.equal(result.summary.runsFailed, 0, JSON.stringify(result.runs.filter((r) => !r.ok).map((r) => r.error)));
     assert.equal(result.summary.brokenJobs, 0);
     assert.ok(result.jobs.started > 50);
+});
+
+test("a normal year with encrypting targets: every invariant holds, no job breaks", { skip: slowTier ? false : "slow tier: npm run test:slow" }, async () => {
+    const result = await rehearse({ durationMs: 365 * day, cadenceMs: 12 * hour });
+    assert.equal(result.summary.violationCount, 0, violations(result));
+    assert.equal(result.summary.runsFailed, 0);
+    assert.equal(result.summary.brokenJobs, 0);
+    assert.equal(result.summary.keysMinted, 53);
 });
