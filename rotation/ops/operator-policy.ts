@@ -86,6 +86,7 @@ export function operatorPolicy(config: StackConfig, options: OperatorPolicyOptio
                 Condition: { ArnEquals: { "iam:PolicyARN": [...set.user.managedPolicyArns].sort() } },
             });
         }
+        statements.push(...kmsStatements(set, id, options));
         const targetStatements = new Map<string, OperatorStatement>();
         for (const { target, spec } of set.targets) {
             for (const s of spec.awsPermissions?.(target, options) ?? []) targetStatements.set(JSON.stringify(s), s);
@@ -129,6 +130,72 @@ export function readerPolicies(config: StackConfig, options: OperatorPolicyOptio
         }
     }
     return out;
+}
+
+/**
+ * The set's KMS key (`credentials[].kms`), as the AWS provider calls KMS (terraform-provider-aws
+ * internal/service/kms/key.go: CreateKey with Tags, EnableKeyRotation, then DescribeKey,
+ * GetKeyPolicy, GetKeyRotationStatus, ListResourceTags on every read; PutKeyPolicy and
+ * UpdateKeyDescription on update; ScheduleKeyDeletion on delete; alias.go: CreateAlias,
+ * ListAliases, UpdateAlias, DeleteAlias; ciphertext.go: Encrypt). A managed key is known by its
+ * `CredentialSet` tag: CreateKey names no key, and tagging at creation needs `kms:TagResource`
+ * on all keys (KMS developer guide, "Controlling access to tags"), so both are limited to
+ * requests that tag the key with the set. Decrypt is never granted: only the decrypters may.
+ */
+function kmsStatements(set: CredentialSetConfig, id: string, options: OperatorPolicyOptions): OperatorStatement[] {
+    const kms = set.kms;
+    if (!kms) return [];
+    const partition = options.partition ?? "aws";
+    const account = options.account ?? "*";
+    if (!kms.create) {
+        const resource = kms.key.startsWith("arn:") && kms.key.includes(":key/")
+            ? kms.key
+            : /^(mrk-)?[0-9a-f-]{32,36}$/.test(kms.key)
+              ? `arn:${partition}:kms:*:${account}:key/${kms.key}`
+              : `arn:${partition}:kms:*:${account}:key/*`;
+        const alias = kms.key.startsWith("alias/") ? kms.key : kms.key.includes(":alias/") ? `alias/${kms.key.split(":alias/")[1]}` : undefined;
+        return [
+            {
+                Sid: `KmsUseKey${id}`,
+                Effect: "Allow",
+                Action: ["kms:DescribeKey", "kms:Encrypt"],
+                Resource: resource,
+                ...(alias ? { Condition: { "ForAnyValue:StringEquals": { "kms:ResourceAliases": alias } } } : {}),
+            },
+        ];
+    }
+    const tagged = { StringEquals: { "aws:ResourceTag/CredentialSet": set.name } };
+    return [
+        { Sid: `KmsCreateKey${id}`, Effect: "Allow", Action: ["kms:CreateKey", "kms:TagResource"], Resource: "*", Condition: { StringEquals: { "aws:RequestTag/CredentialSet": set.name } } },
+        {
+            Sid: `KmsKey${id}`,
+            Effect: "Allow",
+            Action: [
+                "kms:DescribeKey",
+                "kms:EnableKey",
+                "kms:EnableKeyRotation",
+                "kms:Encrypt",
+                "kms:GetKeyPolicy",
+                "kms:GetKeyRotationStatus",
+                "kms:ListResourceTags",
+                "kms:PutKeyPolicy",
+                "kms:ScheduleKeyDeletion",
+                "kms:TagResource",
+                "kms:UntagResource",
+                "kms:UpdateKeyDescription",
+            ],
+            Resource: `arn:${partition}:kms:*:${account}:key/*`,
+            Condition: tagged,
+        },
+        // CreateAlias and UpdateAlias authorise on the alias and on the key it points to.
+        {
+            Sid: `KmsAlias${id}`,
+            Effect: "Allow",
+            Action: ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+            Resource: [`arn:${partition}:kms:*:${account}:${kms.alias}`, `arn:${partition}:kms:*:${account}:key/*`],
+        },
+        { Sid: `KmsListAliases${id}`, Effect: "Allow", Action: ["kms:ListAliases"], Resource: "*" },
+    ];
 }
 
 /** `deploy-eu` → `DeployEu`: IAM allows only letters and digits in a `Sid`. */

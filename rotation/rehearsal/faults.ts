@@ -52,6 +52,10 @@ export interface FaultOptions {
      * cron triggers, or a person and cron). Runs that changed something always get one.
      */
     twinRate?: number;
+    /** KMS refuses Decrypt to `principal` (every principal when absent) in the window: jobs of encrypting targets fail. */
+    kmsDenied?: (Window & { principal?: string })[];
+    /** KMS throttles Encrypt in the window (ThrottlingException): a run that makes a ciphertext fails. */
+    kmsThrottled?: Window[];
 }
 
 /** Turns {@link FaultOptions} into decisions, run by run and operation by operation. */
@@ -170,6 +174,10 @@ export class FaultInjector {
         if (run.failOp === n + 1) {
             run.injected.push(`API error at operation ${n + 1} (${op.action} ${op.name})`);
             throw new ApiError("ServiceUnavailable", `injected failure at operation ${n + 1}`);
+        }
+        if (op.type === "aws:kms/ciphertext:Ciphertext" && (this.options.kmsThrottled ?? []).some((w) => ctx.at >= w.from && ctx.at < w.until)) {
+            run.injected.push(`KMS throttled Encrypt for ${op.name}`);
+            throw new ApiError("ThrottlingException", "Rate exceeded");
         }
         const rejecting = (this.options.rejectWrites ?? []).find(
             (w) => ctx.at >= w.from && ctx.at < w.until && op.addresses?.some((a) => !w.match || a.toLowerCase().includes(w.match.toLowerCase())),

@@ -52,7 +52,7 @@ export function setModels(config: StackConfig): SetModel[] {
         return {
             name: set.name,
             user: set.user.name,
-            targets: set.targets.map((t) => viewOf(t.target, t.spec.label(t.target))),
+            targets: set.targets.map((t) => viewOf(t.target, t.spec.label(t.target), set.kms)),
             retireAfterMs: ms(effective.retireAfter),
             everyMs: ms(set.policy.every),
             settleMs: ms(set.policy.settle),

@@ -170,6 +170,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const world = new World(new Random(options.seed ^ 0x5eed));
     const faults = new FaultInjector(options.faults ?? {}, new Random(options.seed ^ 0xfa17));
     world.iam.propagationMs = () => faults.propagationMs();
+    world.kms.deniedDuring = options.faults?.kmsDenied ?? [];
     const checker = new InvariantChecker(world);
     const engine = new Engine(
         world,
@@ -446,6 +447,8 @@ function unexplainedBrokenJobs(checker: InvariantChecker, runs: RunMark[], broke
     for (const job of broken) {
         const at = Date.parse(job.at);
         const startedAt = Date.parse(job.startedAt);
+        // KMS refusing Decrypt (an injected `kmsDenied` window) explains a job that could not decrypt.
+        if ((options.faults?.kmsDenied ?? []).some((w) => at >= w.from && at < w.until) && /could not decrypt/.test(job.reason)) continue;
         let explained = false;
         let cleanSince = false;
         // Walk back from the failing call: a cause counts unless a clean run came between it and the job's start.
