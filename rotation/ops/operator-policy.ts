@@ -224,15 +224,16 @@ export async function readStackFileConfig(workDir: string, stack: string): Promi
     const parsed = parseStackFile(text, file);
     if (!parsed.ok) return { ok: false, file, problems: parsed.problems };
     const config = parsed.config;
-    const raw: Record<string, unknown> = {};
-    if (config && typeof config === "object") {
-        for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
-            if (!key.startsWith("ci-key-rotation:")) continue;
-            if (value && typeof value === "object" && "secure" in value) continue;
+    // Built with fromEntries, not by assignment (as the program's reader, rotation/pulumi/program.ts):
+    // `raw["__proto__"] = v` would be dropped silently, and the key must reach validation to be
+    // reported as unknown.
+    const raw: Record<string, unknown> = Object.fromEntries(
+        Object.entries(config && typeof config === "object" ? (config as Record<string, unknown>) : {})
+            .filter(([key]) => key.startsWith("ci-key-rotation:"))
+            .filter(([, value]) => !(value && typeof value === "object" && "secure" in value))
             // Pulumi.yaml gives optional keys empty defaults; empty means unset (as in the program).
-            if (value === "" || (Array.isArray(value) && value.length === 0)) continue;
-            raw[key.slice("ci-key-rotation:".length)] = value;
-        }
-    }
+            .filter(([, value]) => !(value === "" || (Array.isArray(value) && value.length === 0)))
+            .map(([key, value]) => [key.slice("ci-key-rotation:".length), value]),
+    );
     return { ...validateConfig(raw), file };
 }
