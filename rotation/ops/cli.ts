@@ -127,6 +127,8 @@ Ctrl-C or SIGTERM cancels the running update (Pulumi finishes the operations in 
 removes the request from stack config, then exits 130 saying what state it left; a second
 one exits at once. Needs the pulumi CLI 3.133 or newer (exit 8 otherwise).
 
+Reference: docs/operations.md ("By hand: requests and emergencies", "Exit codes").
+
 ${exitCodeHelp}`,
         options: {
             ...common,
@@ -149,6 +151,8 @@ Reads the stack's outputs; changes nothing.
   --json        print the report as JSON on stdout
   --stack, -s   stack name (default: the only Pulumi.<stack>.yaml in the directory)
   --cwd, -C     project directory (default: current directory)
+
+Reference: docs/timing.md (phases) and docs/outputs-and-state.md.
 
 ${exitCodeHelp}`,
         options: { ...common, json: { type: "boolean" } },
@@ -177,6 +181,8 @@ State backend and secrets provider permissions are not included.
   --partition   ARN partition (default aws)
   --stack, -s   stack name (default: the only Pulumi.<stack>.yaml in the directory)
   --cwd, -C     project directory (default: current directory)
+
+Reference: docs/permissions.md.
 
 ${exitCodeHelp}`,
         options: { ...common, account: { type: "string" }, partition: { type: "string" }, readers: { type: "boolean" }, target: { type: "string" } },
@@ -240,6 +246,8 @@ Environment: SLACK_SIGNING_SECRET (required), CI_KEY_ROTATION_ALLOWED_USERS and
 CI_KEY_ROTATION_ALLOWED_CHANNELS (comma-separated ids, added to the file's lists),
 CI_KEY_ROTATION_STACKS (comma-separated stack names).
 
+Reference: docs/operations.md ("Chatops: Slack /rotate": setup, checks, audit log).
+
 ${exitCodeHelp}`,
         options: {
             cwd: common.cwd,
@@ -263,6 +271,8 @@ ${Object.entries(commands)
     .join("\n")}
 
 Run \`ci-key-rotation <command> --help\` for a command's options.
+
+Documentation: README.md, and docs/ for reference (docs/operations.md for running it).
 
 ${exitCodeHelp}
 `;
