@@ -7,6 +7,7 @@
 import { resolve } from "node:path";
 import { DateTime, Duration } from "luxon";
 import type { NextStep, StepName } from "../core/plan";
+import { removeStaleLocks, staleLocks, thisHost, type HostView } from "./stale-lock";
 import { parseState, type Phase, type RotationState, type SetState } from "../core/state";
 
 /** How a rotation is run. */
@@ -37,6 +38,8 @@ export interface RotationStack {
     removeConfig(key: string, path?: boolean): Promise<void>;
     up(options: { onOutput?: (out: string) => void; signal?: AbortSignal }): Promise<{ outputs: StackOutputs }>;
     outputs(): Promise<StackOutputs>;
+    /** `pulumi cancel`: removes every lock of the stack (stale-lock recovery, non-file backends). */
+    cancel?(): Promise<void>;
 }
 
 /** Opens an existing stack in a Pulumi project directory. */
@@ -65,6 +68,13 @@ export interface AutomationDeps {
     sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
     /** Default {@link defaultLockRetry}. */
     lockRetry: LockRetry;
+    /**
+     * This host, to tell a stale lock (its `pulumi` process is gone) from a live one. Default
+     * {@link thisHost}. See `./stale-lock`.
+     */
+    host: HostView;
+    /** Removes a lock file (stale-lock recovery on file backends). Default: `unlink`. */
+    removeLockFile?: (path: string) => Promise<void>;
 }
 
 /** The defaults documented on {@link LockRetry}. */
@@ -77,6 +87,8 @@ export type ProgressEvent =
     /** A chunk of Pulumi's own streamed output (secrets are masked by Pulumi). */
     | { kind: "output"; text: string }
     | { kind: "locked"; attempt: number; attempts: number; retryInMs: number }
+    /** A lock left by an update whose process is gone (same host) was removed; the `up` is retried at once. */
+    | { kind: "stale-lock"; message: string }
     /** What one `up` did for one set. */
     | { kind: "step"; run: number; set: string; step: StepName; reason: string; phase: Phase }
     | { kind: "joined"; mode: RotationMode; requestedBy: string };
@@ -331,6 +343,8 @@ export function createRotationClient(overrides: Partial<AutomationDeps> = {}): R
         now: overrides.now ?? (() => new Date()),
         sleep: overrides.sleep ?? sleep,
         lockRetry: overrides.lockRetry ?? defaultLockRetry,
+        host: overrides.host ?? thisHost,
+        removeLockFile: overrides.removeLockFile,
     };
     // Per stack: the rotations running or queued in this process, oldest first.
     const pending = new Map<string, Pending[]>();
@@ -411,13 +425,18 @@ function checkRotateOptions(o: RotateOptions): string | undefined {
 async function runRotation(deps: AutomationDeps, options: RotateOptions): Promise<RotationReport> {
     const workDir = resolve(options.workDir ?? process.cwd());
     const started = deps.now();
-    const progress = options.onProgress ?? noop;
+    const warnings: string[] = [];
+    const onProgress = options.onProgress ?? noop;
+    const progress = (e: ProgressEvent) => {
+        // A cleared stale lock goes into the report too (chatops posts it; the CLI prints it).
+        if (e.kind === "stale-lock") warnings.push(e.message);
+        onProgress(e);
+    };
     const stack = await open(deps, options.stack, workDir);
 
     const isRequest = options.mode !== "scheduled";
     const requestId = isRequest ? requestIdFor(options.mode, options.reason, started) : undefined;
     const maxRuns = isRequest ? (options.maxRuns ?? 8) : 1;
-    const warnings: string[] = [];
     const runs: ParsedOutputs[] = [];
     let before: ParsedOutputs = { summaries: {} };
     let outcome: RotationOutcome = "incomplete";
@@ -546,6 +565,7 @@ async function upWithLockRetry(
 ): Promise<{ outputs: StackOutputs }> {
     const { attempts, initialDelayMs, maxDelayMs } = deps.lockRetry;
     let waited = 0;
+    let staleCleared = 0;
     for (let attempt = 1; ; attempt++) {
         // The SDK sends SIGINT to the `pulumi` process when `up`'s signal aborts
         // (sdk/nodejs/automation/cmd.ts `exec`), and the CLI cancels gracefully on the first
@@ -564,6 +584,25 @@ async function upWithLockRetry(
             return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal });
         } catch (err) {
             if (!isConcurrentUpdate(err)) throw err;
+            // A lock whose update died (kill -9, a vanished runner) would fail every run until
+            // `pulumi cancel`: when every lock was taken on this host by a process that is gone,
+            // remove it and try again at once (twice at most per `up`). See ./stale-lock.
+            if (staleCleared < 2 && !options.signal?.aborted) {
+                const decision = staleLocks(errorText(err), deps.host);
+                if (decision.stale) {
+                    const how = await removeStaleLocks(decision.holders, () => (stack.cancel ? stack.cancel() : Promise.reject(new Error("this stack cannot run `pulumi cancel`"))), deps.removeLockFile).catch(
+                        (e: unknown) => new Error(firstLine(e)),
+                    );
+                    if (!(how instanceof Error)) {
+                        staleCleared++;
+                        const who = decision.holders.map((h) => `pid ${h.pid} on ${h.host} since ${h.since}`).join(", ");
+                        progress({ kind: "stale-lock", message: `removed the lock of an update that is no longer running (${who}: the process is gone) with ${how}; running \`pulumi up\` again` });
+                        attempt--;
+                        continue;
+                    }
+                    progress({ kind: "stale-lock", message: `could not remove the stale lock of stack \`${options.stack}\` (${how.message}); run \`pulumi cancel --stack ${options.stack}\`` });
+                }
+            }
             if (attempt >= attempts) {
                 throw new OperationError(
                     "stack-locked",
