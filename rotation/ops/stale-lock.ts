@@ -112,6 +112,12 @@ export async function removeStaleLocks(holders: LockHolder[], cancel: () => Prom
     return "pulumi cancel";
 }
 
+/**
+ * The lock file of a `file://` lock URL. The error prints the backend's URL after
+ * `massageBlobPath` (pkg/backend/diy/backend.go: `~` expanded, the path made absolute, a query
+ * such as `?no_tmp_dir=true` added) joined with the lock's key (`lockURLForError`), so its path
+ * is the file's absolute path.
+ */
 function fileUrlPath(lock: string): string | undefined {
     try {
         const url = new URL(lock);
