@@ -30,6 +30,13 @@ describe("stale locks", () => {
         ]);
     });
 
+    it("reads each lock once from the Automation API's error, which repeats the CLI's stderr", () => {
+        const stderr = lockedError([{ url: lockUrl, host: "runner-1", pid: 4242 }]).replace(/^code: 255\n stdout: \n stderr: /, "");
+        const sdkMessage = `code: -2\n stdout: \n stderr: Command failed with exit code 1: pulumi up --yes\n${stderr} err?: Error: Command failed with exit code 1: pulumi up --yes\n${stderr}`;
+        assert.equal(lockHolders(sdkMessage).length, 1);
+        assert.equal(staleLocks(sdkMessage, host({ 4242: "gone" })).stale, true);
+    });
+
     it("is stale only when every lock was taken on this host by a process that is gone (or whose id was reused)", () => {
         const one = lockedError([{ url: lockUrl, host: "runner-1", pid: 4242 }]);
         assert.equal(staleLocks(one, host({ 4242: "gone" })).stale, true);

@@ -44,13 +44,17 @@ export interface HostView {
 /** The outcome of {@link staleLocks}. */
 export type StaleLockDecision = { stale: true; holders: LockHolder[] } | { stale: false; why: string };
 
-/** Every lock a DIY backend's locked error lists (`checkForLock` in pkg/backend/diy/lock.go). */
+/**
+ * Every lock a DIY backend's locked error lists (`checkForLock` in pkg/backend/diy/lock.go), once
+ * each: the Automation API's error repeats the CLI's stderr (its message holds both `stderr` and
+ * the `err` of the failed command, as seen with SDK 3.270 on CLI 3.259).
+ */
 export function lockHolders(text: string): LockHolder[] {
-    const holders: LockHolder[] = [];
+    const holders = new Map<string, LockHolder>();
     // The user name comes first and may hold an `@` (a domain account); the host name cannot.
     const line = /^\s*(\S+): created by (.*)@([^@\s]+) \(pid (\d+)\) at (\S+)\s*$/gm;
-    for (const m of text.matchAll(line)) holders.push({ lock: m[1], user: m[2], host: m[3], pid: Number(m[4]), since: m[5] });
-    return holders;
+    for (const m of text.matchAll(line)) if (!holders.has(m[1])) holders.set(m[1], { lock: m[1], user: m[2], host: m[3], pid: Number(m[4]), since: m[5] });
+    return [...holders.values()];
 }
 
 /**
