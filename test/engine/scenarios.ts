@@ -708,12 +708,24 @@ export const scenarios: Scenario[] = [
                 // clients are what two cron jobs, or cron and chatops, are.
                 const client = (offsetMs: number, lockRetry: { attempts: number; initialDelayMs: number; maxDelayMs: number }) =>
                     lib.createRotationClient({ openStack: libraryStackOpener(ctx, stack, offsetMs), lockRetry });
-                const rotate = (c: ReturnType<typeof client>, events: string[]) =>
-                    c.rotate({ stack: stack.name, workDir: stack.ws.projectDir, mode: "scheduled", reason: "engine-suite", requestedBy: "engine", onProgress: (e) => events.push(e.kind) });
+                const rotate = (c: ReturnType<typeof client>, events: string[], waits: number[] = []) =>
+                    c.rotate({
+                        stack: stack.name,
+                        workDir: stack.ws.projectDir,
+                        mode: "scheduled",
+                        reason: "engine-suite",
+                        requestedBy: "engine",
+                        onProgress: (e) => {
+                            events.push(e.kind);
+                            if (e.kind === "locked") waits.push(e.retryInMs);
+                        },
+                    });
 
                 // No retry: exactly one wins, the other fails on the lock.
                 const noRetry = { attempts: 1, initialDelayMs: 1000, maxDelayMs: 1000 };
-                const both = await Promise.allSettled([rotate(client(8 * DAY, noRetry), []), rotate(client(8 * DAY, noRetry), [])]);
+                const raceEvents: string[] = [];
+                const both = await Promise.allSettled([rotate(client(8 * DAY, noRetry), raceEvents), rotate(client(8 * DAY, noRetry), raceEvents)]);
+                assert.ok(!raceEvents.includes("stale-lock"), "the winner's live lock was taken for a stale one");
                 const won = both.filter((r) => r.status === "fulfilled");
                 const lost = both.filter((r): r is PromiseRejectedResult => r.status === "rejected");
                 assert.equal(won.length, 1, `expected exactly one rotation to succeed: ${both.map((r) => (r.status === "rejected" ? String(r.reason?.message).split("\n")[0] : "ok")).join(" | ")}`);
@@ -727,10 +739,13 @@ export const scenarios: Scenario[] = [
                 // first released the lock. The deactivation is due at +10d; one run takes it.
                 const retry = { attempts: 6, initialDelayMs: 2000, maxDelayMs: 10_000 };
                 const events: string[][] = [[], []];
-                const [a, b] = await Promise.allSettled([rotate(client(10 * DAY, retry), events[0]), rotate(client(10 * DAY, retry), events[1])]);
+                const waits: number[][] = [[], []];
+                const [a, b] = await Promise.allSettled([rotate(client(10 * DAY, retry), events[0], waits[0]), rotate(client(10 * DAY, retry), events[1], waits[1])]);
                 for (const r of [a, b]) assert.equal(r.status, "fulfilled", `a rotation with lock retry failed: ${r.status === "rejected" ? r.reason?.message : ""}`);
-                const locked = events.map((e) => e.filter((k) => k === "locked").length);
-                assert.ok(locked.some((n) => n > 0), "neither rotation waited for the lock (the two did not overlap, or the retry did not report it)");
+                assert.ok(waits.some((w) => w.length > 0), "neither rotation waited for the lock (the two did not overlap, or the retry did not report it)");
+                // The waits double from initialDelayMs up to maxDelayMs (LockRetry's documented schedule).
+                for (const w of waits) assert.deepEqual(w, w.map((_, i) => Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** i)), `lock waits ${JSON.stringify(w)}`);
+                assert.ok(!events.flat().includes("stale-lock"), "a live lock was taken for a stale one");
                 const steps = [a, b].map((r) => (r as PromiseFulfilledResult<any>).value.sets[0]?.steps.map((s: { step: string }) => s.step).join(",") ?? "");
                 assert.deepEqual(steps.sort(), ["", "deactivate"], `expected one deactivation and one run with nothing to do, got ${JSON.stringify(steps)}`);
                 const keys = await stack.iamKeys(user);
