@@ -92,11 +92,11 @@ export class Stack {
             gitlab.baseUrl,
             (method, url) => holder.stack?.hold?.(method, url),
             (method, url) => {
-            const st = holder.stack;
-            if (st?.swallow && st.swallow.method === method && (!st.swallow.path || st.swallow.path.test(url))) return { swallow: true };
-            if (st?.fail && st.fail.method === method && (!st.fail.path || st.fail.path.test(url))) return { status: st.fail.status, body: st.fail.body };
-            if (st?.block?.test(url)) return { status: 403, body: { message: "403 Forbidden" } };
-            return undefined;
+                const st = holder.stack;
+                if (st?.swallow && st.swallow.method === method && (!st.swallow.path || st.swallow.path.test(url))) return { swallow: true };
+                if (st?.fail && st.fail.method === method && (!st.fail.path || st.fail.path.test(url))) return { status: st.fail.status, body: st.fail.body };
+                if (st?.block?.test(url)) return { status: 403, body: { message: "403 Forbidden" } };
+                return undefined;
             },
         );
         const ws = await createWorkspace(ctx.bins, {
