@@ -82,6 +82,16 @@ describe("S3 env-file target config", () => {
         );
     });
 
+    it("refuses two files whose keys differ only in case: their resources would share one URN and fail `pulumi up`", () => {
+        // Resource names are lower-cased slugs of the label (rotation/pulumi/credential-set.ts `slug`),
+        // and the resource-name check leaves out labels equal ignoring case.
+        const problems = problemsOf([
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/Prod.env", kmsKey: kms },
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod.env", kmsKey: kms },
+        ]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[1] writes s3 object")), problems.join("\n"));
+    });
+
     it("refuses two targets that both manage one bucket's policy, and allows one per bucket", () => {
         const problems = problemsOf([
             { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod", kmsKey: kms, bucketPolicy: "manage" },

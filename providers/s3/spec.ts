@@ -292,8 +292,10 @@ export const s3Spec: TargetSpec<S3EnvFileTarget> = {
     },
 
     destinations(t) {
-        // Bucket names are global and lower-case; keys are case-sensitive.
-        const out = [`s3 object s3://${t.bucket}/${objectKey(t)}`];
+        // Bucket names are global and lower-case; keys are case-sensitive in S3, but resource
+        // names are lower-cased slugs of the label (rotation/pulumi/credential-set.ts `slug`): two
+        // keys differing only in case would get one URN and fail the update, so they count as one place.
+        const out = [`s3 object s3://${t.bucket}/${objectKey(t).toLowerCase()}`];
         // A bucket has one policy: two targets managing it would overwrite each other.
         if (t.bucketPolicy === "manage") out.push(`s3 bucket policy of ${t.bucket}`);
         return out;
