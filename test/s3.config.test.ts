@@ -92,6 +92,15 @@ describe("S3 env-file target config", () => {
         assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[1] writes s3 object")), problems.join("\n"));
     });
 
+    it("refuses a * in the key: in the policies' ARNs it is a wildcard that reaches other objects", () => {
+        // `arn:aws:s3:::acme-ci-env/ci/*.env` in readerPermissions would let the reader get every
+        // .env file of ci/, and the operator's DeleteObject would reach them too.
+        for (const at of [{ key: "ci/*.env" }, { prefix: "ci/*", env: "prod" }, { prefix: "ci", env: "*" }]) {
+            const problems = problemsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", kmsKey: kms, ...at }]);
+            assert.ok(problems.some((p) => /^credentials\[0\]\.targets\[0\]\.(key|prefix|env) must not contain \*/.test(p)), problems.join("\n"));
+        }
+    });
+
     it("refuses two targets that both manage one bucket's policy, and allows one per bucket", () => {
         const problems = problemsOf([
             { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod", kmsKey: kms, bucketPolicy: "manage" },

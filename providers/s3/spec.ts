@@ -41,7 +41,11 @@ export function objectKeyProblems(key: string): string[] {
     const problems: string[] = [];
     if (key.length === 0) return ["must not be empty"];
     if (Buffer.byteLength(key, "utf8") > 1024) problems.push("must be at most 1024 bytes (S3's limit)");
-    if (!/^[A-Za-z0-9!_.*'()/-]+$/.test(key)) problems.push("must be letters, digits, / and ! - _ . * ' ( ) only (S3's safe characters)");
+    if (!/^[A-Za-z0-9!_.*'()/-]+$/.test(key)) problems.push("must be letters, digits, / and ! - _ . ' ( ) only (S3's safe characters but *)");
+    // `*` is one of S3's safe characters, but the key also goes into the ARNs of the policies
+    // (readers' GetObject, the operator's DeleteObject, the bucket policy's Denys), where IAM reads
+    // it as a wildcard matching other objects.
+    if (key.includes("*")) problems.push("must not contain * (in the policies' ARNs it would be a wildcard matching other objects)");
     if (key.startsWith("/")) problems.push("must not start with / (the provider strips it)");
     if (key.endsWith("/")) problems.push("must not end with / (that names a folder, not a file)");
     if (key.includes("//")) problems.push("must not contain // (the provider folds it into one /)");
