@@ -124,4 +124,29 @@ describe("the Secrets Manager fake", () => {
         assert.deepEqual(view.holds(world.stores.asOf(1)), { accessKeyId: "A1", secret: "s1" });
         assert.deepEqual(view.holds(world.stores), { accessKeyId: "A2", secret: "s2" });
     });
+    test("a change of kmsKey re-encrypts AWSCURRENT and AWSPREVIOUS under the new key and keeps the old key working", async () => {
+        // AWS Secrets Manager User Guide, "Change the encryption key for a secret": UpdateSecret with
+        // a new KmsKeyId re-encrypts the AWSCURRENT, AWSPENDING and AWSPREVIOUS versions with the new
+        // key (given kms:Encrypt on it, which the operator policy grants) and keeps them encrypted
+        // with the previous key too, so either key decrypts them.
+        const world = new World(new Random(1));
+        const oldReader = "arn:aws:iam::210987654321:role/old-reader";
+        const newReader = "arn:aws:iam::210987654321:role/new-reader";
+        world.kms.ensureKey("alias/old", [oldReader]);
+        world.kms.ensureKey("alias/new", [newReader]);
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        for (const w of secret.writes!({ name: "ci/x" }, undefined)) world.stores.write(w.address, w, 0);
+        await secret.outputs!({ name: "ci/x", kmsKeyId: "alias/old" }, ctxOf(world, 0));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 1));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A2","SecretAccessKey":"s2"}' }, ctxOf(world, 2));
+        world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [oldReader, newReader] } }] }), secret: false }, 2);
+        assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", newReader).error!, /kms:Decrypt|not authorized|AccessDenied/);
+        // The update of the secret (kms_key_id in place: UpdateSecret).
+        await secret.outputs!({ name: "ci/x", kmsKeyId: "alias/new" }, ctxOf(world, 3));
+        for (const stage of ["AWSCURRENT", "AWSPREVIOUS"]) {
+            assert.ok(getSecretValue(world.stores, world, "ci/x", stage, newReader).value, `${stage} as the new key's reader`);
+            assert.ok(getSecretValue(world.stores, world, "ci/x", stage, oldReader).value, `${stage} as the old key's reader`);
+        }
+    });
 });
