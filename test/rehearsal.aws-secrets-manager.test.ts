@@ -149,4 +149,22 @@ describe("the Secrets Manager fake", () => {
             assert.ok(getSecretValue(world.stores, world, "ci/x", stage, oldReader).value, `${stage} as the old key's reader`);
         }
     });
+    test("removing kmsKey leaves the secret under its key: the provider's update sends no KmsKeyId", async () => {
+        // terraform-provider-aws internal/service/secretsmanager/secret.go `resourceSecretUpdate`:
+        // `KmsKeyId` is set only `if v, ok := d.GetOk("kms_key_id")`, so an emptied kms_key_id is an
+        // UpdateSecret without it, which keeps the key (only an explicit empty string would switch to
+        // aws/secretsmanager, UpdateSecret API reference).
+        const world = new World(new Random(1));
+        world.kms.ensureKey("alias/team", [reader]);
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        for (const w of secret.writes!({ name: "ci/x" }, undefined)) world.stores.write(w.address, w, 0);
+        await secret.outputs!({ name: "ci/x", kmsKeyId: "alias/team" }, ctxOf(world, 0));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 1));
+        world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [reader] } }] }), secret: false }, 1);
+        await secret.outputs!({ name: "ci/x" }, ctxOf(world, 2));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A2","SecretAccessKey":"s2"}' }, ctxOf(world, 3));
+        // Another account's reader still decrypts with the team key (aws/secretsmanager would refuse it).
+        assert.equal(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).value, '{"AccessKeyId":"A2","SecretAccessKey":"s2"}');
+    });
 });

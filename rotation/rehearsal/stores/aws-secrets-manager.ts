@@ -114,9 +114,12 @@ const secretModel: ResourceModel = {
         // Secrets Manager appends six random characters to the ARN; fixed here, as the name is unique.
         const arn = `arn:aws:secretsmanager:us-east-1:${fakeAccountId}:secret:${name}-Rh3arS`;
         // A key the rehearsal does not know is made for it; the AWS-managed key lets any principal of the account decrypt.
-        const keyArn = ctx.world.kms.ensureKey(String(i.kmsKeyId ?? awsManagedKey));
-        const meta: SecretMeta = { arn, keyArn, awsManaged: i.kmsKeyId === undefined };
         const before = secretOf(ctx.world.stores, name);
+        // An update without kmsKeyId keeps the secret's key: secret.go `resourceSecretUpdate` sends
+        // `KmsKeyId` only when `d.GetOk("kms_key_id")`, and UpdateSecret without it changes no key.
+        const keep = i.kmsKeyId === undefined && before !== undefined;
+        const keyArn = keep ? before.keyArn : ctx.world.kms.ensureKey(String(i.kmsKeyId ?? awsManagedKey));
+        const meta: SecretMeta = { arn, keyArn, awsManaged: keep ? before.awsManaged : i.kmsKeyId === undefined };
         ctx.world.stores.write(metaAddress(name), { value: JSON.stringify(meta), secret: false }, ctx.clock.now());
         if (before && before.keyArn !== keyArn) reencrypt(ctx.world, name, meta, ctx.clock.now());
         return { arn, name };
