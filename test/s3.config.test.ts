@@ -101,6 +101,15 @@ describe("S3 env-file target config", () => {
         }
     });
 
+    it("refuses tag keys and values with characters S3 rejects at PutObjectTagging", () => {
+        // S3 object tags: letters, digits, spaces and + - = . _ : / @ (S3 User Guide, "Categorizing
+        // your storage using tags"); anything else passed validation and failed the upload.
+        const problems = problemsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/t.env", kmsKey: kms, tags: { "team#1": "ok", owner: "a&b" } }]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].tags.team#1 ")), problems.join("\n"));
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].tags.owner ")), problems.join("\n"));
+        targetsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/t.env", kmsKey: kms, tags: { "Team Name": "platform/ci+ops@x:y=z_1.-" } }]);
+    });
+
     it("refuses two targets that both manage one bucket's policy, and allows one per bucket", () => {
         const problems = problemsOf([
             { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod", kmsKey: kms, bucketPolicy: "manage" },

@@ -121,11 +121,15 @@ const principalArn = z
     .string({ error: "must be an IAM role or user ARN" })
     .regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/, "must be an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)");
 
-// S3 object tags: at most 10, key 1-128 and value 0-256 characters, `aws:` reserved.
+// S3 object tags: at most 10, key 1-128 and value 0-256 characters, `aws:` reserved, and only
+// letters, digits, spaces and `+ - = . _ : / @` (S3 User Guide, "Categorizing your storage using
+// tags"): S3 refuses others at PutObject, after validation passed.
+const tagText = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+const tagChars = "may hold letters, digits, spaces and + - = . _ : / @ only (S3's rule for tags)";
 const tags = z
     .record(
-        z.string().min(1, "must not be empty").max(128, "must be at most 128 characters").refine((k) => !/^aws:/i.test(k), 'must not start with "aws:" (reserved by AWS)'),
-        z.string({ error: "must be a string" }).max(256, "must be at most 256 characters"),
+        z.string().min(1, "must not be empty").max(128, "must be at most 128 characters").regex(tagText, tagChars).refine((k) => !/^aws:/i.test(k), 'must not start with "aws:" (reserved by AWS)'),
+        z.string({ error: "must be a string" }).max(256, "must be at most 256 characters").regex(tagText, tagChars),
         { error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid tag key") : "must be a map of tag keys to values") },
     )
     .refine((t) => Object.keys(t).length <= 10, "must have at most 10 tags (S3's limit per object)")
