@@ -18,6 +18,15 @@ function targetsOf(credentials: unknown[]): SecretsManagerTarget[] {
     return result.config.sets.flatMap((s) => s.targets.map((t) => t.target as SecretsManagerTarget));
 }
 
+describe("Secrets Manager tag values", () => {
+    it("refuses values with characters Secrets Manager rejects at TagResource", () => {
+        // Secrets Manager's Tag `Value` pattern is the keys' one: letters, digits, spaces and _.:/=+-@.
+        const problems = problemsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", tags: { owner: "a&b" } }] }]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].tags.owner ")), problems.join("\n"));
+        targetsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", tags: { Team: "platform/ci+ops@x:y=z_1.- " } }] }]);
+    });
+});
+
 describe("Secrets Manager target config", () => {
     it("derives the secret's name from the set and fills in the recovery window", () => {
         assert.deepEqual(

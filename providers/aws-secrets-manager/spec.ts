@@ -67,7 +67,7 @@ export const awsSecretsManager = z.strictObject({
      */
     readers: z.array(z.string({ error: "must be an IAM principal ARN" }).regex(principalArnPattern, 'must be an IAM role, user or account root ARN ("arn:aws:iam::123456789012:role/ci-runner")')).optional(),
     /** Tags on the secret. */
-    tags: z.record(tagKey, z.string().max(256, "must be at most 256 characters"), {
+    tags: z.record(tagKey, z.string().max(256, "must be at most 256 characters").regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u, "may hold letters, digits, spaces and _.:/=+-@ only"), {
             // zod reports a bad key as "Invalid key in record"; say what is wrong with it instead.
             error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid tag key") : "must be a map of tag keys to values"),
         }).optional(),
