@@ -110,6 +110,12 @@ describe("S3 env-file target config", () => {
         targetsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/t.env", kmsKey: kms, tags: { "Team Name": "platform/ci+ops@x:y=z_1.-" } }]);
     });
 
+    it("refuses a content type that cannot be an HTTP header value", () => {
+        // Content-Type is sent as a header of PutObject: a line break or control character fails the upload.
+        const problems = problemsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/t.env", kmsKey: kms, contentType: "text/plain\r\nx-amz-acl: public-read" }]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].contentType ")), problems.join("\n"));
+    });
+
     it("refuses two targets that both manage one bucket's policy, and allows one per bucket", () => {
         const problems = problemsOf([
             { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod", kmsKey: kms, bucketPolicy: "manage" },

@@ -159,7 +159,13 @@ export const s3EnvFile = z.strictObject({
      */
     bucketKey: z.boolean({ error: "must be true or false" }).default(true),
     /** Content type of the object. Default `text/plain; charset=utf-8`. */
-    contentType: z.string({ error: "must be a string" }).min(1, "must not be empty").max(255, "must be at most 255 characters").default("text/plain; charset=utf-8"),
+    contentType: z
+        .string({ error: "must be a string" })
+        .min(1, "must not be empty")
+        .max(255, "must be at most 255 characters")
+        // Sent as PutObject's Content-Type header: printable ASCII only.
+        .regex(/^[\x20-\x7e]+$/, "must be printable ASCII on one line (it is sent as an HTTP header)")
+        .default("text/plain; charset=utf-8"),
     /** Variable names of the key; defaults `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`. */
     names,
     /** Fixed variables written after the key, e.g. `AWS_REGION: eu-west-1`. Plain text. */
