@@ -155,7 +155,9 @@ export const s3EnvFile = z.strictObject({
     /**
      * Use an S3 Bucket Key (fewer KMS requests, so lower cost and less throttling). Default
      * `true`. `false` only stops asking for one: the bucket's default encryption may still use
-     * one (the provider omits a false value, internal/service/s3/object.go `resourceObjectUpload`).
+     * one (the provider omits a false value, internal/service/s3/object.go `resourceObjectUpload`),
+     * and a file written with `true` keeps it (the attribute is Computed: with no value in config
+     * the upload sends the one in state).
      */
     bucketKey: z.boolean({ error: "must be true or false" }).default(true),
     /** Content type of the object. Default `text/plain; charset=utf-8`. */
