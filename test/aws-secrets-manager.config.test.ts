@@ -27,6 +27,16 @@ describe("Secrets Manager tag values", () => {
     });
 });
 
+describe("Secrets Manager resource names", () => {
+    it("refuses two secrets whose resource names collide, whatever their JSON keys", () => {
+        // `ci/a+b` and `ci/a=b` both name their secret `aws-secrets-manager-ci-a-b-secret`.
+        const problems = problemsOf([
+            { name: "deploy", targets: [{ type: "aws-secrets-manager", name: "ci/a+b" }, { type: "aws-secrets-manager", name: "ci/a=b", names: { accessKeyId: "Id", secretAccessKey: "Secret" } }] },
+        ]);
+        assert.ok(problems.some((p) => p.includes("would have the same Pulumi resource name") && p.includes("-secret")), problems.join("\n"));
+    });
+});
+
 describe("Secrets Manager target config", () => {
     it("derives the secret's name from the set and fills in the recovery window", () => {
         assert.deepEqual(

@@ -116,6 +116,15 @@ describe("S3 env-file target config", () => {
         assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].contentType ")), problems.join("\n"));
     });
 
+    it("refuses two files whose resource names collide, whatever their variable names", () => {
+        // `ci/a.env` and `ci/a-env` both name their object `s3-env-file-s3-acme-ci-env-ci-a-env-object`.
+        const problems = problemsOf([
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/a.env", kmsKey: kms },
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/a-env", kmsKey: kms, names: { accessKeyId: "KEY_ID", secretAccessKey: "KEY_SECRET" } },
+        ]);
+        assert.ok(problems.some((p) => p.includes("would have the same Pulumi resource name") && p.includes("-object")), problems.join("\n"));
+    });
+
     it("refuses two targets that both manage one bucket's policy, and allows one per bucket", () => {
         const problems = problemsOf([
             { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod", kmsKey: kms, bucketPolicy: "manage" },
