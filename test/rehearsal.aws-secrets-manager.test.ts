@@ -167,4 +167,22 @@ describe("the Secrets Manager fake", () => {
         // Another account's reader still decrypts with the team key (aws/secretsmanager would refuse it).
         assert.equal(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).value, '{"AccessKeyId":"A2","SecretAccessKey":"s2"}');
     });
+    test("a secret created again under a deleted one's name without kmsKey is under aws/secretsmanager", async () => {
+        // CreateSecret without KmsKeyId (secret.go `resourceSecretCreate`): the AWS-managed key,
+        // whatever key the deleted secret of that name had.
+        const world = new World(new Random(1));
+        world.kms.ensureKey("alias/team", [reader]);
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        const create = async (inputs: Record<string, unknown>, at: number) => {
+            for (const w of secret.writes!(inputs, undefined)) world.stores.write(w.address, w, at);
+            await secret.outputs!(inputs, ctxOf(world, at));
+        };
+        await create({ name: "ci/x", kmsKeyId: "alias/team" }, 0);
+        world.stores.delete("aws-sm:ci/x:secret", 5);
+        await create({ name: "ci/x" }, 10);
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 11));
+        world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [reader] } }] }), secret: false }, 12);
+        assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).error ?? "", /kms:Decrypt on resource: .*key-/);
+    });
 });

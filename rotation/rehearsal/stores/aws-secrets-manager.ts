@@ -114,7 +114,10 @@ const secretModel: ResourceModel = {
         // Secrets Manager appends six random characters to the ARN; fixed here, as the name is unique.
         const arn = `arn:aws:secretsmanager:us-east-1:${fakeAccountId}:secret:${name}-Rh3arS`;
         // A key the rehearsal does not know is made for it; the AWS-managed key lets any principal of the account decrypt.
-        const before = secretOf(ctx.world.stores, name);
+        // The secret as it was before this operation: none on a create, even when a deleted
+        // secret of the same name left its meta behind (the engine has just written the address).
+        const existed = ctx.world.stores.asOf(ctx.clock.now() - 1).read(secretAddress(name)) !== undefined;
+        const before = existed ? secretOf(ctx.world.stores, name) : undefined;
         // An update without kmsKeyId keeps the secret's key: secret.go `resourceSecretUpdate` sends
         // `KmsKeyId` only when `d.GetOk("kms_key_id")`, and UpdateSecret without it changes no key.
         const keep = i.kmsKeyId === undefined && before !== undefined;
