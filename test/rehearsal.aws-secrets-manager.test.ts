@@ -185,4 +185,22 @@ describe("the Secrets Manager fake", () => {
         world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [reader] } }] }), secret: false }, 12);
         assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).error ?? "", /kms:Decrypt on resource: .*key-/);
     });
+    test("a secret created again under a deleted one's name has no value until its first version", async () => {
+        // CreateSecret without a value makes a secret with no versions: GetSecretValue of
+        // AWSCURRENT is ResourceNotFoundException, never the deleted secret's old key.
+        const world = new World(new Random(1));
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        const create = async (at: number) => {
+            for (const w of secret.writes!({ name: "ci/x" }, undefined)) world.stores.write(w.address, w, at);
+            await secret.outputs!({ name: "ci/x" }, ctxOf(world, at));
+        };
+        await create(0);
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 1));
+        world.stores.delete("aws-sm:ci/x:secret", 5);
+        await create(10);
+        const role = "arn:aws:iam::123456789012:role/ci-runner";
+        assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", role).error ?? "", /ResourceNotFoundException/);
+        assert.deepEqual(secretsManagerView({ type: "aws-secrets-manager", name: "ci/x", recoveryWindowInDays: 30 }, "x").holds(world.stores), {});
+    });
 });

@@ -118,6 +118,8 @@ const secretModel: ResourceModel = {
         // secret of the same name left its meta behind (the engine has just written the address).
         const existed = ctx.world.stores.asOf(ctx.clock.now() - 1).read(secretAddress(name)) !== undefined;
         const before = existed ? secretOf(ctx.world.stores, name) : undefined;
+        // A new secret has no versions: labels a deleted secret of the same name left are gone.
+        if (!existed) for (const stage of ["AWSCURRENT", "AWSPREVIOUS"]) if (ctx.world.stores.read(stageAddress(name, stage))) ctx.world.stores.delete(stageAddress(name, stage), ctx.clock.now());
         // An update without kmsKeyId keeps the secret's key: secret.go `resourceSecretUpdate` sends
         // `KmsKeyId` only when `d.GetOk("kms_key_id")`, and UpdateSecret without it changes no key.
         const keep = i.kmsKeyId === undefined && before !== undefined;
