@@ -37,6 +37,20 @@ describe("Secrets Manager resource names", () => {
     });
 });
 
+describe("Secrets Manager readers of several accounts", () => {
+    it("need a customer-managed key: aws/secretsmanager serves only the secret's own account", () => {
+        // UpdateSecret/CreateSecret `KmsKeyId` API reference: principals of other accounts cannot use
+        // the AWS-managed key. Readers in two accounts mean at least one is refused at every job.
+        const readers = ["arn:aws:iam::123456789012:role/ci-runner", "arn:aws:iam::210987654321:role/deployer"];
+        for (const extra of [{}, { kmsKey: "alias/aws/secretsmanager" }]) {
+            const problems = problemsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", readers, ...extra }] }]);
+            assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].kmsKey ")), problems.join("\n"));
+        }
+        targetsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", readers, kmsKey: "alias/ci-deploy" }] }]);
+        targetsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", readers: [readers[0], "arn:aws:iam::123456789012:role/other"] }] }]);
+    });
+});
+
 describe("Secrets Manager target config", () => {
     it("derives the secret's name from the set and fills in the recovery window", () => {
         assert.deepEqual(

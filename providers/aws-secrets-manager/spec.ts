@@ -155,6 +155,18 @@ export const secretsManagerSpec: TargetSpec<SecretsManagerTarget> = {
         return problems;
     },
 
+    checkInSet(t, set) {
+        // The AWS-managed key serves principals of the secret's own account only (CreateSecret /
+        // UpdateSecret `KmsKeyId` API reference). Which account that is, config cannot tell; but
+        // readers of two accounts mean at least one is refused KMS at every read.
+        const awsManaged = t.kmsKey === undefined ? !set.hasKmsKey : /(^|:)alias\/aws\/secretsmanager$/.test(t.kmsKey);
+        const accounts = new Set((t.readers ?? []).map((r) => r.split(":")[4]));
+        if (awsManaged && accounts.size > 1) {
+            return [{ path: ["kmsKey"], message: "is required when readers are in more than one account: the AWS-managed key aws/secretsmanager only serves the secret's own account; give a customer-managed key whose policy lets the readers decrypt" }];
+        }
+        return [];
+    },
+
     awsPermissions(t, scope = {}) {
         const secret = secretArnPattern(t, scope);
         // The calls terraform-provider-aws makes (internal/service/secretsmanager): secret.go
