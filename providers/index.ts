@@ -1,3 +1,4 @@
+import { ssmParameterStore } from "./aws-ssm-parameter/store";
 import { githubStore } from "./github/store";
 import { gitlabStore } from "./gitlab/store";
 import type { Target } from "./specs";
@@ -9,7 +10,7 @@ export { dynamicProviderConfigKeys, specFor, targetSchema, type Target } from ".
  * Every secret store with its resources, by the target `type`s it handles. This loads the Pulumi
  * SDK and the providers' packages: only the Pulumi program imports it (config uses `./specs`).
  */
-const stores: TargetStore<any>[] = [githubStore, gitlabStore];
+const stores: TargetStore<any>[] = [githubStore, gitlabStore, ssmParameterStore];
 
 const byType = new Map<string, TargetStore<Target>>();
 for (const store of stores) {

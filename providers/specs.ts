@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ssmParameterSpec, type SsmParameterTarget } from "./aws-ssm-parameter/spec";
 import { githubSpec, type GithubTarget } from "./github/spec";
 import { gitlabSpec, type GitlabTarget } from "./gitlab/spec";
 import type { TargetSpec } from "./types";
@@ -9,10 +10,10 @@ import type { TargetSpec } from "./types";
  * with their resources are in `./index`. Adding a store: a folder with `spec.ts` and `store.ts`,
  * one line here, one in `./index`, and its target type in `Target`.
  */
-const specs: TargetSpec<any>[] = [githubSpec, gitlabSpec];
+const specs: TargetSpec<any>[] = [githubSpec, gitlabSpec, ssmParameterSpec];
 
 /** Any target of any store, as validated config. */
-export type Target = GithubTarget | GitlabTarget;
+export type Target = GithubTarget | GitlabTarget | SsmParameterTarget;
 
 const byType = new Map<string, TargetSpec<Target>>();
 for (const spec of specs) {

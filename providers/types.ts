@@ -99,6 +99,12 @@ export interface TargetSpec<T extends { type: string } = { type: string }> {
      */
     check?(target: T): { path: (string | number)[]; message: string }[];
     /**
+     * Fill in defaults that depend on the target's credential set (e.g. a name derived from the
+     * set's name). Config validation calls it right after the schema, before `check`,
+     * `destinations` and `label`, so those see the final target. Optional.
+     */
+    withSet?(target: T, set: { name: string }): T;
+    /**
      * AWS permissions the operator's credentials need to write this target (e.g. Secrets
      * Manager, SSM, KMS), for `ci-key-rotation policy`. Optional: stores outside AWS need none.
      */

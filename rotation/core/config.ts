@@ -304,9 +304,11 @@ export function validateConfig(raw: unknown): ConfigResult {
             for (const p of rawProblems) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             // A value reported above is replaced by a harmless one, so the rest of the target is still checked.
             const replaced = rawProblems.reduce((t, p) => (p.replace ? { ...(t as object), ...p.replace } : t), rawTarget);
-            const target = parseAt(targetSchema, replaced, path, problems);
-            if (!target) return;
-            const spec = specFor(target.type);
+            const parsed = parseAt(targetSchema, replaced, path, problems);
+            if (!parsed) return;
+            const spec = specFor(parsed.type);
+            // Defaults drawn from the set (e.g. a secret name); without a valid set, config fails anyway.
+            const target = set && spec.withSet ? spec.withSet(parsed, set) : parsed;
             for (const p of spec.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             for (const p of githubValueProblems(target)) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             // Its id was replaced for the checks above: it must not stand for the real one below.
