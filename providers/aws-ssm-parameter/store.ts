@@ -90,7 +90,8 @@ export const ssmParameterStore: TargetStore<SsmParameterTarget> = {
 
     declare(t, ctx) {
         const names = parameterNames(t);
-        const keyId = ctx.kmsKeyArn ?? t.kmsKey ?? defaultKmsKey;
+        // A key the target names wins over the set's default key.
+        const keyId = t.kmsKey ?? ctx.kmsKeyArn ?? defaultKmsKey;
         const description = t.description ?? `AWS access key of credential set "${ctx.setName}", rotated by ci-key-rotation: edits here are overwritten.`;
         const values: [string, pulumi.Output<string>, "accessKeyId" | "file" | "secretAccessKey"][] =
             t.format === "credentials-file"
