@@ -71,8 +71,8 @@ const posixName = z.string({ error: "must be a user or group name" }).regex(/^[a
 export const distribution = z.strictObject({
     /** The EC2 tag that selects the instances (e.g. `{ key: "ci-runner", value: "deploy" }`). Required. */
     instanceTag: z.strictObject({
-        key: z.string({ error: "must be a tag key" }).regex(/^[A-Za-z0-9 _.:/=+\-@]{1,128}$/, "must be 1-128 letters, digits, spaces and _.:/=+-@"),
-        value: z.string({ error: "must be a tag value" }).regex(/^[A-Za-z0-9 _.:/=+\-@]{1,256}$/, "must be 1-256 letters, digits, spaces and _.:/=+-@"),
+        key: z.string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a tag key") }).regex(/^[A-Za-z0-9 _.:/=+\-@]{1,128}$/, "must be 1-128 letters, digits, spaces and _.:/=+-@"),
+        value: z.string({ error: (iss) => (iss.input === undefined ? "is required" : "must be a tag value") }).regex(/^[A-Za-z0-9 _.:/=+\-@]{1,256}$/, "must be 1-256 letters, digits, spaces and _.:/=+-@"),
     }),
     /** Absolute path of the credentials file on the instance. Default `/home/runner/.aws/credentials` (a GitHub self-hosted runner's home). */
     path: z
@@ -105,7 +105,12 @@ export const awsSsmParameter = z.strictObject({
      * The hierarchy the parameters live under. Default `/ci/<set>`. Changing it writes new
      * parameters and deletes the old ones at the end of the run.
      */
-    path: z.string({ error: "must be a parameter path" }).optional(),
+    path: z
+        .string({ error: "must be a parameter path" })
+        .superRefine((path, ctx) => {
+            for (const message of parameterNameProblems(path)) ctx.addIssue({ code: "custom", message });
+        })
+        .optional(),
     /**
      * `parameters` (default): two SecureString parameters, `<path>/AWS_ACCESS_KEY_ID` and
      * `<path>/AWS_SECRET_ACCESS_KEY`. `credentials-file`: one SecureString parameter,
@@ -215,9 +220,8 @@ export const ssmParameterSpec: TargetSpec<SsmParameterTarget> = {
 
     check(t) {
         const problems: { path: (string | number)[]; message: string }[] = [];
-        if (t.path !== undefined) for (const m of parameterNameProblems(t.path)) problems.push({ path: ["path"], message: m });
-        if (problems.length === 0) {
-            // The full names, checked once the path is sound (length and depth include the leaf).
+        // The path itself is checked by the schema; the full names add the leaf to length and depth.
+        if (parameterNameProblems(pathOf(t)).length === 0) {
             for (const name of parameterNames(t)) {
                 for (const m of parameterNameProblems(name)) {
                     const field = t.format === "credentials-file" ? ["fileName"] : ["names"];
