@@ -153,6 +153,13 @@ describe("program with SSM Parameter Store targets", () => {
             { name: "ci-key-rotation-aws-ssm-parameter-runners-deploy-credentials", targets: [{ key: "tag:ci-runner", values: ["deploy"] }], scheduleExpression: "rate(30 minutes)" },
         );
         assert.equal(ofType(r, DOCUMENT).length, 1, "only the target with distribute delivers");
+        // The rule's target exists before the parameter's first write (its Create event is delivered),
+        // and the association runs after it (its first run reads the new key).
+        const paramDeps = r.resourceOptions.get("aws-ssm-parameter-runners-deploy-credentials-credentials")!.dependencies;
+        assert.ok(paramDeps.some((u) => u.endsWith(`${EVENT_TARGET}::aws-ssm-parameter-runners-deploy-credentials-distribute`)), "the parameter waits for the delivery's event target");
+        // Options are recorded by name; the association registers last of the delivery's resources, so it holds the name's entry.
+        const associationDeps = r.resourceOptions.get("aws-ssm-parameter-runners-deploy-credentials-distribute")!.dependencies;
+        assert.ok(associationDeps.some((u) => u.endsWith(`${PARAMETER}::aws-ssm-parameter-runners-deploy-credentials-credentials`)), "the association waits for the parameter");
     });
 
     test("the parameters' value outputs are secrets, and the target check gets the key id read back as evidence", async () => {

@@ -102,7 +102,11 @@ export const ssmParameterStore: TargetStore<SsmParameterTarget> = {
                   ];
         const leafOf = (name: string) => name.slice(name.lastIndexOf("/") + 1);
         const out: pulumi.Resource[] = [];
-        let previous: pulumi.Resource | undefined;
+        // The delivery exists before the first write: the parameter's Create event then reaches the
+        // rule's target (a rule made after the write would never see it, and new instances would
+        // wait for the next rotation).
+        const delivery = t.distribute ? declareDistribution(t, t.distribute, ctx.resourceName, ctx.parent) : undefined;
+        let previous: pulumi.Resource | undefined = delivery?.target;
         for (const [name, value, holds] of values) {
             const parameter = new aws.ssm.Parameter(
                 `${ctx.resourceName}-${leafOf(name)}`,
@@ -132,7 +136,8 @@ export const ssmParameterStore: TargetStore<SsmParameterTarget> = {
                     // echo a value: both stay secret in state whatever the bridge does.
                     additionalSecretOutputs: ["value", "insecureValue"],
                     // The secret's parameter is written after the key id's: the change event of the last
-                    // one (which triggers delivery) sees both new.
+                    // one (which triggers delivery) sees both new. The first waits for the delivery's
+                    // EventBridge target, when there is one.
                     ...(previous ? { dependsOn: [previous] } : {}),
                     aliases: ctx.previousResourceNames.map((p) => ({ name: `${p}-${leafOf(name)}` })),
                 },
@@ -141,7 +146,15 @@ export const ssmParameterStore: TargetStore<SsmParameterTarget> = {
             out.push(parameter);
             previous = parameter;
         }
-        if (t.distribute) out.push(...declareDistribution(t, t.distribute, ctx.resourceName, ctx.parent, out[out.length - 1]));
+        if (delivery) {
+            out.push(...delivery.resources);
+            // State Manager runs the document when the association is made and then on its schedule:
+            // made after the last write, its first run already reads the new key.
+            if (t.distribute?.schedule) {
+                const tagTarget = { key: `tag:${t.distribute.instanceTag.key}`, values: [t.distribute.instanceTag.value] };
+                out.push(new aws.ssm.Association(`${ctx.resourceName}-distribute`, { name: delivery.documentName, targets: [tagTarget], scheduleExpression: t.distribute.schedule }, { parent: ctx.parent, dependsOn: [previous!] }));
+            }
+        }
         return out;
     },
 
@@ -164,10 +177,11 @@ export const ssmParameterStore: TargetStore<SsmParameterTarget> = {
 
 /**
  * The delivery to instances: the Command document, the EventBridge rule on the last parameter's
- * change event, its Run Command target with the role EventBridge assumes, and (with `schedule`)
- * a State Manager association that also runs the document on instances that missed an event.
+ * change event, and its Run Command target with the role EventBridge assumes. (With `schedule`,
+ * `declare` adds a State Manager association that also runs the document on instances that missed
+ * an event.)
  */
-function declareDistribution(t: SsmParameterTarget, d: Distribution, base: string, parent: pulumi.Resource, last: pulumi.Resource): pulumi.Resource[] {
+function declareDistribution(t: SsmParameterTarget, d: Distribution, base: string, parent: pulumi.Resource): { resources: pulumi.Resource[]; target: pulumi.Resource; documentName: pulumi.Output<string> } {
     const opts = { parent };
     const tagTarget = { key: `tag:${d.instanceTag.key}`, values: [d.instanceTag.value] };
     // terraform-provider-aws internal/service/ssm/document.go: `name` is ForceNew; `content` updates
@@ -181,7 +195,7 @@ function declareDistribution(t: SsmParameterTarget, d: Distribution, base: strin
     const rule = new aws.cloudwatch.EventRule(
         `${base}-distribute`,
         { description: `Run ${documentName(base)} when ${parameterNames(t).at(-1)} changes (ci-key-rotation).`, eventPattern: changePattern(t), tags: t.tags },
-        { ...opts, dependsOn: [last] },
+        opts,
     );
     const role = new aws.iam.Role(
         `${base}-distribute`,
@@ -202,11 +216,7 @@ function declareDistribution(t: SsmParameterTarget, d: Distribution, base: strin
         { rule: rule.name, arn: document.arn, roleArn: role.arn, runCommandTargets: [tagTarget] },
         { ...opts, dependsOn: [policy] },
     );
-    const out: pulumi.Resource[] = [document, rule, role, policy, target];
-    if (d.schedule) {
-        out.push(new aws.ssm.Association(`${base}-distribute`, { name: document.name, targets: [tagTarget], scheduleExpression: d.schedule }, { ...opts, dependsOn: [last] }));
-    }
-    return out;
+    return { resources: [document, rule, role, policy, target], target, documentName: document.name };
 }
 
 /** The document's name: SSM allows 3-128 of `[A-Za-z0-9_.-]`, and reserves `AWS-`/`Amazon` prefixes. */

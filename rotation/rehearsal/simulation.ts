@@ -294,6 +294,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             }
             const at = scheduled + faults.jitter();
             jobs.advance(at);
+            faults.denyKms(world.kms, at);
             const record = await runOnce(at);
             // I6 is about a run that succeeded: a second trigger at the same instant must find
             // nothing to do. (A run after a failed one at the same instant is a retry.)

@@ -4,6 +4,7 @@ import type { GitlabTarget } from "../../providers/gitlab/store";
 import { variableDiff } from "../../providers/gitlab/variable";
 import { defaultKeyNames } from "../../providers/types";
 import { keyCheckModel, targetCheckModel } from "./gates";
+import { ssmParameterModels, ssmParameterView } from "./stores/aws-ssm-parameter";
 import type { Credentials, SecretStores, World } from "./world";
 
 /**
@@ -175,6 +176,7 @@ export const resourceModels: Record<string, ResourceModel> = {
     "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable": githubModel(envScope, "variable", ["repository", "environment", "variableName"]),
     "github:index/actionsOrganizationVariable:ActionsOrganizationVariable": githubModel(orgScope, "variable", ["variableName"]),
     "github:index/actionsOrganizationVariableRepositories:ActionsOrganizationVariableRepositories": githubRepositories("variable"),
+    ...ssmParameterModels,
 };
 
 /**
@@ -380,6 +382,8 @@ export function viewOf(target: Target, label: string): TargetView {
         case "gitlab-project":
         case "gitlab-group":
             return gitlabView(target, label, names);
+        case "aws-ssm-parameter":
+            return ssmParameterView(target, label);
         default:
             throw new Error(`the rehearsal has no model of targets of type \`${(target as { type: string }).type}\` yet; add a view in rotation/rehearsal/targets.ts`);
     }
