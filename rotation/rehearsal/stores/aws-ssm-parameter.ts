@@ -15,8 +15,8 @@
  * Delivery is asynchronous in AWS (EventBridge, then Run Command per instance): the run that wrote
  * the parameter cannot see it. Here it happens at the write's instant, except on instances a
  * fault makes miss it ({@link failDeliveries}): they keep the old file, their jobs keep using the
- * old key, and the last-used gate sees that use. Not modelled: the optional State Manager
- * association's schedule (it would redeliver to such instances at its next interval).
+ * old key, and the last-used gate sees that use, until the optional State Manager association
+ * runs the document again (see {@link staleInstances}).
  */
 import type { Credentials, SecretStores, World } from "../world";
 import { fakeAccountId } from "../world";
@@ -53,6 +53,36 @@ const versions = new WeakMap<World, Map<string, number>>();
 /** Every delivery attempt, per world, for tests and reports: which instance got which version. */
 export const deliveries = new WeakMap<World, { at: number; instance: string; parameter: string; ok: boolean }[]>();
 
+/** Instances whose last delivery failed, with the document and parameter it was for. */
+const stale = new WeakMap<World, Map<string, { documentArn: string; content: string }>>();
+
+function staleOf(world: World): Map<string, { documentArn: string; content: string }> {
+    const m = stale.get(world) ?? new Map<string, { documentArn: string; content: string }>();
+    stale.set(world, m);
+    return m;
+}
+
+const inFault = (world: World, instance: string, at: number) => (deliveryFaults.get(world) ?? []).some((f) => f.instance === instance && at >= f.from && at < f.until);
+
+/**
+ * Before each run: a State Manager association of the document (`distribute.schedule`) runs it
+ * again on instances that missed a delivery, once they are reachable (its schedule approximated
+ * by the run cadence). Then every instance still holding an old file is a standing condition of
+ * the world: its jobs use the old key (the last-used gate sees them) and break once it is off.
+ */
+export function staleInstances(world: World, at: number): string[] {
+    const out: string[] = [];
+    for (const [instance, { documentArn, content }] of staleOf(world)) {
+        const associated = world.stores.read(`aws-ssm-assoc:${documentArn}`) !== undefined;
+        if (associated && !inFault(world, instance, at) && runDocument(world, content, instance, at)) {
+            staleOf(world).delete(instance);
+            continue;
+        }
+        out.push(`${instance} holds an old credentials file (a Run Command delivery failed${associated ? "; the association retries" : ""})`);
+    }
+    return out;
+}
+
 /** Make Run Command fail on `instance` in the window (it keeps its old credentials file). */
 export function failDeliveries(world: World, faults: DeliveryFault[]): void {
     deliveryFaults.set(world, [...(deliveryFaults.get(world) ?? []), ...faults]);
@@ -76,7 +106,7 @@ function runDocument(world: World, content: string, instance: string, at: number
 }
 
 /** The change event of parameter `name`: every rule target that listens to it runs its document. */
-function onChange(world: World, name: string, at: number): void {
+function onChange(world: World, name: string, at: number, noteFault: (text: string) => void): void {
     const deliver = world.stores.read(`aws-ssm-deliver:${name}`);
     if (!deliver) return;
     const { documentArn, tagKey, tagValue } = deliver.meta as { documentArn: string; tagKey: string; tagValue: string };
@@ -85,8 +115,11 @@ function onChange(world: World, name: string, at: number): void {
     const log = deliveries.get(world) ?? [];
     deliveries.set(world, log);
     for (const instance of instancesOf(tagKey, tagValue)) {
-        const failed = (deliveryFaults.get(world) ?? []).some((f) => f.instance === instance && at >= f.from && at < f.until);
+        const failed = inFault(world, instance, at);
         const ok = !failed && runDocument(world, content, instance, at);
+        if (failed) noteFault(`Run Command failed on ${instance}: it keeps its old credentials file`);
+        if (ok) staleOf(world).delete(instance);
+        else staleOf(world).set(instance, { documentArn, content });
         log.push({ at, instance, parameter: name, ok });
     }
 }
@@ -110,7 +143,7 @@ const parameterModel: ResourceModel = {
         versions.set(ctx.world, perWorld);
         const version = (perWorld.get(name) ?? 0) + 1;
         perWorld.set(name, version);
-        onChange(ctx.world, name, at);
+        onChange(ctx.world, name, at, (text) => ctx.noteFault(text));
         // The provider reads the parameter back (GetParameter WithDecryption) after the write.
         return { arn: arnOf(name), name, version, value: i.value, keyId: keyArn };
     },
@@ -174,7 +207,11 @@ export const ssmParameterModels: Record<string, ResourceModel> = {
     "aws:cloudwatch/eventTarget:EventTarget": eventTargetModel,
     "aws:iam/role:Role": { replaceOn: ["name", "namePrefix"], outputs: () => ({ arn: `arn:aws:iam::${fakeAccountId}:role/distribute` }) },
     "aws:iam/rolePolicy:RolePolicy": inert,
-    "aws:ssm/association:Association": inert,
+    // State Manager association: runs its document on the targeted instances on its schedule (see `staleInstances`).
+    "aws:ssm/association:Association": {
+        replaceOn: ["name"],
+        writes: (i) => [{ address: `aws-ssm-assoc:arn:aws:ssm:us-east-1:${fakeAccountId}:document/${String(i.name)}`, value: String(i.scheduleExpression ?? ""), secret: false }],
+    },
 };
 
 /**
