@@ -37,7 +37,8 @@ export function distributionScript(t: SsmParameterTarget, d: Distribution): stri
     const group = d.group ?? d.owner;
     const dir = d.path.slice(0, d.path.lastIndexOf("/")) || "/";
     const lines = [
-        "set -euo pipefail",
+        // aws:runShellScript runs the lines with `sh`: no `pipefail`, so no value is read through a pipe.
+        "set -eu",
         'TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")',
         'REGION=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/placement/region)',
         `install -d -m 0700 -o ${d.owner} -g ${group} ${shellQuote(dir)}`,
@@ -49,7 +50,7 @@ export function distributionScript(t: SsmParameterTarget, d: Distribution): stri
     if (t.format === "credentials-file" && d.profile === t.profile) {
         lines.push(`${get(names[0])} > "$TMP"`);
     } else if (t.format === "credentials-file") {
-        lines.push(`${get(names[0])} | sed ${shellQuote(`1s/^\\[.*\\]$/[${d.profile}]/`)} > "$TMP"`);
+        lines.push(`FILE=$(${get(names[0])})`, `printf '%s\\n' "$FILE" | sed ${shellQuote(`1s/^\\[.*\\]$/[${d.profile}]/`)} > "$TMP"`);
     } else {
         lines.push(
             `ID=$(${get(names[0])})`,
