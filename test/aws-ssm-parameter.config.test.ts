@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { SsmParameterTarget } from "../providers/aws-ssm-parameter/spec";
 import { ssmParameterSpec } from "../providers/aws-ssm-parameter/spec";
 import { validateConfig } from "../rotation/core/config";
+import { operatorPolicy } from "../rotation/ops/operator-policy";
 
 // Config validation of SSM Parameter Store targets: defaults (the path from the set), SSM's name
 // and hierarchy rules, and every problem reported at once with its path.
@@ -107,13 +108,13 @@ describe("SSM Parameter Store target config", () => {
         const [t] = targetsOf([{ name: "deploy", targets: [{ type: "aws-ssm-parameter", kmsKey: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" }] }]);
         assert.deepEqual(ssmParameterSpec.readerPermissions!(t), [
             {
-                Sid: "ReadSsmParameterscideploy",
+                Sid: "ReadSsmParameterscideploy1a8514c6",
                 Effect: "Allow",
                 Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
                 Resource: ["arn:aws:ssm:*:*:parameter/ci/deploy", "arn:aws:ssm:*:*:parameter/ci/deploy/AWS_ACCESS_KEY_ID", "arn:aws:ssm:*:*:parameter/ci/deploy/AWS_SECRET_ACCESS_KEY"],
             },
             {
-                Sid: "ReadSsmParametersKmscideploy",
+                Sid: "ReadSsmParametersKmscideploy1a8514c6",
                 Effect: "Allow",
                 Action: ["kms:Decrypt"],
                 Resource: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
@@ -125,5 +126,31 @@ describe("SSM Parameter Store target config", () => {
                 },
             },
         ]);
+    });
+
+    it("puts the operator's SSM statements in `policy` once per target, with Sids IAM accepts and no two alike", () => {
+        const result = validateConfig({
+            credentials: [
+                {
+                    name: "deploy",
+                    targets: [
+                        { type: "aws-ssm-parameter", path: "/ci/a-b" },
+                        { type: "aws-ssm-parameter", path: "/ci/ab", distribute: { instanceTag: { key: "ci", value: "x" } } },
+                    ],
+                },
+            ],
+        });
+        assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+        const statements = operatorPolicy(result.config).Statement;
+        const sids = statements.map((s) => s.Sid);
+        assert.equal(new Set(sids).size, sids.length, `duplicate Sids: ${sids.join(", ")}`);
+        for (const sid of sids) assert.match(sid, /^[A-Za-z0-9]+$/);
+        const put = statements.filter((s) => s.Action.includes("ssm:PutParameter"));
+        assert.deepEqual(put.map((s) => s.Resource), [
+            ["arn:aws:ssm:*:*:parameter/ci/a-b/AWS_ACCESS_KEY_ID", "arn:aws:ssm:*:*:parameter/ci/a-b/AWS_SECRET_ACCESS_KEY"],
+            ["arn:aws:ssm:*:*:parameter/ci/ab/AWS_ACCESS_KEY_ID", "arn:aws:ssm:*:*:parameter/ci/ab/AWS_SECRET_ACCESS_KEY"],
+        ]);
+        const pass = statements.filter((s) => s.Action.includes("iam:PassRole"));
+        assert.deepEqual(pass.map((s) => s.Condition), [{ StringEquals: { "iam:PassedToService": "events.amazonaws.com" } }], "only the delivering target passes a role, and only to EventBridge");
     });
 });

@@ -195,8 +195,15 @@ function kmsStatement(t: SsmParameterTarget, sid: string, actions: string[]): Op
     };
 }
 
+/**
+ * A statement id for one target: IAM allows letters and digits only, so the path's other
+ * characters are dropped, and a short hash of the exact path (and format) keeps `/ci/a-b` and
+ * `/ci/ab` apart (IAM rejects a policy with two equal Sids).
+ */
 function sidOf(t: SsmParameterTarget, prefix: string): string {
-    return `${prefix}${pathOf(t).replace(/[^A-Za-z0-9]/g, "")}`.slice(0, 100);
+    let h = 0x811c9dc5;
+    for (const c of `${pathOf(t)}|${t.format}|${t.fileName}`) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+    return `${prefix}${pathOf(t).replace(/[^A-Za-z0-9]/g, "").slice(0, 60)}${h.toString(16).padStart(8, "0")}`;
 }
 
 /** SSM Parameter Store SecureStrings, optionally delivered to EC2 instances: what config may say. */
