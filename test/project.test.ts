@@ -46,7 +46,7 @@ describe("the example stack", () => {
         assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
         assert.deepEqual(
             result.config.sets[0].targets.map((t) => t.spec.label(t.target)),
-            ["github repository acme/api", "github environment acme/api:production", "github organization acme"],
+            ["github repository acme/api", "github environment acme/api:production", "github organization acme", "aws-ssm-parameter /ci/deploy"],
         );
     });
 });
