@@ -5,6 +5,7 @@ import { getParameter, instancesOf, runnerRole, ssmParameterModels, ssmParameter
 import { Random } from "../rotation/rehearsal/random";
 import { World } from "../rotation/rehearsal/world";
 import type { ModelContext } from "../rotation/rehearsal/targets";
+import { slowTier } from "./support/rehearsal-child";
 
 // Rehearsals of a set whose targets are a GitHub repository and SSM parameters delivered to three
 // tagged runners as a credentials file: a few simulated weeks each (fast enough for `npm test`).
@@ -53,6 +54,14 @@ describe("rehearsal with an SSM parameter target delivered to runners", () => {
         const deactivations = result.runs.flatMap((r) => r.operations).filter((o) => o.action === "update" && o.type === "aws:iam/accessKey:AccessKey");
         // Mints on days 7 and 14 are followed by deactivations a day later; day 21's falls after the span.
         assert.equal(deactivations.length, 2, "each old key was switched off once its overlap ended (the gate saw no use)");
+    });
+
+    test("a normal year: 52 weekly rotations reach every runner's file, no job breaks", { skip: slowTier ? false : "slow tier: TEST_TIER=slow" }, async () => {
+        const result = await rehearse({ durationMs: 365 * day });
+        assert.equal(result.summary.violationCount, 0, violations(result));
+        assert.equal(result.summary.runsFailed, 0);
+        assert.equal(result.summary.brokenJobs, 0);
+        assert.equal(result.summary.keysMinted, 53);
     });
 
     test("a runner that misses a delivery keeps using the old key: the gate holds deactivation until gateTimeout, then its jobs break (explained by the fault)", async () => {
