@@ -37,7 +37,10 @@ export function distributionScript(t: SsmParameterTarget, d: Distribution): stri
     const group = d.group ?? d.owner;
     const dir = d.path.slice(0, d.path.lastIndexOf("/")) || "/";
     const lines = [
-        // aws:runShellScript runs the lines with `sh`: no `pipefail`, so no value is read through a pipe.
+        // aws:runShellScript runs the lines with `sh -c` (aws/amazon-ssm-agent
+        // agent/plugins/runscript/runshellscript.go: `shellCommand = "sh"`), which is dash on
+        // Debian and Ubuntu: no `pipefail` (dash rejects `set -o pipefail`), so no value is read
+        // through a pipe.
         "set -eu",
         'TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")',
         'REGION=$(curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/placement/region)',
