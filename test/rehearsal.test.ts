@@ -216,7 +216,7 @@ test("a resource the rehearsal has no model of fails the run and stops the rehea
         dynamicModels["key-check"] = model;
     }
     assert.throws(() => modelFor("pulumi-nodejs:dynamic:Resource", "mystery", {}), /mystery, a dynamic resource without a `kind` input/);
-    assert.throws(() => modelFor("aws:ssm/parameter:Parameter", "param", {}), /no model of param \(aws:ssm\/parameter:Parameter\)/);
+    assert.throws(() => modelFor("aws:sqs/queue:Queue", "queue", {}), /no model of queue \(aws:sqs\/queue:Queue\)/);
 });
 
 // Open finding (issue 9): the next run retires the key instead of pushing it, because it cannot
