@@ -65,6 +65,16 @@ export interface Decision {
     /** Warnings to show this run (the last-used gate holding a rotation, adopted leftovers). */
     warnings: string[];
     paused: boolean;
+    /**
+     * The set's state before this run, as it was saved: what the set's entry in `rotation` stays
+     * when any step of the set fails this run (see `CredentialSet`). Absent on a first run.
+     */
+    previous?: SetState;
+    /**
+     * The keys of `unconfirmed` that IAM still lists: a failed run of this set keeps them listed,
+     * so a key stays retired-not-finished until a run of the set completes (see `takeOverOrphan`).
+     */
+    unconfirmed?: string[];
 }
 
 /** Everything {@link plan} needs: the clock is an input, never read here. */
@@ -128,6 +138,16 @@ const keyName = (k: KeyRecord): string => (k.accessKeyId ? `key ${k.accessKeyId}
  * Decide the one step a run takes for a set (DESIGN.md §2). Pure: same input, same result.
  */
 export function plan(input: PlanInput): PlanResult {
+    const result = planStep(input);
+    if (result.kind !== "decision") return result;
+    const unconfirmed = input.unconfirmed?.filter((id) => input.observed.some((k) => k.accessKeyId === id)) ?? [];
+    return {
+        kind: "decision",
+        decision: { ...result.decision, ...(input.state ? { previous: input.state } : {}), ...(unconfirmed.length > 0 ? { unconfirmed } : {}) },
+    };
+}
+
+function planStep(input: PlanInput): PlanResult {
     const { now } = input;
     // A set paused on its first run saved a state without keys: it is still to take its first run.
     if (input.state && input.state.generation === 0 && input.state.keys.length === 0) input = { ...input, state: undefined };
