@@ -35,7 +35,7 @@ export interface RotationStack {
     readonly workspace?: { readonly pulumiVersion: string };
     setConfig(key: string, value: { value: string; secret?: boolean }, path?: boolean): Promise<void>;
     removeConfig(key: string, path?: boolean): Promise<void>;
-    up(options: { onOutput?: (out: string) => void; signal?: AbortSignal }): Promise<{ outputs: StackOutputs }>;
+    up(options: { onOutput?: (out: string) => void; signal?: AbortSignal; continueOnError?: boolean }): Promise<{ outputs: StackOutputs }>;
     outputs(): Promise<StackOutputs>;
 }
 
@@ -561,7 +561,10 @@ async function upWithLockRetry(
         };
         options.signal?.addEventListener("abort", onAbort, { once: true });
         try {
-            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal });
+            // `--continue-on-error` (CLI ≥ 3.114, below `minimumPulumiVersion`): one set's failed write
+            // must not cancel the other sets' steps (pulumi/pulumi pkg/resource/deploy/step_executor.go
+            // `cancelDueToError`); the failed set keeps its state (rotation/pulumi/credential-set.ts).
+            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal, continueOnError: true });
         } catch (err) {
             if (!isConcurrentUpdate(err)) throw err;
             if (attempt >= attempts) {
