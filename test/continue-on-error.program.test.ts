@@ -58,6 +58,15 @@ describe("one set's failed write does not hold back the others", () => {
         assert.equal(r.sets.value.build.step, "mint");
     });
 
+    test("`asOf` stays the last run in which no set failed, so `status` can warn about failing runs", async () => {
+        const r = await failedMint();
+        assert.ok(r.rotation?.ok);
+        assert.equal(r.rotation.value.asOf, steady.asOf);
+        const ok = await runSettled({ config: { credentials: two }, now: "2026-11-08T01:00:00Z", world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady) } });
+        assert.ok(ok.rotation?.ok);
+        assert.notEqual(ok.rotation.value.asOf, steady.asOf);
+    });
+
     test("the key whose GitHub write failed is listed as unconfirmed in the set's saved entry", async () => {
         const r = await failedMint();
         assert.ok(r.rotation?.ok);
