@@ -1,5 +1,7 @@
+import { secretsManagerStore } from "./aws-secrets-manager/store";
 import { githubStore } from "./github/store";
 import { gitlabStore } from "./gitlab/store";
+import { s3Store } from "./s3/store";
 import type { Target } from "./specs";
 import type { TargetStore } from "./types";
 
@@ -9,7 +11,7 @@ export { dynamicProviderConfigKeys, specFor, targetSchema, type Target } from ".
  * Every secret store with its resources, by the target `type`s it handles. This loads the Pulumi
  * SDK and the providers' packages: only the Pulumi program imports it (config uses `./specs`).
  */
-const stores: TargetStore<any>[] = [githubStore, gitlabStore];
+const stores: TargetStore<any>[] = [githubStore, gitlabStore, s3Store, secretsManagerStore];
 
 const byType = new Map<string, TargetStore<Target>>();
 for (const store of stores) {

@@ -99,16 +99,28 @@ export interface TargetSpec<T extends { type: string } = { type: string }> {
      */
     check?(target: T): { path: (string | number)[]; message: string }[];
     /**
+     * Checks that need the target's set (e.g. a store that requires a KMS key when the set has
+     * none); messages keyed like `check`'s. Optional.
+     */
+    checkInSet?(target: T, set: { hasKmsKey: boolean }): { path: (string | number)[]; message: string }[];
+    /**
+     * Fill in defaults that depend on the target's credential set (e.g. a name derived from the
+     * set's name). Config validation calls it right after the schema, before `check`,
+     * `destinations` and `label`, so those see the final target. Optional.
+     */
+    withSet?(target: T, set: { name: string }): T;
+    /**
      * AWS permissions the operator's credentials need to write this target (e.g. Secrets
      * Manager, SSM, KMS), for `ci-key-rotation policy`. Optional: stores outside AWS need none.
+     * `scope` narrows ARNs to a partition and account when the operator gives them.
      */
-    awsPermissions?(target: T): OperatorStatement[];
+    awsPermissions?(target: T, scope?: ArnScope): OperatorStatement[];
     /**
      * AWS permissions a consumer needs to read this target at job time (e.g. a runner's instance
      * role: `secretsmanager:GetSecretValue`, `kms:Decrypt` with the encryption context), for
      * `ci-key-rotation policy`. Optional: stores read by the CI service itself need none.
      */
-    readerPermissions?(target: T): OperatorStatement[];
+    readerPermissions?(target: T, scope?: ArnScope): OperatorStatement[];
     /**
      * Stack config keys (full, e.g. `gitlab:token`) the store's dynamic provider reads in
      * `configure`. They, and only they, are handed to the program's explicit dynamic provider,
@@ -127,6 +139,14 @@ export interface TargetStore<T extends { type: string } = { type: string }> exte
      * older than the key or another key id. Stores that cannot tell leave this out.
      */
     confirmWrites?(target: T, declared: readonly pulumi.Resource[]): WriteEvidence[];
+}
+
+/** Partition and account to put in ARNs of policies; `aws` and `*` when absent. */
+export interface ArnScope {
+    /** ARN partition: `aws`, `aws-cn` or `aws-us-gov`. */
+    partition?: string;
+    /** 12-digit AWS account id. */
+    account?: string;
 }
 
 /** One statement of an IAM policy document, as `ci-key-rotation policy` prints it. */

@@ -318,7 +318,7 @@ describe("an interrupted rotation", () => {
         const release = stack.hold();
         const controller = new AbortController();
         const rotation = rotate({ mode: "emergency", signal: controller.signal }).catch((e: unknown) => e);
-        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        await stack.upsStarted();
         controller.abort(new Interrupt("SIGTERM", false));
         const err = (await rotation) as OperationError;
         release();
@@ -336,7 +336,7 @@ describe("an interrupted rotation", () => {
         const release = stack.hold();
         const controller = new AbortController();
         const rotation = rotate({ mode: "revoke", signal: controller.signal }).catch((e: unknown) => e);
-        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        await stack.upsStarted();
         controller.abort(new Interrupt("SIGINT", true));
         // The CLI cancels itself on the terminal's SIGINT: its update fails.
         stack.upFailures.push(new Error("code: 255\n stderr: error: update canceled"));

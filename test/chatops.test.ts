@@ -333,7 +333,7 @@ describe("chatops server", () => {
         const { port, clock, chatops, stack, posted, audit } = await start({ signal: controller.signal });
         const release = stack.hold();
         assert.equal((await send(port, form({ text: "prod emergency" }), { nowMs: clock.ms })).status, 200);
-        while (stack.ups.length === 0) await new Promise((r) => setImmediate(r));
+        await stack.upsStarted();
         const closing = chatops.close();
         controller.abort(new Interrupt("SIGTERM", false));
         await closing;

@@ -1,5 +1,5 @@
 /**
- * The layers of the code, as a newcomer can check them (README "Where things live"):
+ * The layers of the code, as a newcomer can check them (docs/development.md "Where things live"):
  *
  * - `rotation/core/` and the stores' specs (`providers/specs.ts`, `providers/types.ts`,
  *   `providers/<store>/spec.ts`): the rotation logic and what config may say. Nothing they load at

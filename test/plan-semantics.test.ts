@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { plan } from "../rotation/core/plan";
-import { T0, d, decided, input, iso, observed, planWithGate, policy, pushed, retiring, steady } from "./support/plan-fixtures";
+import { T0, carriedOut, d, decided, input, iso, observed, planWithGate, policy, pushed, retiring, steady } from "./support/plan-fixtures";
 
 const hour = d("PT1H");
 
@@ -213,10 +213,9 @@ describe("plan: one step per run after missed runs", () => {
         let longest = 0;
         for (let i = 0; i < 40; i++) {
             const dec = decided(plan(input(state, now, { observed: iam, policy: p })));
-            const ids = dec.keys.map((k) => k.accessKeyId ?? `AKIAGEN${String(k.generation).padStart(13, "0")}`);
-            iam = dec.keys.map((k, j) => ({ accessKeyId: ids[j], status: k.status }));
-            state = { ...dec.state, retired: undefined, keys: dec.state.keys.map((k) => ({ ...k, accessKeyId: k.accessKeyId || ids[dec.keys.findIndex((x) => x.generation === k.generation)] })) };
-            const current = ids[dec.keys.findIndex((k) => k.generation === dec.current)];
+            const world = carriedOut(dec);
+            ({ iam, state } = world);
+            const current = world.current;
             if (held?.id !== current) {
                 if (held) longest = Math.max(longest, now.diff(held.since).toMillis());
                 held = { id: current, since: now };

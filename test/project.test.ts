@@ -7,6 +7,7 @@ import { configKeys, decodeRawConfig, validateConfig } from "../rotation/core/co
 import { clockVariable, readClock } from "../rotation/pulumi/clock";
 import { defaultPolicy } from "../rotation/core/policy";
 import { parseState } from "../rotation/core/state";
+import * as automation from "../rotation/ops/automation";
 
 const root = path.resolve(__dirname, "..");
 const project = parse(readFileSync(path.join(root, "Pulumi.yaml"), "utf8"));
@@ -46,7 +47,7 @@ describe("the example stack", () => {
         assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
         assert.deepEqual(
             result.config.sets[0].targets.map((t) => t.spec.label(t.target)),
-            ["github repository acme/api", "github environment acme/api:production", "github organization acme"],
+            ["github repository acme/api", "github environment acme/api:production", "github organization acme", "s3 env file s3://acme-ci-env/deploy/production", "aws-secrets-manager ci/deploy/aws-credentials", "github repository acme/infra"],
         );
     });
 });
@@ -91,4 +92,32 @@ describe("the stored state", () => {
             assert.throws(() => parseState(value), message);
         });
     }
+});
+
+describe("the library entry (`ci-key-rotation/automation`)", () => {
+    test("package.json points `./automation` at the compiled entry", () => {
+        const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
+        assert.deepEqual(pkg.exports["./automation"], { types: "./dist/rotation/ops/automation.d.ts", default: "./dist/rotation/ops/automation.js" });
+    });
+
+    test("still exports every value it exported before the split", () => {
+        const values = [
+            "Interrupt", "OperationError", "createRotationClient", "defaultLockRetry", "installHint", "isConcurrentUpdate",
+            "minimumPulumiVersion", "olderThanMinimum", "requestIdFor", "rotate", "rotationModes", "status", "toOperationError",
+        ];
+        const exported = Object.keys(automation).filter((k) => k !== "__esModule" && k !== "default");
+        assert.deepEqual(exported.sort(), values.sort());
+    });
+
+    test("still exports every type it exported before the split (checked by the type check)", () => {
+        // Each name below fails `tsc -p tsconfig.test.json` if the entry stops exporting it.
+        type Types = [
+            automation.RotationMode, automation.StackOutputs, automation.RotationStack, automation.StackOpener, automation.LockRetry,
+            automation.AutomationDeps, automation.ProgressEvent, automation.RotateOptions, automation.StepTaken, automation.SetReport,
+            automation.RotationOutcome, automation.RotationReport, automation.StatusOptions, automation.KeyStatus, automation.SetStatus,
+            automation.StatusReport, automation.InFlightRotation, automation.RotationClient,
+        ];
+        const count: Types["length"] = 18;
+        assert.equal(count, 18);
+    });
 });

@@ -265,7 +265,7 @@ test("the target check reads the GitHub secrets' updatedAt: a write the evidence
         const result = await rehearseHere({ durationMs: 2 * day });
         const first = result.runs[0];
         assert.equal(first.ok, false);
-        assert.match(first.error!, /create deploy-target-check: Set "deploy": 2 targets did not take key AKIA\w+:/);
+        assert.match(first.error!, /create deploy-target-check: Set "deploy": 4 targets did not take key AKIA\w+:/);
         assert.match(first.error!, /`credentials\[0\]\.targets\[0\]` \(github repository acme\/api\): secret AWS_ACCESS_KEY_ID was last written at 2025-12-31T00:00:00Z/);
     } finally {
         resourceModels["github:index/actionsSecret:ActionsSecret"] = model;

@@ -61,3 +61,21 @@ describe("stack files", () => {
         });
     });
 });
+
+describe("`policy` reading a stack file", () => {
+    const credentials = "    - name: deploy\n      targets:\n        - type: github-repository\n          repository: acme/api\n";
+
+    test("reports a `ci-key-rotation:__proto__` key as unknown instead of dropping it", async () => {
+        writeFileSync(join(dir, "Pulumi.proto.yaml"), `config:\n  ci-key-rotation:__proto__: x\n  ci-key-rotation:credentials:\n${credentials}`);
+        const result = await readStackFileConfig(dir, "proto");
+        assert.equal(result.ok, false);
+        if (!result.ok) assert.ok(result.problems.some((p) => p.includes("__proto__")), result.problems.join("\n"));
+    });
+
+    test("reads the same file without it", async () => {
+        writeFileSync(join(dir, "Pulumi.plain.yaml"), `config:\n  ci-key-rotation:credentials:\n${credentials}`);
+        const result = await readStackFileConfig(dir, "plain");
+        assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+        assert.equal(result.config.sets[0].name, "deploy");
+    });
+});

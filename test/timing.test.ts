@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { Duration } from "luxon";
 import { plan } from "../rotation/core/plan";
 import { validateConfig } from "../rotation/core/config";
-import { T0, decided, input } from "./support/plan-fixtures";
+import { T0, carriedOut, decided, input } from "./support/plan-fixtures";
 
 const stack = (extra: Record<string, unknown>) => ({ credentials: [{ name: "deploy", targets: [{ type: "github-repository", repository: "acme/api" }] }], ...extra });
 
@@ -46,10 +46,9 @@ describe("checkTiming and the freshness bound", () => {
                 r = plan({ ...input(state, now, { observed: iam, policy: { ...policy, onGateTimeout: "proceed" } }), lastUse: { at } });
             }
             const dec = decided(r);
-            const ids = dec.keys.map((k) => k.accessKeyId ?? `AKIAGEN${String(k.generation).padStart(13, "0")}`);
-            iam = dec.keys.map((k, j) => ({ accessKeyId: ids[j], status: k.status }));
-            state = { ...dec.state, retired: undefined, keys: dec.state.keys.map((k) => ({ ...k, accessKeyId: k.accessKeyId || ids[dec.keys.findIndex((x) => x.generation === k.generation)] })) };
-            const current = ids[dec.keys.findIndex((k) => k.generation === dec.current)];
+            const world = carriedOut(dec);
+            ({ iam, state } = world);
+            const current = world.current;
             if (held?.id !== current) {
                 if (held) longest = Math.max(longest, now.diff(held.since).toMillis());
                 held = { id: current, since: now };

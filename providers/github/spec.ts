@@ -3,6 +3,7 @@
  * configuration layer imports this, so nothing here loads the Pulumi SDK (resources: `./store`).
  */
 import { z } from "zod";
+import { decryptPermissions, encryptedKeyNames, encryptPermissions, encryptSchema } from "../kms/spec";
 import { defaultKeyNames, type KeyNames, type TargetSpec } from "../types";
 
 // GitHub's rules for secret and variable names: letters, digits and underscores, not starting
@@ -36,6 +37,11 @@ export const githubRepository = z.strictObject({
     names,
     /** Plain Actions variables to set beside the secrets, e.g. `AWS_REGION`. */
     variables,
+    /**
+     * Write the KMS ciphertext of the secret access key (base64), made with `encrypt.context`,
+     * instead of the secret; a runner role decrypts it at job time (docs/stores/kms.md).
+     */
+    encrypt: encryptSchema.optional(),
 });
 
 export const githubEnvironment = z.strictObject({
@@ -45,6 +51,11 @@ export const githubEnvironment = z.strictObject({
     environment: z.string({ error: "is required" }).min(1, "must not be empty").max(255),
     names,
     variables,
+    /**
+     * Write the KMS ciphertext of the secret access key (base64), made with `encrypt.context`,
+     * instead of the secret; a runner role decrypts it at job time (docs/stores/kms.md).
+     */
+    encrypt: encryptSchema.optional(),
 });
 
 export const githubOrganization = z.strictObject({
@@ -56,12 +67,22 @@ export const githubOrganization = z.strictObject({
     repositories: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "must be a repository name (without the owner)")).optional(),
     names,
     variables,
+    /**
+     * Write the KMS ciphertext of the secret access key (base64), made with `encrypt.context`,
+     * instead of the secret; a runner role decrypts it at job time (docs/stores/kms.md).
+     */
+    encrypt: encryptSchema.optional(),
 });
 
 export const githubDependabot = z.strictObject({
     type: z.literal("github-dependabot"),
     repository: ownerRepo,
     names,
+    /**
+     * Write the KMS ciphertext of the secret access key (base64), made with `encrypt.context`,
+     * instead of the secret; a runner role decrypts it at job time (docs/stores/kms.md).
+     */
+    encrypt: encryptSchema.optional(),
 });
 
 export type GithubTarget =
@@ -70,10 +91,12 @@ export type GithubTarget =
     | z.infer<typeof githubOrganization>
     | z.infer<typeof githubDependabot>;
 
+/** The names the target writes: `names`, else the defaults (other ones when it encrypts, see `encryptedKeyNames`). */
 export function keyNames(t: GithubTarget): KeyNames {
+    const defaults = t.encrypt ? encryptedKeyNames : defaultKeyNames;
     return {
-        accessKeyId: t.names?.accessKeyId ?? defaultKeyNames.accessKeyId,
-        secretAccessKey: t.names?.secretAccessKey ?? defaultKeyNames.secretAccessKey,
+        accessKeyId: t.names?.accessKeyId ?? defaults.accessKeyId,
+        secretAccessKey: t.names?.secretAccessKey ?? defaults.secretAccessKey,
     };
 }
 
@@ -112,6 +135,15 @@ export const githubSpec: TargetSpec<GithubTarget> = {
         const out = [destination(t, "secret", n.accessKeyId), destination(t, "secret", n.secretAccessKey)];
         if (t.type !== "github-dependabot") for (const v of Object.keys(t.variables ?? {})) out.push(destination(t, "variable", v));
         return out;
+    },
+
+    // Only encrypting targets touch AWS: the operator encrypts, the runner's role decrypts.
+    awsPermissions(t) {
+        return encryptPermissions(t.encrypt);
+    },
+
+    readerPermissions(t) {
+        return decryptPermissions(t.encrypt);
     },
 
     check(t) {

@@ -1,5 +1,6 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
+import { ciphertextFor } from "../kms/store";
 import type { DeclareContext, TargetStore, WriteEvidence } from "../types";
 import { githubSpec, keyNames, ownerOf, type GithubTarget } from "./spec";
 
@@ -54,11 +55,24 @@ export const githubStore: TargetStore<GithubTarget> = {
     declare(t, ctx) {
         const provider = providerFor(t, ctx);
         const n = keyNames(t);
-        const values: [string, pulumi.Output<string>][] = [
-            [n.accessKeyId, ctx.key.accessKeyId],
-            [n.secretAccessKey, ctx.key.secretAccessKey],
-        ];
         const out: pulumi.Resource[] = [];
+        // With `encrypt`, the secret holds the KMS ciphertext of the secret access key; the access
+        // key id stays plain (it is no secret, and a job needs it beside the decrypted secret).
+        let secretValue = ctx.key.secretAccessKey;
+        let idValue = ctx.key.accessKeyId;
+        if (t.encrypt) {
+            const sealed = ciphertextFor(t.encrypt, ctx.key.secretAccessKey, ctx, n.secretAccessKey.toLowerCase());
+            out.push(sealed.resource);
+            secretValue = sealed.value;
+            // The id is written only once the ciphertext exists: a failed Encrypt (throttling, a
+            // key policy) must not leave the new id beside the old key's ciphertext, which no job
+            // could use. The id becomes known with the ciphertext, so both change in the same run.
+            idValue = pulumi.all([ctx.key.accessKeyId, sealed.value]).apply(([id]) => id);
+        }
+        const values: [string, pulumi.Output<string>][] = [
+            [n.accessKeyId, idValue],
+            [n.secretAccessKey, secretValue],
+        ];
         // GitHub names are case-insensitive: a resource is named by the lower-cased secret name, so
         // a change of case in `names` is a replacement of the same resource (below), never a new
         // resource whose old twin the engine deletes after the run, taking the secret with it.

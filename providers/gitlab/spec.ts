@@ -3,6 +3,7 @@
  * configuration layer imports this, so nothing here loads the Pulumi SDK (resources: `./store`).
  */
 import { z } from "zod";
+import { decryptPermissions, encryptedKeyNames, encryptPermissions, encryptSchema } from "../kms/spec";
 import { defaultKeyNames, type KeyNames, type TargetSpec } from "../types";
 
 // GitLab's rule for CI/CD variable keys.
@@ -81,6 +82,11 @@ const common = {
     description: z.string({ error: "must be a string" }).max(255, "must be at most 255 characters").optional(),
     /** Plain variables to set beside the key (not masked, same flags and scope), e.g. `AWS_REGION`. */
     variables,
+    /**
+     * Write the KMS ciphertext of the secret access key (base64), made with `encrypt.context`,
+     * instead of the secret; a runner role decrypts it at job time (docs/stores/kms.md).
+     */
+    encrypt: encryptSchema.optional(),
 };
 
 /** CI/CD variables of one project. */
@@ -101,10 +107,12 @@ export const gitlabGroup = z.strictObject({
 
 export type GitlabTarget = z.infer<typeof gitlabProject> | z.infer<typeof gitlabGroup>;
 
+/** The names the target writes: `names`, else the defaults (other ones when it encrypts, see `encryptedKeyNames`). */
 export function keyNames(t: GitlabTarget): KeyNames {
+    const defaults = t.encrypt ? encryptedKeyNames : defaultKeyNames;
     return {
-        accessKeyId: t.names?.accessKeyId ?? defaultKeyNames.accessKeyId,
-        secretAccessKey: t.names?.secretAccessKey ?? defaultKeyNames.secretAccessKey,
+        accessKeyId: t.names?.accessKeyId ?? defaults.accessKeyId,
+        secretAccessKey: t.names?.secretAccessKey ?? defaults.secretAccessKey,
     };
 }
 
@@ -146,6 +154,15 @@ export const gitlabSpec: TargetSpec<GitlabTarget> = {
         // A key listed twice in one target is reported by `check`, not as a clash with itself.
         const keys = new Set([n.accessKeyId, n.secretAccessKey, ...Object.keys(t.variables ?? {})]);
         return [...keys].map((key) => destination(t, key));
+    },
+
+    // Only encrypting targets touch AWS: the operator encrypts, the runner's role decrypts.
+    awsPermissions(t) {
+        return encryptPermissions(t.encrypt);
+    },
+
+    readerPermissions(t) {
+        return decryptPermissions(t.encrypt);
     },
 
     check(t) {

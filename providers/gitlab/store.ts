@@ -1,4 +1,5 @@
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
+import { ciphertextFor } from "../kms/store";
 import { GitlabVariable, type GitlabVariableArgs } from "./variable";
 import type { TargetStore } from "../types";
 import { gitlabSpec, keyNames, ownerOf, scopeSuffix, type GitlabTarget } from "./spec";
@@ -32,10 +33,23 @@ export const gitlabStore: TargetStore<GitlabTarget> = {
             deleteBeforeReplace: true,
             aliases: ctx.previousResourceNames.map((previous) => ({ name: `${previous}${scopeSuffix(t.environmentScope)}-${key}` })),
         });
-        const out: GitlabVariable[] = [];
+        const out: pulumi.Resource[] = [];
+        // With `encrypt`, the variable holds the KMS ciphertext of the secret access key (base64,
+        // which GitLab can mask); the access key id stays plain.
+        let secretValue = ctx.key.secretAccessKey;
+        let idValue = ctx.key.accessKeyId;
+        if (t.encrypt) {
+            const sealed = ciphertextFor(t.encrypt, ctx.key.secretAccessKey, ctx, `${scopeSuffix(t.environmentScope).slice(1) || "all"}-${n.secretAccessKey}`.toLowerCase());
+            out.push(sealed.resource);
+            secretValue = sealed.value;
+            // The id is written only once the ciphertext exists: a failed Encrypt (throttling, a
+            // key policy) must not leave the new id beside the old key's ciphertext, which no job
+            // could use. The id becomes known with the ciphertext, so both change in the same run.
+            idValue = pulumi.all([ctx.key.accessKeyId, sealed.value]).apply(([id]) => id);
+        }
         const keyVariables: [string, pulumi.Output<string>, string][] = [
-            [n.accessKeyId, ctx.key.accessKeyId, "AWS access key id"],
-            [n.secretAccessKey, ctx.key.secretAccessKey, "AWS secret access key"],
+            [n.accessKeyId, idValue, "AWS access key id"],
+            [n.secretAccessKey, secretValue, t.encrypt ? "KMS ciphertext (base64) of the AWS secret access key" : "AWS secret access key"],
         ];
         for (const [key, value, what] of keyVariables) {
             const inputs: GitlabVariableArgs = {

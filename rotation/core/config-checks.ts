@@ -1,4 +1,5 @@
 import type { Target } from "../../providers/specs";
+import { encryptedKeyNames } from "../../providers/kms/spec";
 import { defaultKeyNames, type TargetSpec } from "../../providers/types";
 
 /**
@@ -42,9 +43,11 @@ function gitlabScopeSuffix(scope: string): string {
 }
 
 function keyNamesOf(t: Target): { accessKeyId: string; secretAccessKey: string } {
+    // Encrypting targets write other names by default (providers/kms/spec.ts `encryptedKeyNames`).
+    const defaults = "encrypt" in t && t.encrypt ? encryptedKeyNames : defaultKeyNames;
     return {
-        accessKeyId: t.names?.accessKeyId ?? defaultKeyNames.accessKeyId,
-        secretAccessKey: t.names?.secretAccessKey ?? defaultKeyNames.secretAccessKey,
+        accessKeyId: t.names?.accessKeyId ?? defaults.accessKeyId,
+        secretAccessKey: t.names?.secretAccessKey ?? defaults.secretAccessKey,
     };
 }
 

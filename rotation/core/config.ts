@@ -1,6 +1,7 @@
 import { Duration } from "luxon";
 import { z } from "zod";
 import { specFor, targetSchema, type Target } from "../../providers/specs";
+import { defaultAlias, setKmsSchema } from "../../providers/kms/spec";
 import type { TargetSpec } from "../../providers/types";
 import { defaultPolicy, type RotationPolicy, type RotationRequest } from "./policy";
 import { githubValueProblems, policyAttachmentCollisions, rawTargetProblems, resourceNameCollisions, splitSecretPairs, splitVariablePairs, type PlacedTarget } from "./config-checks";
@@ -44,9 +45,21 @@ export interface CredentialSetConfig {
      * Default empty: a key the state does not know blocks the set. See docs/verification.md.
      */
     adoptKeys: string[];
+    /**
+     * The set's KMS key (`credentials[].kms`), the default key of the targets that encrypt.
+     * `create`: the set manages a key whose policy lets `decrypters` decrypt only with the
+     * targets' encryption contexts (alias default `alias/ci-key-rotation/<set>`, deletion window
+     * default 30 days); `key`: an existing key. Absent: no set key. See docs/stores/kms.md.
+     */
+    kms?: SetKms;
     /** `credentials[i]`, for messages that tell which setting to change. */
     path: string;
 }
+
+/** The set's KMS key after validation: one the set manages, or an existing one. */
+export type SetKms =
+    | { create: true; decrypters: string[]; alias: string; deletionWindowInDays: number }
+    | { create?: undefined; key: string };
 
 /** The whole validated configuration of a stack. */
 export interface StackConfig {
@@ -190,6 +203,7 @@ const setSchema = z.strictObject({
         .array(z.unknown(), { error: (iss) => (iss.input === undefined ? "is required" : "must be a list of targets") })
         .min(1, "must list at least one target"),
     adoptKeys: z.array(accessKeyId, { error: "must be a list of access key ids" }).max(2, "must list at most two keys (AWS allows two per user)").optional(),
+    kms: setKmsSchema.optional(),
 });
 
 const requestId = z
@@ -292,6 +306,7 @@ export function validateConfig(raw: unknown): ConfigResult {
     const userNames = new Map<string, string>();
     const destinations = new Map<string, string>();
     const adopters = new Map<string, string>();
+    const aliases = new Map<string, string>();
     const placed: PlacedTarget[] = [];
     ((top.credentials as unknown[] | undefined) ?? []).forEach((rawSet, i) => {
         const at = `credentials[${i}]`;
@@ -304,10 +319,14 @@ export function validateConfig(raw: unknown): ConfigResult {
             for (const p of rawProblems) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             // A value reported above is replaced by a harmless one, so the rest of the target is still checked.
             const replaced = rawProblems.reduce((t, p) => (p.replace ? { ...(t as object), ...p.replace } : t), rawTarget);
-            const target = parseAt(targetSchema, replaced, path, problems);
-            if (!target) return;
-            const spec = specFor(target.type);
+            const parsed = parseAt(targetSchema, replaced, path, problems);
+            if (!parsed) return;
+            const spec = specFor(parsed.type);
+            // Defaults drawn from the set (e.g. a secret name); without a valid set, config fails anyway.
+            const target = set && spec.withSet ? spec.withSet(parsed, set) : parsed;
             for (const p of spec.check?.(target) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
+            const hasKmsKey = typeof rawSet === "object" && rawSet !== null && (rawSet as { kms?: unknown }).kms != null;
+            for (const p of spec.checkInSet?.(target, { hasKmsKey }) ?? []) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             for (const p of githubValueProblems(target)) problems.push(`${formatPath(p.path, path)} ${p.message}`);
             // Its id was replaced for the checks above: it must not stand for the real one below.
             if (rawProblems.length > 0) return;
@@ -345,6 +364,25 @@ export function validateConfig(raw: unknown): ConfigResult {
             else adopters.set(id, `${at}.adoptKeys`);
         });
 
+        const kms: SetKms | undefined =
+            set.kms === undefined
+                ? undefined
+                : set.kms.key !== undefined
+                  ? { key: set.kms.key }
+                  : { create: true, decrypters: set.kms.decrypters ?? [], alias: set.kms.alias ?? defaultAlias(set.name), deletionWindowInDays: set.kms.deletionWindowInDays ?? 30 };
+        if (kms?.create) {
+            // Alias names are unique per account and region: the second CreateAlias would fail.
+            const other = aliases.get(kms.alias);
+            if (other) problems.push(`${at}.kms.alias "${kms.alias}" is already the alias of ${other}'s key: give each set's key its own alias`);
+            else aliases.set(kms.alias, at);
+        }
+        for (const t of targets) {
+            const encrypt = "encrypt" in t.target ? t.target.encrypt : undefined;
+            if (encrypt && encrypt.key === undefined && kms === undefined) {
+                problems.push(`${t.path}.encrypt.key is required when the set has no key: name a KMS key here, or give ${at}.kms (create: true, or an existing key)`);
+            }
+        }
+
         const policy: RotationPolicy = { ...stackPolicy, ...(set.rotation as Partial<RotationPolicy> | undefined) };
         problems.push(...checkTiming(policy, set.rotation ? `${at}.rotation` : at, cadence));
 
@@ -361,6 +399,7 @@ export function validateConfig(raw: unknown): ConfigResult {
             policy,
             targets,
             adoptKeys: set.adoptKeys ?? [],
+            ...(kms ? { kms } : {}),
             path: at,
         });
     });
@@ -407,7 +446,7 @@ export function validateConfig(raw: unknown): ConfigResult {
  * at or after it is due, at most one gap G between runs later. So the key in targets is replaced
  * by `max(every, overlap + gateTimeout + retireAfter + 2G) + G`. This check makes that
  * `every + cadence` while runs keep to `cadence`; after missed runs (G > cadence) it is at most
- * `every + G + 2 × (G − cadence)` (README "How the timing works").
+ * `every + G + 2 × (G − cadence)` (docs/timing.md).
  */
 function checkTiming(policy: RotationPolicy, at: string, cadence: Duration): string[] {
     const problems: string[] = [];

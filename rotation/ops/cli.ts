@@ -127,6 +127,8 @@ Ctrl-C or SIGTERM cancels the running update (Pulumi finishes the operations in 
 removes the request from stack config, then exits 130 saying what state it left; a second
 one exits at once. Needs the pulumi CLI 3.133 or newer (exit 8 otherwise).
 
+Reference: docs/operations.md ("By hand: requests and emergencies", "Exit codes").
+
 ${exitCodeHelp}`,
         options: {
             ...common,
@@ -150,6 +152,8 @@ Reads the stack's outputs; changes nothing.
   --stack, -s   stack name (default: the only Pulumi.<stack>.yaml in the directory)
   --cwd, -C     project directory (default: current directory)
 
+Reference: docs/timing.md (phases) and docs/outputs-and-state.md.
+
 ${exitCodeHelp}`,
         options: { ...common, json: { type: "boolean" } },
         async run(values, io) {
@@ -161,19 +165,27 @@ ${exitCodeHelp}`,
     },
     policy: {
         summary: "Print the least-privilege IAM policy the operator's credentials need",
-        help: `Usage: ci-key-rotation policy [--stack <name>] [--account <id>] [--partition <aws|aws-cn|aws-us-gov>]
+        help: `Usage: ci-key-rotation policy [--readers [--target <path>]] [--stack <name>] [--account <id>] [--partition <aws|aws-cn|aws-us-gov>]
 
 Reads Pulumi.<stack>.yaml (no pulumi CLI needed), validates it, and prints the IAM policy
 document for the credentials \`pulumi up\` runs with: user, key and policy actions scoped to
-each set's IAM user, managed policy attachment limited to the configured ARNs, plus
-sts:GetCallerIdentity. State backend and secrets provider permissions are not included.
+each set's IAM user, managed policy attachment limited to the configured ARNs, the AWS stores'
+own actions (e.g. Secrets Manager, KMS) scoped to their resources, plus sts:GetCallerIdentity.
+State backend and secrets provider permissions are not included.
+  --readers     instead, the policies the consumers of AWS-side targets need (e.g. a runner's
+                instance role reading a Secrets Manager secret): a JSON list of
+                { path, target, policy }, one per target, in config order
+  --target      with --readers: print only that target's policy document, ready to paste
+                (its config path, e.g. credentials[0].targets[2], or its label)
   --account     AWS account id of the users (default *)
   --partition   ARN partition (default aws)
   --stack, -s   stack name (default: the only Pulumi.<stack>.yaml in the directory)
   --cwd, -C     project directory (default: current directory)
 
+Reference: docs/permissions.md.
+
 ${exitCodeHelp}`,
-        options: { ...common, account: { type: "string" }, partition: { type: "string" } },
+        options: { ...common, account: { type: "string" }, partition: { type: "string" }, readers: { type: "boolean" }, target: { type: "string" } },
         async run(values, io) {
             const { stack, workDir } = await target(values, io);
             const account = values.account as string | undefined;
@@ -181,11 +193,28 @@ ${exitCodeHelp}`,
             const partition = values.partition as string | undefined;
             if (partition !== undefined && !["aws", "aws-cn", "aws-us-gov"].includes(partition)) throw new UsageError("`--partition` must be aws, aws-cn or aws-us-gov", "policy");
             // Loaded on demand: validating a stack's config loads the secret stores' modules.
-            const { operatorPolicy, readStackFileConfig } = await import("./operator-policy");
+            const only = values.target as string | undefined;
+            if (only !== undefined && !values.readers) throw new UsageError("`--target` is only used with `--readers`", "policy");
+            const { operatorPolicy, readerPolicies, readStackFileConfig } = await import("./operator-policy");
             const result = await readStackFileConfig(workDir, stack);
             if (!result.ok) {
                 io.stderr(`${result.file}: invalid ci-key-rotation configuration (${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}):\n${result.problems.map((p) => `  - ${p}`).join("\n")}\n`);
                 return exitCodes.usage;
+            }
+            if (values.readers) {
+                const policies = readerPolicies(result.config, { account, partition });
+                if (only === undefined) {
+                    if (policies.length === 0) io.stderr(`${result.file}: no target is read with an AWS identity of its own (GitHub and GitLab targets are read by the CI service): no reader policies.\n`);
+                    io.stdout(`${JSON.stringify(policies, null, 2)}\n`);
+                    return exitCodes.ok;
+                }
+                const one = policies.find((p) => p.path === only || p.target === only);
+                if (!one) {
+                    const known = policies.map((p) => `${p.path} (${p.target})`).join(", ") || "none";
+                    throw new UsageError(`\`--target\` ${only} is no target with reader permissions; targets with reader permissions: ${known}`, "policy");
+                }
+                io.stdout(`${JSON.stringify(one.policy, null, 2)}\n`);
+                return exitCodes.ok;
             }
             io.stdout(`${JSON.stringify(operatorPolicy(result.config, { account, partition }), null, 2)}\n`);
             return exitCodes.ok;
@@ -217,6 +246,8 @@ Environment: SLACK_SIGNING_SECRET (required), CI_KEY_ROTATION_ALLOWED_USERS and
 CI_KEY_ROTATION_ALLOWED_CHANNELS (comma-separated ids, added to the file's lists),
 CI_KEY_ROTATION_STACKS (comma-separated stack names).
 
+Reference: docs/operations.md ("Chatops: Slack /rotate": setup, checks, audit log).
+
 ${exitCodeHelp}`,
         options: {
             cwd: common.cwd,
@@ -240,6 +271,8 @@ ${Object.entries(commands)
     .join("\n")}
 
 Run \`ci-key-rotation <command> --help\` for a command's options.
+
+Documentation: README.md, and docs/ for reference (docs/operations.md for running it).
 
 ${exitCodeHelp}
 `;
@@ -382,6 +415,8 @@ function progressLine(e: ProgressEvent, verbose: boolean): string | undefined {
         case "locked":
             return `  stack locked by another update; retry ${e.attempt + 1}/${e.attempts} in ${Math.round(e.retryInMs / 1000)}s\n`;
         case "config":
+            return `  ${e.message}\n`;
+        case "stale-lock":
             return `  ${e.message}\n`;
         case "joined":
             return `  joining the ${e.mode} rotation already running for ${e.requestedBy}\n`;

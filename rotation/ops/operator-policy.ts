@@ -86,15 +86,116 @@ export function operatorPolicy(config: StackConfig, options: OperatorPolicyOptio
                 Condition: { ArnEquals: { "iam:PolicyARN": [...set.user.managedPolicyArns].sort() } },
             });
         }
+        statements.push(...kmsStatements(set, id, options));
         const targetStatements = new Map<string, OperatorStatement>();
         for (const { target, spec } of set.targets) {
-            for (const s of spec.awsPermissions?.(target) ?? []) targetStatements.set(JSON.stringify(s), s);
+            for (const s of spec.awsPermissions?.(target, options) ?? []) targetStatements.set(JSON.stringify(s), s);
         }
-        targetStatements.forEach((s) => statements.push({ ...s, Sid: `${s.Sid}${id}` }));
+        // IAM refuses a policy whose statements repeat a `Sid`: two targets of one store number theirs.
+        const sids = new Map<string, number>();
+        targetStatements.forEach((s) => {
+            const sid = `${s.Sid}${id}`;
+            const n = (sids.get(sid) ?? 0) + 1;
+            sids.set(sid, n);
+            statements.push({ ...s, Sid: n === 1 ? sid : `${sid}${n}` });
+        });
     }
     // The AWS provider checks its credentials when it starts; STS needs no resource scope.
     statements.push({ Sid: "CallerIdentity", Effect: "Allow", Action: ["sts:GetCallerIdentity"], Resource: "*" });
     return { Version: "2012-10-17", Statement: statements };
+}
+
+/** The identity policy one target's readers need, as `ci-key-rotation policy --readers` prints it. */
+export interface ReaderPolicy {
+    /** Config path of the target, e.g. `credentials[0].targets[2]`. */
+    path: string;
+    /** The target's label, e.g. `aws-secrets-manager ci/deploy/aws-credentials`. */
+    target: string;
+    /** Attach to the role or user that reads the target at job time (a runner's instance role, a task role). */
+    policy: PolicyDocument;
+}
+
+/**
+ * One identity policy per target that a consumer reads with its own AWS identity (the stores'
+ * `readerPermissions`), in config order. Targets read by the CI service itself (GitHub, GitLab)
+ * have none and are left out. One document per target, because each is attached to that
+ * target's readers, which differ between targets.
+ */
+export function readerPolicies(config: StackConfig, options: OperatorPolicyOptions = {}): ReaderPolicy[] {
+    const out: ReaderPolicy[] = [];
+    for (const set of config.sets) {
+        for (const { target, spec, path } of set.targets) {
+            const statements = spec.readerPermissions?.(target, options) ?? [];
+            if (statements.length > 0) out.push({ path, target: spec.label(target), policy: { Version: "2012-10-17", Statement: statements } });
+        }
+    }
+    return out;
+}
+
+/**
+ * The set's KMS key (`credentials[].kms`), as the AWS provider calls KMS (terraform-provider-aws
+ * internal/service/kms/key.go: CreateKey with Tags, EnableKeyRotation, then DescribeKey,
+ * GetKeyPolicy, GetKeyRotationStatus, ListResourceTags on every read; PutKeyPolicy and
+ * UpdateKeyDescription on update; ScheduleKeyDeletion on delete; alias.go: CreateAlias,
+ * ListAliases, UpdateAlias, DeleteAlias; ciphertext.go: Encrypt). A managed key is known by its
+ * `CredentialSet` tag: CreateKey names no key, and tagging at creation needs `kms:TagResource`
+ * on all keys (KMS developer guide, "Controlling access to tags"), so both are limited to
+ * requests that tag the key with the set. Decrypt is never granted: only the decrypters may.
+ */
+function kmsStatements(set: CredentialSetConfig, id: string, options: OperatorPolicyOptions): OperatorStatement[] {
+    const kms = set.kms;
+    if (!kms) return [];
+    const partition = options.partition ?? "aws";
+    const account = options.account ?? "*";
+    if (!kms.create) {
+        const resource = kms.key.startsWith("arn:") && kms.key.includes(":key/")
+            ? kms.key
+            : /^(mrk-)?[0-9a-f-]{32,36}$/.test(kms.key)
+              ? `arn:${partition}:kms:*:${account}:key/${kms.key}`
+              : `arn:${partition}:kms:*:${account}:key/*`;
+        const alias = kms.key.startsWith("alias/") ? kms.key : kms.key.includes(":alias/") ? `alias/${kms.key.split(":alias/")[1]}` : undefined;
+        return [
+            {
+                Sid: `KmsUseKey${id}`,
+                Effect: "Allow",
+                Action: ["kms:DescribeKey", "kms:Encrypt"],
+                Resource: resource,
+                ...(alias ? { Condition: { "ForAnyValue:StringEquals": { "kms:ResourceAliases": alias } } } : {}),
+            },
+        ];
+    }
+    const tagged = { StringEquals: { "aws:ResourceTag/CredentialSet": set.name } };
+    return [
+        { Sid: `KmsCreateKey${id}`, Effect: "Allow", Action: ["kms:CreateKey", "kms:TagResource"], Resource: "*", Condition: { StringEquals: { "aws:RequestTag/CredentialSet": set.name } } },
+        {
+            Sid: `KmsKey${id}`,
+            Effect: "Allow",
+            Action: [
+                "kms:DescribeKey",
+                "kms:EnableKey",
+                "kms:EnableKeyRotation",
+                "kms:Encrypt",
+                "kms:GetKeyPolicy",
+                "kms:GetKeyRotationStatus",
+                "kms:ListResourceTags",
+                "kms:PutKeyPolicy",
+                "kms:ScheduleKeyDeletion",
+                "kms:TagResource",
+                "kms:UntagResource",
+                "kms:UpdateKeyDescription",
+            ],
+            Resource: `arn:${partition}:kms:*:${account}:key/*`,
+            Condition: tagged,
+        },
+        // CreateAlias and UpdateAlias authorise on the alias and on the key it points to.
+        {
+            Sid: `KmsAlias${id}`,
+            Effect: "Allow",
+            Action: ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+            Resource: [`arn:${partition}:kms:*:${account}:${kms.alias}`, `arn:${partition}:kms:*:${account}:key/*`],
+        },
+        { Sid: `KmsListAliases${id}`, Effect: "Allow", Action: ["kms:ListAliases"], Resource: "*" },
+    ];
 }
 
 /** `deploy-eu` → `DeployEu`: IAM allows only letters and digits in a `Sid`. */
@@ -123,15 +224,16 @@ export async function readStackFileConfig(workDir: string, stack: string): Promi
     const parsed = parseStackFile(text, file);
     if (!parsed.ok) return { ok: false, file, problems: parsed.problems };
     const config = parsed.config;
-    const raw: Record<string, unknown> = {};
-    if (config && typeof config === "object") {
-        for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
-            if (!key.startsWith("ci-key-rotation:")) continue;
-            if (value && typeof value === "object" && "secure" in value) continue;
+    // Built with fromEntries, not by assignment (as the program's reader, rotation/pulumi/program.ts):
+    // `raw["__proto__"] = v` would be dropped silently, and the key must reach validation to be
+    // reported as unknown.
+    const raw: Record<string, unknown> = Object.fromEntries(
+        Object.entries(config && typeof config === "object" ? (config as Record<string, unknown>) : {})
+            .filter(([key]) => key.startsWith("ci-key-rotation:"))
+            .filter(([, value]) => !(value && typeof value === "object" && "secure" in value))
             // Pulumi.yaml gives optional keys empty defaults; empty means unset (as in the program).
-            if (value === "" || (Array.isArray(value) && value.length === 0)) continue;
-            raw[key.slice("ci-key-rotation:".length)] = value;
-        }
-    }
+            .filter(([, value]) => !(value === "" || (Array.isArray(value) && value.length === 0)))
+            .map(([key, value]) => [key.slice("ci-key-rotation:".length), value]),
+    );
     return { ...validateConfig(raw), file };
 }

@@ -2,6 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DateTime } from "luxon";
 import { storeFor } from "../../providers";
+import { isKeyArn, keyPolicy } from "../../providers/kms/spec";
 import type { KeyMaterial } from "../../providers/types";
 import type { CredentialSetConfig } from "../core/config";
 import { age, type Decision, type NextStep, type StepName } from "../core/plan";
@@ -78,6 +79,11 @@ export class CredentialSet extends pulumi.ComponentResource {
     readonly completed: pulumi.Output<boolean>;
     /** The set's summary output. */
     readonly summary: pulumi.Output<SetSummary>;
+    /** The KMS key the set manages (`kms.create`), and its alias. */
+    readonly kmsKey?: aws.kms.Key;
+    readonly kmsAlias?: aws.kms.Alias;
+    /** The ARN of the set's KMS key (managed or existing): the default key of its targets. */
+    readonly kmsKeyArn?: pulumi.Output<string>;
 
     constructor(name: string, args: CredentialSetArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("ci-key-rotation:index:CredentialSet", name, {}, opts);
@@ -123,6 +129,49 @@ export class CredentialSet extends pulumi.ComponentResource {
             this.keys.set(key.generation, resource);
             earlier.push(resource);
         }
+        if (config.kms?.create) {
+            const kms = config.kms;
+            // The contexts of the targets that encrypt with the set's key: one Decrypt grant each.
+            const contexts = config.targets.flatMap(({ target }) => ("encrypt" in target && target.encrypt && target.encrypt.key === undefined ? [target.encrypt.context] : []));
+            // Account and partition from the user's ARN (arn:<partition>:iam::<account>:user/...):
+            // the key lives in the same account as the set's user; no extra lookup.
+            const policy = this.user.arn.apply((arn) => {
+                const [, partition, , , account] = arn.split(":");
+                return JSON.stringify(keyPolicy({ partition, account, decrypters: kms.decrypters, contexts }));
+            });
+            // Neither `protect` nor `retainOnDelete`. Nothing the program sets replaces the key:
+            // terraform-provider-aws internal/service/kms/key.go marks only `custom_key_store_id`,
+            // `customer_master_key_spec`, `key_usage`, `multi_region` and `xks_key_id` ForceNew, and
+            // the program sets none of them (their defaults are fixed); policy, description,
+            // rotation and the deletion window update in place. Even a replacement would not strand
+            // a consumer: the ciphertexts name the key by this ARN, so they are made again with the
+            // new key in the same run. Deleting (the set or its `kms` removed) is
+            // `ScheduleKeyDeletion` with `deletionWindowInDays` (`resourceKeyDelete`): the key can be
+            // recovered with `aws kms cancel-key-deletion` for that long (default 30 days).
+            // `retainOnDelete` would leave a key with a policy naming decrypters nobody manages;
+            // `protect` would block removing a set until someone edits state by hand.
+            this.kmsKey = new aws.kms.Key(
+                `${name}-kms-key`,
+                {
+                    description: `ci-key-rotation: encrypts the CI access key of credential set "${config.name}" for its targets`,
+                    enableKeyRotation: true,
+                    deletionWindowInDays: kms.deletionWindowInDays,
+                    policy,
+                    tags: { ManagedBy: "ci-key-rotation", CredentialSet: config.name },
+                },
+                child,
+            );
+            // terraform-provider-aws internal/service/kms/alias.go: `name` is ForceNew, a new target
+            // key is `UpdateAlias` in place; Delete is `DeleteAlias` (the key stays).
+            this.kmsAlias = new aws.kms.Alias(`${name}-kms-alias`, { name: kms.alias, targetKeyId: this.kmsKey.keyId }, child);
+            this.kmsKeyArn = this.kmsKey.arn;
+        } else if (config.kms) {
+            // An existing key, as its ARN: the other stores' resources want it, and DescribeKey
+            // (aws.kms.getKey) fails the run early when the key is missing or not allowed.
+            const ref = config.kms.key;
+            this.kmsKeyArn = isKeyArn(ref) ? pulumi.output(ref) : aws.kms.getKeyOutput({ keyId: ref }, { parent: this }).arn;
+        }
+
         const currentKey = this.keys.get(decision.current);
         if (!currentKey) {
             // No key yet (paused before the first mint): nothing to check or to write to targets.
@@ -184,6 +233,7 @@ export class CredentialSet extends pulumi.ComponentResource {
                 previousResourceNames: [`${name}-${slug(label)}`],
                 parent: this,
                 key: this.current,
+                ...(this.kmsKeyArn ? { kmsKeyArn: this.kmsKeyArn } : {}),
                 configPath: path,
                 dynamicProvider: args.dynamicProvider,
                 once: <R>(key: string, make: () => R): R => {
@@ -232,6 +282,7 @@ export class CredentialSet extends pulumi.ComponentResource {
         const settled = pulumi.all([
             this.keyCheck.id,
             this.targetCheck?.id ?? "",
+            this.kmsAlias?.id ?? "",
             ...[...this.keys.values()].map((k) => k.status),
             ...targetResources.map((r) => r.urn),
         ]);

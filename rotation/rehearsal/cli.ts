@@ -59,6 +59,8 @@ and check the invariants of DESIGN.md after every operation and run.
   --svg FILE                 draw key lifetimes on a time axis
   --quiet                    no table, no progress; the summary only
 
+Reference: docs/rehearsal.md (the model, the JSON report, the picture).
+
 Exit codes:
   0  every invariant held
   1  an invariant was violated (the summary lists each violation); a CI job that broke, or runs

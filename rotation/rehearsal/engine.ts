@@ -521,6 +521,13 @@ export class Engine {
                         accessKeys: keys.map((k) => ({ accessKeyId: k.accessKeyId, status: k.status, createDate: new Date(k.createdAt).toISOString() })),
                     };
                 }
+                if (args.token === "aws:kms/getKey:getKey") {
+                    // An existing key the set names (`kms.key`): DescribeKey. It exists outside the
+                    // program; the fake makes it on first use (rotation/rehearsal/stores/kms.ts).
+                    const ref = String(args.inputs.keyId);
+                    const arn = this.world.kms.resolve(ref) ?? this.world.kms.ensureKey(ref, "any");
+                    return { keyId: ref, arn, id: arn.split("/").at(-1) };
+                }
                 if (args.token === "github:index/getRepository:getRepository") {
                     const fullName = String(args.inputs.fullName);
                     return { fullName, repoId: this.world.github.repoId(fullName) };

@@ -1,6 +1,6 @@
 import { CrashSignal, type PendingOperation, type RunContext } from "./engine";
 import { Random } from "./random";
-import { ApiError, defaultPropagationMs } from "./world";
+import { ApiError, defaultPropagationMs, type FakeKms } from "./world";
 
 /** A time window, epoch milliseconds, `from` included and `until` excluded. */
 export interface Window {
@@ -24,6 +24,18 @@ export interface FaultOptions {
     crashRate?: number;
     /** Targets whose store addresses contain `match` (every target when absent) reject writes in the window. */
     rejectWrites?: (Window & { match?: string })[];
+    /**
+     * S3 env-file writes fail in the window: `SlowDown` (throttling that outlasts the provider's
+     * retries) or `KMSAccessDenied` (the operator lost kms:GenerateDataKey on the object's key).
+     */
+    s3Faults?: (Window & { code: "SlowDown" | "KMSAccessDenied" })[];
+    /**
+     * Creates and updates of resources of `type` (a Pulumi type token) fail with AWS's
+     * `ThrottlingException` in the window (e.g. PutSecretValue of a Secrets Manager version).
+     */
+    throttle?: (Window & { type: string })[];
+    /** KMS refuses `principal` every Decrypt in the window (a key policy edited by hand). */
+    kmsDeny?: (Window & { principal: string })[];
     /** Probability that a scheduled run does not happen (a missed cron trigger). */
     missRate?: number;
     /** Windows in which no run happens. */
@@ -40,6 +52,10 @@ export interface FaultOptions {
      * cron triggers, or a person and cron). Runs that changed something always get one.
      */
     twinRate?: number;
+    /** KMS refuses Decrypt to `principal` (every principal when absent) in the window: jobs of encrypting targets fail. */
+    kmsDenied?: (Window & { principal?: string })[];
+    /** KMS throttles Encrypt in the window (ThrottlingException): a run that makes a ciphertext fails. */
+    kmsThrottled?: Window[];
 }
 
 /** Turns {@link FaultOptions} into decisions, run by run and operation by operation. */
@@ -80,6 +96,14 @@ export class FaultInjector {
         return Math.floor(this.iamRandom.next() * defaultPropagationMs);
     }
 
+    /** Set the principals KMS refuses from instant `at` on (until the next call), per `kmsDeny`. */
+    denyKms(kms: FakeKms, at: number): void {
+        for (const w of this.options.kmsDeny ?? []) {
+            if (at >= w.from && at < w.until) kms.denied.add(w.principal);
+            else kms.denied.delete(w.principal);
+        }
+    }
+
     /** Should a twin run follow this one? */
     twin(changed: boolean): boolean {
         return changed || this.random.chance(this.options.twinRate ?? 0);
@@ -88,6 +112,8 @@ export class FaultInjector {
     /** Prepare the faults of a run starting at `at`; `twin` runs get no scheduled faults. */
     startRun(at: number, twin: boolean): void {
         const run: NonNullable<typeof this.run> = { injected: [] };
+        // A standing fault of the world, not of the run: every run in the window lists it, so jobs it breaks are explained.
+        for (const w of this.options.kmsDeny ?? []) if (at >= w.from && at < w.until) run.injected.push(`KMS denies ${w.principal} kms:Decrypt`);
         if (!twin) {
             const fail = this.failAt.find((f) => !f.used && at >= f.at);
             if (fail) {
@@ -149,12 +175,29 @@ export class FaultInjector {
             run.injected.push(`API error at operation ${n + 1} (${op.action} ${op.name})`);
             throw new ApiError("ServiceUnavailable", `injected failure at operation ${n + 1}`);
         }
+        if (op.type === "aws:kms/ciphertext:Ciphertext" && (this.options.kmsThrottled ?? []).some((w) => ctx.at >= w.from && ctx.at < w.until)) {
+            run.injected.push(`KMS throttled Encrypt for ${op.name}`);
+            throw new ApiError("ThrottlingException", "Rate exceeded");
+        }
         const rejecting = (this.options.rejectWrites ?? []).find(
             (w) => ctx.at >= w.from && ctx.at < w.until && op.addresses?.some((a) => !w.match || a.toLowerCase().includes(w.match.toLowerCase())),
         );
         if (rejecting) {
             run.injected.push(`target rejected ${op.action} ${op.name}`);
             throw new ApiError("HTTP 503", `the target rejected the write to ${op.name}`);
+        }
+        const s3 = (this.options.s3Faults ?? []).find((w) => ctx.at >= w.from && ctx.at < w.until && op.action !== "delete" && op.addresses?.some((a) => a.startsWith("s3:")));
+        if (s3) {
+            run.injected.push(`S3 ${s3.code} on ${op.action} ${op.name}`);
+            // The provider's texts (internal/service/s3/object.go `resourceObjectUpload`), key and bucket left out.
+            throw s3.code === "SlowDown"
+                ? new ApiError("SlowDown", "uploading S3 Object: operation error S3: PutObject, https response error StatusCode: 503, api error SlowDown: Please reduce your request rate.")
+                : new ApiError("AccessDenied", "uploading S3 Object: operation error S3: PutObject, https response error StatusCode: 403, api error AccessDenied: not authorized to perform: kms:GenerateDataKey");
+        }
+        const throttled = (this.options.throttle ?? []).find((w) => ctx.at >= w.from && ctx.at < w.until && w.type === op.type && (op.action === "create" || op.action === "update"));
+        if (throttled) {
+            run.injected.push(`throttled ${op.action} ${op.name}`);
+            throw new ApiError("ThrottlingException", "Rate exceeded");
         }
         if (this.random.chance(this.options.failRate ?? 0)) {
             run.injected.push(`random API error at operation ${n + 1} (${op.action} ${op.name})`);

@@ -52,7 +52,7 @@ export function setModels(config: StackConfig): SetModel[] {
         return {
             name: set.name,
             user: set.user.name,
-            targets: set.targets.map((t) => viewOf(t.target, t.spec.label(t.target))),
+            targets: set.targets.map((t) => viewOf(t.target, t.spec.label(t.target), set.kms)),
             retireAfterMs: ms(effective.retireAfter),
             everyMs: ms(set.policy.every),
             settleMs: ms(set.policy.settle),
@@ -243,7 +243,7 @@ export class InvariantChecker {
     }
 
     /**
-     * I5: no target holds a key longer than one step per run can deliver (README "How fresh keys
+     * I5: no target holds a key longer than one step per run can deliver (docs/timing.md "How fresh keys
      * stay"): `max(every, overlap + gateTimeout + retireAfter + 2 × G) + G`, G the longest gap
      * between successful runs; with runs on time that is `every + G`. Checked for every key that
      * saw no injected fault while it was current.

@@ -106,7 +106,7 @@ export class CiJobs {
     private start(consumer: Consumer, at: number): void {
         const id = this.ids.get(consumer)!;
         this.next.set(id, at + this.gap());
-        const credentials = consumer.read(this.world.stores.asOf(at), this.world);
+        const credentials = consumer.read(this.world.stores.asOf(at), this.world, at);
         if (credentials.accessKeyId === undefined && credentials.secret === undefined && !this.provisioned.has(id)) return;
         this.provisioned.add(id);
         this.started++;
@@ -138,7 +138,7 @@ export class CiJobs {
             return;
         }
         // It keeps the first key it finds (before the first run's writes there is none yet).
-        if (!this.rogueCredentials?.accessKeyId) this.rogueCredentials = this.consumers[0].read(this.world.stores.asOf(at), this.world);
+        if (!this.rogueCredentials?.accessKeyId) this.rogueCredentials = this.consumers[0].read(this.world.stores.asOf(at), this.world, at);
         this.rogueUses++;
         if (!this.world.iam.authenticate(this.rogueCredentials, at).ok) this.rogueFailures++;
         this.rogueNext = at + 3_600_000;

@@ -48,10 +48,10 @@ function days(hours: number): string {
     return hours >= 48 ? `${(hours / 24).toFixed(1)} days (${hours} h)` : `${hours} h`;
 }
 
-/** Version of the JSON report; bumped on any incompatible change (README "Rehearsal JSON"). */
+/** Version of the JSON report; bumped on any incompatible change (docs/rehearsal.md "JSON report"). */
 export const reportVersion = 1;
 
-/** The JSON report (README documents it: other tools read it). */
+/** The JSON report (docs/rehearsal.md documents it: other tools read it). */
 export function jsonReport(result: SimulationResult, options: SimulationOptions): unknown {
     return {
         version: reportVersion,

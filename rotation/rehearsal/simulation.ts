@@ -170,6 +170,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const world = new World(new Random(options.seed ^ 0x5eed));
     const faults = new FaultInjector(options.faults ?? {}, new Random(options.seed ^ 0xfa17));
     world.iam.propagationMs = () => faults.propagationMs();
+    world.kms.deniedDuring = options.faults?.kmsDenied ?? [];
     const checker = new InvariantChecker(world);
     const engine = new Engine(
         world,
@@ -294,6 +295,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
             }
             const at = scheduled + faults.jitter();
             jobs.advance(at);
+            faults.denyKms(world.kms, at);
             const record = await runOnce(at);
             // I6 is about a run that succeeded: a second trigger at the same instant must find
             // nothing to do. (A run after a failed one at the same instant is a retry.)
@@ -445,6 +447,8 @@ function unexplainedBrokenJobs(checker: InvariantChecker, runs: RunMark[], broke
     for (const job of broken) {
         const at = Date.parse(job.at);
         const startedAt = Date.parse(job.startedAt);
+        // KMS refusing Decrypt (an injected `kmsDenied` window) explains a job that could not decrypt.
+        if ((options.faults?.kmsDenied ?? []).some((w) => at >= w.from && at < w.until) && /could not decrypt/.test(job.reason)) continue;
         let explained = false;
         let cleanSince = false;
         // Walk back from the failing call: a cause counts unless a clean run came between it and the job's start.
@@ -456,7 +460,10 @@ function unexplainedBrokenJobs(checker: InvariantChecker, runs: RunMark[], broke
                 explained = !cleanSince;
                 break;
             }
-            if (run.ok && runAt < startedAt) cleanSince = true;
+            // A twin (a run at the same instant as the one before it) starts only when that run
+            // has ended, so a job that started during that run did not start after the twin.
+            const twin = i > 0 && runs[i - 1].at === run.at;
+            if (run.ok && runAt < startedAt && !twin) cleanSince = true;
             if (cleanSince) break;
         }
         if (explained) continue;

@@ -2,8 +2,13 @@ import type { RetryClock } from "../core/aws-calls";
 import type { Target } from "../../providers/specs";
 import type { GitlabTarget } from "../../providers/gitlab/store";
 import { variableDiff } from "../../providers/gitlab/variable";
+import { encryptedKeyNames } from "../../providers/kms/spec";
 import { defaultKeyNames } from "../../providers/types";
+import type { SetKms } from "../core/config";
+import { decryptingView, kmsResourceModels, runnerPrincipal } from "./stores/kms";
 import { keyCheckModel, targetCheckModel } from "./gates";
+import { s3BucketPolicyModel, s3ObjectModel, s3View } from "./stores/s3";
+import { secretsManagerModels, secretsManagerView } from "./stores/aws-secrets-manager";
 import type { Credentials, SecretStores, World } from "./world";
 
 /**
@@ -175,6 +180,10 @@ export const resourceModels: Record<string, ResourceModel> = {
     "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable": githubModel(envScope, "variable", ["repository", "environment", "variableName"]),
     "github:index/actionsOrganizationVariable:ActionsOrganizationVariable": githubModel(orgScope, "variable", ["variableName"]),
     "github:index/actionsOrganizationVariableRepositories:ActionsOrganizationVariableRepositories": githubRepositories("variable"),
+    "aws:s3/bucketObjectv2:BucketObjectv2": s3ObjectModel,
+    "aws:s3/bucketPolicy:BucketPolicy": s3BucketPolicyModel,
+    ...secretsManagerModels,
+    ...kmsResourceModels,
 };
 
 /**
@@ -221,7 +230,8 @@ export interface Consumer {
     label: string;
     /** The credential set whose target this job reads (several sets may share a place). */
     set?: string;
-    read(stores: SecretStores, world: World): Credentials;
+    /** What the job reads at `at` (epoch ms; absent for bookkeeping reads outside a job). */
+    read(stores: SecretStores, world: World, at?: number): Credentials;
 }
 
 /** A configured target as the simulator sees it. */
@@ -235,8 +245,9 @@ export interface TargetView {
 
 type Names = { accessKeyId: string; secretAccessKey: string };
 
-function namesOf(t: { names?: Partial<Names> }): Names {
-    return { accessKeyId: t.names?.accessKeyId ?? defaultKeyNames.accessKeyId, secretAccessKey: t.names?.secretAccessKey ?? defaultKeyNames.secretAccessKey };
+function namesOf(t: { names?: Partial<Names>; encrypt?: unknown }): Names {
+    const defaults = t.encrypt ? encryptedKeyNames : defaultKeyNames;
+    return { accessKeyId: t.names?.accessKeyId ?? defaults.accessKeyId, secretAccessKey: t.names?.secretAccessKey ?? defaults.secretAccessKey };
 }
 
 function readScope(stores: SecretStores, scope: string, names: Names): Credentials {
@@ -346,8 +357,16 @@ function gitlabView(target: GitlabTarget, label: string, names: Names): TargetVi
     };
 }
 
-/** The simulator's view of a configured target; throws for a target type it has no model of. */
-export function viewOf(target: Target, label: string): TargetView {
+/**
+ * The simulator's view of a configured target; throws for a target type it has no model of.
+ * `kms` is the set's key: a job of an encrypting target decrypts as its runner role.
+ */
+export function viewOf(target: Target, label: string, kms?: SetKms): TargetView {
+    const view = plainViewOf(target, label);
+    return "encrypt" in target && target.encrypt ? decryptingView(view, target.encrypt, runnerPrincipal(kms)) : view;
+}
+
+function plainViewOf(target: Target, label: string): TargetView {
     const names = namesOf(target);
     switch (target.type) {
         case "github-repository": {
@@ -380,6 +399,10 @@ export function viewOf(target: Target, label: string): TargetView {
         case "gitlab-project":
         case "gitlab-group":
             return gitlabView(target, label, names);
+        case "aws-s3-env-file":
+            return s3View(target, label);
+        case "aws-secrets-manager":
+            return secretsManagerView(target, label);
         default:
             throw new Error(`the rehearsal has no model of targets of type \`${(target as { type: string }).type}\` yet; add a view in rotation/rehearsal/targets.ts`);
     }

@@ -41,6 +41,8 @@ export interface FakeKey {
 export interface Credentials {
     accessKeyId?: string;
     secret?: string;
+    /** Why the job could not get the secret from what the target holds (e.g. KMS refused to decrypt). */
+    error?: string;
 }
 
 /** The account every fake IAM user lives in. */
@@ -132,6 +134,7 @@ export class FakeIam {
      * inactive keys and for a secret that does not match. A success records the key's last use.
      */
     authenticate(credentials: Credentials, now: number): { ok: true; key: FakeKey } | { ok: false; reason: string } {
+        if (credentials.error) return { ok: false, reason: credentials.error };
         if (!credentials.accessKeyId || !credentials.secret) return { ok: false, reason: "no credentials in the target" };
         const key = this.key(credentials.accessKeyId);
         if (!key) return { ok: false, reason: `InvalidClientTokenId: key ${credentials.accessKeyId} does not exist` };
@@ -181,6 +184,8 @@ export interface StoredValue {
  */
 export class SecretStores {
     readonly entries = new Map<string, StoredValue>();
+    /** The world's KMS, for views of targets that hold ciphertexts (set by {@link World}). */
+    kms?: FakeKms;
     /**
      * Values replaced or deleted, with the instant they stopped holding, so a CI job can read the
      * stores as they were at its own instant: a run's writes land after its key check has taken
@@ -207,6 +212,7 @@ export class SecretStores {
     asOf(t: number): SecretStores {
         if (t >= this.lastChange) return this;
         const view = new SecretStores();
+        view.kms = this.kms;
         for (const address of new Set([...this.entries.keys(), ...this.past.keys()])) {
             const replaced = (this.past.get(address) ?? []).find((v) => v.until > t);
             const value = replaced ? replaced.value : this.entries.get(address);
@@ -245,9 +251,13 @@ export class FakeGithub {
  * contain the plaintext, so searching outputs and logs for secrets (I7) still works.
  */
 export class FakeKms {
-    readonly keys = new Map<string, { arn: string; decrypters: Set<string> | "any"; aliases: Set<string> }>();
+    readonly keys = new Map<string, { arn: string; decrypters: Set<string> | "any"; aliases: Set<string>; grants?: KmsGrant[] }>();
     /** Principals the fault injector denies on every key (a key policy edited by hand). */
     readonly denied = new Set<string>();
+    /** Windows (epoch ms) in which KMS denies Decrypt to a principal (every principal when absent). */
+    deniedDuring: { principal?: string; from: number; until: number }[] = [];
+    /** Every Encrypt call, for tests that count them. */
+    encryptCalls = 0;
     private readonly blobs = new Map<string, { keyArn: string; context: string; plaintext: string }>();
 
     /** Create (or find) a key; `decrypters` are principal ARNs, or "any" principal of the account. */
@@ -258,6 +268,34 @@ export class FakeKms {
         const arn = `arn:aws:kms:us-east-1:${fakeAccountId}:key/${id}`;
         this.keys.set(arn, { arn, decrypters: decrypters === "any" ? "any" : new Set(decrypters), aliases: new Set(idOrAlias.startsWith("alias/") ? [idOrAlias] : []) });
         return arn;
+    }
+
+    /**
+     * Apply a key policy: its `kms:Decrypt` statements with `kms:EncryptionContext:<k>` conditions
+     * become the only grants (principal and context) Decrypt is checked against. Statements with
+     * other conditions (`kms:ViaService`) grant nothing here: no AWS service calls this fake.
+     */
+    putKeyPolicy(arn: string, policyJson: string): void {
+        const key = this.keys.get(arn);
+        if (!key) throw new ApiError("NotFoundException", `Key '${arn}' does not exist`);
+        const policy = JSON.parse(policyJson) as { Statement: { Effect: string; Principal?: { AWS?: string | string[] }; Action?: string | string[]; Condition?: Record<string, Record<string, string>> }[] };
+        const grants: KmsGrant[] = [];
+        for (const s of policy.Statement) {
+            const actions = [s.Action ?? []].flat();
+            if (s.Effect !== "Allow" || !actions.includes("kms:Decrypt")) continue;
+            const equals = s.Condition?.StringEquals ?? {};
+            const context = Object.fromEntries(Object.entries(equals).filter(([k]) => k.startsWith("kms:EncryptionContext:")).map(([k, v]) => [k.slice("kms:EncryptionContext:".length), v]));
+            if (Object.keys(context).length === 0 || Object.keys(s.Condition ?? {}).some((op) => op !== "StringEquals")) continue;
+            grants.push({ principals: new Set([s.Principal?.AWS ?? []].flat()), context });
+        }
+        key.decrypters = new Set(grants.flatMap((g) => [...g.principals]));
+        key.grants = grants;
+    }
+
+    /** Point an alias at a key. */
+    setAlias(alias: string, arn: string): void {
+        for (const key of this.keys.values()) key.aliases.delete(alias);
+        this.keys.get(arn)?.aliases.add(alias);
     }
 
     /** The key's ARN from an id, ARN or `alias/...`, or undefined when no such key exists. */
@@ -271,23 +309,43 @@ export class FakeKms {
     encrypt(idOrAlias: string, plaintext: string, context: Record<string, string> = {}): string {
         const keyArn = this.resolve(idOrAlias);
         if (!keyArn) throw new ApiError("NotFoundException", `Key '${idOrAlias}' does not exist`);
+        this.encryptCalls++;
         const handle = `kms-ciphertext-${this.blobs.size + 1}`;
         this.blobs.set(handle, { keyArn, context: canonicalContext(context), plaintext });
         return handle;
     }
 
-    /** Decrypt as `principal`: refused unless the key policy names it and the context is exact. */
-    decrypt(principal: string, ciphertext: string, context: Record<string, string> = {}): string {
+    /**
+     * Decrypt as `principal` at `at`: refused unless the key policy lets it (with this context,
+     * when the policy binds contexts) and the context is exact.
+     */
+    decrypt(principal: string, ciphertext: string, context: Record<string, string> = {}, at?: number): string {
         const blob = this.blobs.get(ciphertext);
         if (!blob || blob.context !== canonicalContext(context)) {
             throw new ApiError("InvalidCiphertextException", "The ciphertext is invalid or was made with another encryption context.");
         }
         const key = this.keys.get(blob.keyArn)!;
-        if (this.denied.has(principal) || (key.decrypters !== "any" && !key.decrypters.has(principal))) {
+        const deniedNow = at !== undefined && this.deniedDuring.some((w) => at >= w.from && at < w.until && (w.principal === undefined || w.principal === principal));
+        const granted = key.grants
+            ? key.grants.some((g) => g.principals.has(principal) && Object.entries(g.context).every(([k, v]) => context[k] === v))
+            : key.decrypters === "any" || key.decrypters.has(principal);
+        if (deniedNow || this.denied.has(principal) || !granted) {
             throw new ApiError("AccessDeniedException", `${principal} is not authorized to perform: kms:Decrypt on resource: ${key.arn}`);
         }
         return blob.plaintext;
     }
+
+    /** The plaintext of a ciphertext with its exact context, as the simulator's own bookkeeping reads it (no principal). */
+    peek(ciphertext: string, context: Record<string, string>): string | undefined {
+        const blob = this.blobs.get(ciphertext);
+        return blob && blob.context === canonicalContext(context) ? blob.plaintext : undefined;
+    }
+}
+
+/** One Decrypt grant of a key policy: who, and with which context pairs. */
+export interface KmsGrant {
+    principals: Set<string>;
+    context: Record<string, string>;
 }
 
 function canonicalContext(context: Record<string, string>): string {
@@ -303,6 +361,7 @@ export class World {
 
     constructor(readonly random: Random) {
         this.iam = new FakeIam(random);
+        this.stores.kms = this.kms;
     }
 
     /** Every secret value the world ever minted, to search outputs, logs and inputs for (I7). */

@@ -7,6 +7,9 @@
  */
 import { ensureBinaries, ensureMoto, log, programRoot, pulumiVersion, run, startMoto, type Moto } from "./rig";
 import { githubScenarios } from "./github-scenarios";
+import { s3Consumers } from "./consumers-s3";
+import { secretsManagerConsumers } from "./consumers-aws-secrets-manager";
+import { kmsConsumers } from "./consumers-kms";
 import { knownFindings, scenarios, tail, type Context } from "./scenarios";
 
 async function main(): Promise<number> {
@@ -27,7 +30,7 @@ async function main(): Promise<number> {
         log(`moto on ${moto.url}`);
         const ctx: Context = { bins, moto, logs: [], secrets: new Set() };
         const only = process.env.ENGINE_SCENARIOS?.split(",").map((s) => s.trim());
-        for (const scenario of [...scenarios, ...githubScenarios]) {
+        for (const scenario of [...scenarios, ...githubScenarios, ...s3Consumers, ...secretsManagerConsumers, ...kmsConsumers]) {
             if (only && !only.includes(scenario.id)) continue;
             const t = Date.now();
             log(`scenario ${scenario.id}: ${scenario.title}`);

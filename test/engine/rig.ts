@@ -186,10 +186,11 @@ export interface Moto {
     stop(): Promise<void>;
 }
 
-export async function startMoto(server: string): Promise<Moto> {
+/** Start moto; `env` adds variables (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`, which turns on moto's IAM checks). */
+export async function startMoto(server: string, env: NodeJS.ProcessEnv = {}): Promise<Moto> {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const child = spawn(server, ["-H", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(server, ["-H", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const deadline = Date.now() + 60_000;

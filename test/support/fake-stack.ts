@@ -63,6 +63,11 @@ export class FakeStack implements RotationStack {
         return release;
     }
 
+    /** Resolves once `count` `up`s have started (a held `up` counts as started). */
+    async upsStarted(count = 1): Promise<void> {
+        while (this.ups.length < count) await new Promise((r) => setImmediate(r));
+    }
+
     get ups(): Extract<FakeCall, { op: "up" }>[] {
         return this.calls.filter((c): c is Extract<FakeCall, { op: "up" }> => c.op === "up");
     }

@@ -18,6 +18,8 @@ export interface RegisteredOptions {
     aliases: string[];
     /** URNs of the resources it depends on. */
     dependencies: string[];
+    /** Outputs the resource asks the engine to keep secret (`additionalSecretOutputs`). */
+    additionalSecretOutputs: string[];
 }
 
 /** One invoke seen by the mock monitor. */
@@ -117,6 +119,11 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
                     }
                     return { user: args.inputs.user, accessKeys: keys };
                 }
+                if (args.token === "aws:kms/getKey:getKey") {
+                    // DescribeKey of an existing key named by id or alias: its ARN.
+                    const ref = String(args.inputs.keyId);
+                    return { keyId: ref, arn: `arn:aws:kms:eu-west-1:123456789012:key/${ref.startsWith("alias/") ? "0000aaaa-0000-0000-0000-00000000a11a" : ref}` };
+                }
                 if (args.token === "github:index/getRepository:getRepository") {
                     const fullName = args.inputs.fullName as string;
                     const repoId = world.repoIds?.[fullName];
@@ -140,6 +147,7 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
             deleteBeforeReplace: req.getDeletebeforereplace(),
             aliases: req.getAliasesList().map((a: any) => (a.hasSpec() ? a.getSpec().getName() : a.getUrn())),
             dependencies: req.getDependenciesList(),
+            additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
         });
         return registerResource(req, callback);
     };

@@ -56,4 +56,18 @@ export function planWithGate(i: PlanInput, lastUse: LastUse = {}): PlanResult {
     return first.kind === "needs-last-use" ? plan({ ...i, lastUse }) : first;
 }
 
+/**
+ * The world after `dec` is carried out, for loops that run the plan again and again: IAM's keys
+ * (a minted key gets the id `AKIAGEN<generation>`), the stored state with those ids filled in and
+ * no `retired` entry (the engine deleted it), and the id of the key the targets hold.
+ */
+export function carriedOut(dec: Decision): { iam: { accessKeyId: string; status: string }[]; state: SetState; current: string } {
+    const ids = dec.keys.map((k) => k.accessKeyId ?? `AKIAGEN${String(k.generation).padStart(13, "0")}`);
+    return {
+        iam: dec.keys.map((k, j) => ({ accessKeyId: ids[j], status: k.status })),
+        state: { ...dec.state, retired: undefined, keys: dec.state.keys.map((k) => ({ ...k, accessKeyId: k.accessKeyId || ids[dec.keys.findIndex((x) => x.generation === k.generation)] })) },
+        current: ids[dec.keys.findIndex((k) => k.generation === dec.current)],
+    };
+}
+
 export type { RotationRequest };

@@ -233,7 +233,7 @@ export function simulateModel(policy: RotationPolicy, runs: RunSpec[]) {
         assert.equal(again.kind, "decision");
         if (again.kind === "decision") assert.equal(again.decision.step, "none", `a second run at the same instant took a step: ${again.decision.step} (${again.decision.reason})`);
 
-        // I5 freshness, as one step per run delivers it (README "How the timing works"): the key in
+        // I5 freshness, as one step per run delivers it (docs/timing.md): the key in
         // the target is replaced within max(every, overlap + retireAfter + 2 × G) + G of its push,
         // G the longest gap between runs; with runs every `cadence` and `checkTiming`'s rule that is
         // `every + cadence`. Checked with the gate off (a held gate is its own bound) and for keys

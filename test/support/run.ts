@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { IAMClient } from "@aws-sdk/client-iam";
 import { providerObserver } from "../../rotation/pulumi/aws";
 import type { LastUse } from "../../rotation/core/plan";
-import { installMocks, settle, setConfig, unwrap, type MockWorld, type Registration, type Invocation } from "./mocks";
+import { installMocks, settle, setConfig, unwrap, type MockWorld, type Registration, type Invocation, type RegisteredOptions } from "./mocks";
 
 export interface RunOptions {
     /** `ci-key-rotation:*` keys (without namespace) and any namespaced keys. */
@@ -23,6 +23,8 @@ export interface RunResult {
     invocations: Invocation[];
     /** Key ids IAM was asked the last use of. */
     lastUseAsked: string[];
+    /** Resource options of each registration, by resource name. */
+    resourceOptions: Map<string, RegisteredOptions>;
 }
 
 /**
@@ -30,7 +32,7 @@ export interface RunResult {
  * the mocked `getAccessKeys` invoke; GetAccessKeyLastUsed through a fake SDK client.
  */
 export async function runProgram(opts: RunOptions): Promise<RunResult> {
-    const { registrations, invocations } = installMocks(opts.world ?? {}, { preview: opts.preview });
+    const { registrations, invocations, resourceOptions } = installMocks(opts.world ?? {}, { preview: opts.preview });
     setConfig(opts.config);
     const lastUseAsked: string[] = [];
     const fakeIam = {
@@ -50,10 +52,10 @@ export async function runProgram(opts: RunOptions): Promise<RunResult> {
         const raw = (await program({ env: { CI_KEY_ROTATION_NOW: opts.now }, observer: providerObserver(() => fakeIam) })) as unknown as Record<string, pulumi.Output<unknown>>;
         const outputs = { rotation: await unwrap(raw.rotation), sets: await unwrap(raw.sets) };
         await settle();
-        return { outputs, raw, registrations, invocations, lastUseAsked };
+        return { outputs, raw, registrations, invocations, lastUseAsked, resourceOptions };
     } catch (error) {
         await settle();
-        return { error: error as Error, registrations, invocations, lastUseAsked };
+        return { error: error as Error, registrations, invocations, lastUseAsked, resourceOptions };
     }
 }
 
