@@ -33,7 +33,7 @@ export interface RotationStack {
     readonly workspace?: { readonly pulumiVersion: string };
     setConfig(key: string, value: { value: string; secret?: boolean }, path?: boolean): Promise<void>;
     removeConfig(key: string, path?: boolean): Promise<void>;
-    up(options: { onOutput?: (out: string) => void; signal?: AbortSignal }): Promise<{ outputs: StackOutputs }>;
+    up(options: { onOutput?: (out: string) => void; signal?: AbortSignal; continueOnError?: boolean }): Promise<{ outputs: StackOutputs }>;
     outputs(): Promise<StackOutputs>;
     /** `pulumi cancel`: removes every lock of the stack (stale-lock recovery, non-file backends). */
     cancel?(): Promise<void>;

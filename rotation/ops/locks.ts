@@ -30,7 +30,10 @@ export async function upWithLockRetry(
         };
         options.signal?.addEventListener("abort", onAbort, { once: true });
         try {
-            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal });
+            // `--continue-on-error` (CLI ≥ 3.114, below `minimumPulumiVersion`): one set's failed write
+            // must not cancel the other sets' steps (pulumi/pulumi pkg/resource/deploy/step_executor.go
+            // `cancelDueToError`); the failed set keeps its state (rotation/pulumi/credential-set.ts).
+            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal, continueOnError: true });
         } catch (err) {
             if (!isConcurrentUpdate(err)) throw err;
             // A lock whose update died (kill -9, a vanished runner) would fail every run until
