@@ -29,6 +29,8 @@ interface SetModel {
     user: string;
     targets: TargetView[];
     retireAfterMs: number;
+    /** The set's `overlap` for this run (zero in an emergency), ms. */
+    overlapMs: number;
     everyMs: number;
     /** The set's own `settle` and (with the gate on) `gateTimeout`, ms. */
     settleMs: number;
@@ -54,6 +56,7 @@ export function setModels(config: StackConfig): SetModel[] {
             user: set.user.name,
             targets: set.targets.map((t) => viewOf(t.target, t.spec.label(t.target), set.kms)),
             retireAfterMs: ms(effective.retireAfter),
+            overlapMs: ms(effective.overlap),
             everyMs: ms(set.policy.every),
             settleMs: ms(set.policy.settle),
             gateTimeoutMs: set.policy.lastUsedGate ? ms(set.policy.gateTimeout) : 0,
@@ -98,6 +101,16 @@ export class InvariantChecker {
      * Active, unheld, for longer than `every` (I8: recovery without a manual step).
      */
     private readonly orphans = new Set<string>();
+    /**
+     * Keys a saved state lists as `unconfirmed`: a mint whose target write failed (the run went on
+     * under `--continue-on-error`). The program retires such a key rather than finish its mint
+     * (a bridged provider saves the planned value of a failed update, so finishing would write
+     * nothing: docs/failures.md), rolling every target back to the previous key. I3 then asks
+     * targets for the newest Active key that is not being retired, and I4 lets the retired key be
+     * deactivated once no target has held it for a full `overlap` (jobs that read it before the
+     * rollback have finished), with the value: when the rollback was first seen complete.
+     */
+    private readonly retiring = new Map<string, { rolledBackAt?: number }>();
     /** Orphans already reported as left Active. */
     private readonly orphanReported = new Set<string>();
     /** Access keys the program takes over by id (`import`) in the current run: it manages them from this run on. */
@@ -126,6 +139,11 @@ export class InvariantChecker {
         this.runAt = at;
         this.sets = sets;
         this.previous = previous;
+        for (const set of sets) {
+            for (const id of (previous?.sets[set.name] as { unconfirmed?: string[] } | undefined)?.unconfirmed ?? []) {
+                if (!this.retiring.has(id)) this.retiring.set(id, {});
+            }
+        }
         this.run = emptyCounts();
         this.createdThisRun = [];
         this.importedThisRun = new Set();
@@ -192,7 +210,23 @@ export class InvariantChecker {
         const orphan = this.isOrphan(key.accessKeyId);
         if (op.action === "update" && op.status === "Inactive" && key.status === "Active") {
             if (set.revoke) this.revokeWindow.add(set.name);
-            if (!set.revoke && !orphan) {
+            const retiring = this.retiring.get(key.accessKeyId);
+            if (!set.revoke && !orphan && retiring) {
+                const since = retiring.rolledBackAt;
+                for (const view of set.targets) {
+                    const held = this.held(view);
+                    this.check(
+                        "I4",
+                        held.accessKeyId !== key.accessKeyId && held.key?.status === "Active",
+                        () => `retired key ${key.accessKeyId} was deactivated while ${view.label} holds ${held.accessKeyId ?? "no key"}, not another Active key`,
+                    );
+                }
+                this.check(
+                    "I4",
+                    since !== undefined && this.runAt - since >= set.overlapMs,
+                    () => `retired key ${key.accessKeyId} was deactivated ${since === undefined ? "before every target was rolled back from it" : `${Math.round((this.runAt - since) / 60000)} minutes after the rollback, before overlap (${Math.round(set.overlapMs / 60000)} minutes)`}`,
+                );
+            } else if (!set.revoke && !orphan) {
                 for (const view of set.targets) {
                     const held = this.held(view);
                     this.check(
@@ -311,7 +345,14 @@ export class InvariantChecker {
         if (result.ok) {
             this.revokeWindow.clear();
             for (const set of this.sets) {
-                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter((k) => k.status === "Active" && !this.isOrphan(k.accessKeyId));
+                // A retired key (see `retiring`) that no target holds any more is on its way out.
+                const heldNow = new Set(set.targets.map((view) => this.held(view).accessKeyId));
+                for (const [id, r] of this.retiring) {
+                    if (r.rolledBackAt === undefined && !heldNow.has(id) && (this.world.iam.users.get(set.user)?.keys ?? []).some((k) => k.accessKeyId === id)) r.rolledBackAt = this.runAt;
+                }
+                const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter(
+                    (k) => k.status === "Active" && !this.isOrphan(k.accessKeyId) && !(this.retiring.get(k.accessKeyId)?.rolledBackAt !== undefined && !heldNow.has(k.accessKeyId)),
+                );
                 const newest = active.reduce<FakeKey | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
                 for (const view of set.targets) {
                     const held = this.held(view);
