@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { describeViolations, runScenario, scenarioArb } from "./rehearsal-scenarios";
+import { configProblems, describeViolations, runScenario, scenarioArb } from "./rehearsal-scenarios";
 
 /** One share of the property suite: `numRuns` scenarios drawn with `seed`. */
 export interface PropertyShare {
@@ -27,6 +27,8 @@ export async function checkScenarios(share: PropertyShare): Promise<PropertyOutc
     try {
         await fc.assert(
             fc.asyncProperty(scenarioArb, async (s) => {
+                // A configuration a real user could write: the program's validation accepts it.
+                assert.deepEqual(configProblems(s), []);
                 const result = await runScenario(s);
                 scenarios++;
                 runs += result.runs.length;
