@@ -1,17 +1,24 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { configProblems, describeViolations, runScenario, scenarioArb } from "./rehearsal-scenarios";
+import { configProblems, describeViolations, knownFinding, runScenario, scenarioArb } from "./rehearsal-scenarios";
 
 /** One share of the property suite: `numRuns` scenarios drawn with `seed`. */
 export interface PropertyShare {
     numRuns: number;
     seed: number;
+    /**
+     * Let scenarios whose violations follow from the open findings of issue 9 ({@link knownFinding})
+     * pass, so the rest of the share still looks for new violations (REHEARSAL_PROPERTY_KNOWN=skip).
+     */
+    skipKnown?: boolean;
 }
 
 /** What a share reports. `failure` is fast-check's report (counterexample, seed, path). */
 export interface PropertyOutcome {
     scenarios: number;
     runs: number;
+    /** Scenarios passed although they broke invariants, because they follow from an open finding (with `skipKnown`). */
+    known?: number;
     failure?: string;
 }
 
@@ -24,6 +31,7 @@ export interface PropertyOutcome {
 export async function checkScenarios(share: PropertyShare): Promise<PropertyOutcome> {
     let scenarios = 0;
     let runs = 0;
+    let known = 0;
     try {
         await fc.assert(
             fc.asyncProperty(scenarioArb, async (s) => {
@@ -36,13 +44,18 @@ export async function checkScenarios(share: PropertyShare): Promise<PropertyOutc
                 assert.ok(result.runs.filter((r) => r.twinOf === undefined).length + result.missed >= 60);
                 // Every run was checked (I7 is checked at least once per run, I1 after every operation).
                 assert.ok(result.checks.I7.checked >= result.runs.length);
-                assert.equal(result.summary.violationCount, 0, describeViolations(result));
+                const finding = result.summary.violationCount > 0 ? knownFinding(result) : undefined;
+                if (finding && share.skipKnown) {
+                    known++;
+                    return;
+                }
+                assert.equal(result.summary.violationCount, 0, `${finding ? `open finding (${finding}):` : "NEW violation:"}\n${describeViolations(result)}`);
             }),
             { numRuns: share.numRuns, seed: share.seed, endOnFailure: true },
         );
-        return { scenarios, runs };
+        return { scenarios, runs, known };
     } catch (err) {
-        return { scenarios, runs, failure: err instanceof Error ? err.message : String(err) };
+        return { scenarios, runs, known, failure: err instanceof Error ? err.message : String(err) };
     }
 }
 
