@@ -55,7 +55,9 @@ export async function checkScenarios(share: PropertyShare): Promise<PropertyOutc
         );
         return { scenarios, runs, known };
     } catch (err) {
-        return { scenarios, runs, known, failure: err instanceof Error ? err.message : String(err) };
+        // fast-check keeps the property's own error (which violations, and whether they are new) as the `cause`.
+        const cause = err instanceof Error && err.cause instanceof Error ? `\n${err.cause.message}` : "";
+        return { scenarios, runs, known, failure: (err instanceof Error ? err.message : String(err)) + cause };
     }
 }
 
