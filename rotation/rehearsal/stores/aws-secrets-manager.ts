@@ -26,6 +26,9 @@ import { jsonKeys, secretNameOf, type SecretsManagerTarget } from "../../../prov
 /** The AWS-managed key Secrets Manager uses when a secret names none. */
 export const awsManagedKey = "alias/aws/secretsmanager";
 
+/** The service endpoint Secrets Manager calls KMS from (`kms:ViaService`), in the fake's region. */
+const viaSecretsManager = "secretsmanager.us-east-1.amazonaws.com";
+
 /** The role a same-account consumer reads with when the target names no readers (its own IAM policy grants it). */
 export const defaultReader = `arn:aws:iam::${fakeAccountId}:role/ci-runner`;
 
@@ -152,7 +155,7 @@ export function getSecretValue(stores: SecretStores, world: World, name: string,
     // `KmsKeyId` API reference: other accounts need a customer-managed key).
     if (secret.awsManaged && !sameAccount) return { error: `AccessDeniedException: ${principal} is not authorized to perform: kms:Decrypt on resource: ${secret.keyArn}` };
     try {
-        return { value: world.kms.decrypt(principal, String(version.meta?.ciphertext), { SecretARN: secret.arn }) };
+        return { value: world.kms.decrypt(principal, String(version.meta?.ciphertext), { SecretARN: secret.arn }, undefined, viaSecretsManager) };
     } catch (err) {
         return { error: (err as Error).message };
     }

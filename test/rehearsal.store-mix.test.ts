@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { simulate, type SimulationOptions, type SimulationResult } from "../rotation/rehearsal/simulation";
+
+// Fixed-seed reductions of what the random property scenarios (test/rehearsal.property.test.ts)
+// found when they combine the AWS-native stores with the set's KMS key.
+
+const runner = "arn:aws:iam::123456789012:role/ci-runner";
+const hour = 3_600_000;
+const day = 24 * hour;
+const start = Date.parse("2026-01-01T00:00:00Z");
+
+function config(targets: object[]): Record<string, string> {
+    return {
+        "aws:region": "us-east-1",
+        "ci-key-rotation:credentials": JSON.stringify([{ name: "deploy", kms: { create: true, decrypters: [runner] }, targets: [{ type: "github-repository", repository: "acme/api" }, ...targets] }]),
+        "ci-key-rotation:every": "P7D",
+        "ci-key-rotation:overlap": "PT24H",
+        "ci-key-rotation:retireAfter": "P3D",
+    };
+}
+
+function rehearse(targets: object[], overrides: Partial<SimulationOptions> = {}): Promise<SimulationResult> {
+    return simulate({ config: config(targets), stack: "dev", start, durationMs: 3 * day, cadenceMs: 6 * hour, seed: 11, ...overrides });
+}
+
+function violations(result: SimulationResult): string {
+    return result.violations.map((v) => `${v.invariant} at ${v.at}: ${v.message}`).join("\n");
+}
+
+// The set's managed key lets its decrypters use it through Secrets Manager and S3 (the key
+// policy's `kms:ViaService` statement): the runner role reads a secret or an env file encrypted
+// under the set's key. Shown by its jobs running at all: a day of KMS refusing the runner breaks
+// them then, and only then.
+for (const [store, target, consumer] of [
+    ["a Secrets Manager secret", { type: "aws-secrets-manager" }, "job reading secret ci/deploy/aws-credentials"],
+    ["an S3 env file", { type: "aws-s3-env-file", bucket: "acme-ci-env", prefix: "ci", env: "production", readers: [runner] }, "container reading s3://acme-ci-env/ci/production"],
+] as const) {
+    test(`the runner, a decrypter of the set's managed key, reads ${store} encrypted under it`, async () => {
+        const from = start + day;
+        const result = await rehearse([target], { faults: { kmsDeny: [{ from, until: from + day, principal: runner }] } });
+        assert.equal(result.summary.violationCount, 0, violations(result));
+        const broken = result.jobs.broken.filter((b) => b.consumer.startsWith(consumer));
+        assert.ok(broken.length > 0, `the reader's jobs ran before the denial and broke during it: ${JSON.stringify(result.jobs.broken.slice(0, 3))}`);
+        for (const b of broken) assert.ok(Date.parse(b.at) >= from && Date.parse(b.at) < from + day, `broke outside the denial: ${b.at}`);
+    });
+}
+
+// Open: a reader that can never decrypt goes unseen. CiJobs (rotation/rehearsal/jobs.ts `start`)
+// counts a place's jobs only from the first time it read credentials (before the first run there
+// are none); a reader the key never lets decrypt (a task role that is not among the set's
+// `decrypters`: the set's key policy names only them, and denies everyone else) never reads any,
+// so its jobs never start and the rehearsal reports 0 broken jobs while every real container
+// starts without a key. Fix in jobs.ts (count a place once its target holds a key, not once its
+// consumer read one) or refuse the config (a target that encrypts with the set's managed key and
+// names `readers` outside `decrypters`, in rotation/core/config-checks.ts).
+test("an S3 reader that is not a decrypter of the set's managed key shows as broken containers", { todo: "jobs of a reader that never decrypts are never counted (see the comment above)" }, async () => {
+    const result = await rehearse([{ type: "aws-s3-env-file", bucket: "acme-ci-env", prefix: "ci", env: "production", readers: ["arn:aws:iam::123456789012:role/api-task"] }]);
+    assert.ok(result.summary.brokenJobs > 0 || result.summary.violationCount > 0, "every container of the task role starts without a key, and the rehearsal says nothing");
+});
