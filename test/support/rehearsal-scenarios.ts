@@ -140,7 +140,8 @@ function credentialSet(s: Scenario, i: number): { name: string; kms?: object; ta
             bucket: `acme-ci-env-${i}`,
             prefix: `ci/set${i}`,
             env: "production",
-            ...(stores.s3.ownKey || !kms ? { kmsKey: teamKeyArn } : {}),
+            // The set's managed key lets only its decrypters read: another reader gets the team key.
+            ...(stores.s3.ownKey || !kms || (kms && "create" in kms && stores.s3.reader === "task") ? { kmsKey: teamKeyArn } : {}),
             bucketKey: stores.s3.bucketKey,
             variables: { AWS_REGION: "us-east-1" },
             ...(reader ? { readers: [reader] } : {}),
@@ -149,7 +150,8 @@ function credentialSet(s: Scenario, i: number): { name: string; kms?: object; ta
     }
     if (stores.sm) {
         // A reader in another account cannot use `aws/secretsmanager`: it gets a team key then.
-        const kmsKey = stores.sm.kmsKey ?? (stores.sm.reader === "other-account" && !kms ? teamKeyArn : undefined);
+        // So can the set's managed key, which lets only its decrypters read.
+        const kmsKey = stores.sm.kmsKey ?? (stores.sm.reader === "other-account" && (!kms || "create" in kms) ? teamKeyArn : undefined);
         const reader = stores.sm.reader === "runner" ? runner : stores.sm.reader === "other-account" ? otherAccountReader : undefined;
         targets.push({ type: "aws-secrets-manager", ...(kmsKey ? { kmsKey } : {}), ...(reader ? { readers: [reader] } : {}) });
     }
