@@ -62,6 +62,9 @@ test(`${runs} random scenarios of at least 60 runs keep every invariant`, { time
     const total = outcomes.reduce((n, o) => n + o.runs, 0);
     const known = outcomes.reduce((n, o) => n + (o.known ?? 0), 0);
     process.stdout.write(`# rehearsal property: ${scenarios} scenarios (${known} with open findings passed), ${total} runs, ${workers} process(es), ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    const knownBy: Record<string, number> = {};
+    for (const o of outcomes) for (const [k, n] of Object.entries(o.knownBy ?? {})) knownBy[k] = (knownBy[k] ?? 0) + n;
+    if (known > 0) process.stdout.write(`# open findings: ${JSON.stringify(knownBy)}\n`);
     const failures = outcomes.flatMap((o, i) => (o.failure ? [`share ${i} (seed ${shares[i].seed}, ${shares[i].numRuns} scenarios; replay with REHEARSAL_PROPERTY_SEED=${shares[i].seed} REHEARSAL_PROPERTY_WORKERS=1 REHEARSAL_PROPERTY_RUNS=${shares[i].numRuns}):\n${o.failure}`] : []));
     if (failures.length > 0) throw new Error(failures.join("\n\n"));
 });

@@ -19,6 +19,8 @@ export interface PropertyOutcome {
     runs: number;
     /** Scenarios passed although they broke invariants, because they follow from an open finding (with `skipKnown`). */
     known?: number;
+    /** Of those, how many per finding and first violated invariant (e.g. `the first run failed twice: I8`). */
+    knownBy?: Record<string, number>;
     failure?: string;
 }
 
@@ -32,6 +34,7 @@ export async function checkScenarios(share: PropertyShare): Promise<PropertyOutc
     let scenarios = 0;
     let runs = 0;
     let known = 0;
+    const knownBy: Record<string, number> = {};
     try {
         await fc.assert(
             fc.asyncProperty(scenarioArb, async (s) => {
@@ -47,17 +50,19 @@ export async function checkScenarios(share: PropertyShare): Promise<PropertyOutc
                 const finding = result.summary.violationCount > 0 ? knownFinding(result) : undefined;
                 if (finding && share.skipKnown) {
                     known++;
+                    const kind = `${finding.replace(/ \(run \d+\)/, "")}: ${result.violations[0].invariant}`;
+                    knownBy[kind] = (knownBy[kind] ?? 0) + 1;
                     return;
                 }
                 assert.equal(result.summary.violationCount, 0, `${finding ? `open finding (${finding}):` : "NEW violation:"}\n${describeViolations(result)}`);
             }),
             { numRuns: share.numRuns, seed: share.seed, endOnFailure: true },
         );
-        return { scenarios, runs, known };
+        return { scenarios, runs, known, knownBy };
     } catch (err) {
         // fast-check keeps the property's own error (which violations, and whether they are new) as the `cause`.
         const cause = err instanceof Error && err.cause instanceof Error ? `\n${err.cause.message}` : "";
-        return { scenarios, runs, known, failure: (err instanceof Error ? err.message : String(err)) + cause };
+        return { scenarios, runs, known, knownBy, failure: (err instanceof Error ? err.message : String(err)) + cause };
     }
 }
 
