@@ -25,6 +25,8 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
     const dynamicProvider = decisions.size > 0 ? new DynamicProvider("ci-key-rotation-dynamic", dynamicProviderInputs(dynamicProviderConfigKeys)) : undefined;
     const states: pulumi.Output<[string, SetState | undefined]>[] = [];
     const summaries: pulumi.Output<[string, unknown]>[] = [];
+    /** Whether each declared set's every step succeeded (a failed one keeps its previous state). */
+    const completions: pulumi.Output<boolean>[] = [];
     for (const set of config.sets) {
         const decision = decisions.get(set.name);
         if (!decision) {
@@ -38,13 +40,15 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
         const component = new CredentialSet(set.name, { config: set, decision, now, dynamicProvider });
         states.push(component.state.apply((s) => [set.name, s] as [string, SetState | undefined]));
         summaries.push(component.summary.apply((s) => [set.name, s] as [string, unknown]));
+        completions.push(component.completed);
     }
     endBlockedRun(blocked, deps.fail);
 
     return {
-        [stateOutput]: pulumi.all(states).apply((entries) => ({
+        [stateOutput]: pulumi.all([pulumi.all(states), pulumi.all(completions)]).apply(([entries, done]) => ({
             version: 1 as const,
-            asOf: now.toISO()!,
+            // The last run in which no set's step failed (`status` warns when it gets old).
+            asOf: done.every(Boolean) || !previous ? now.toISO()! : previous.asOf,
             sets: Object.fromEntries(entries.filter(([, s]) => s !== undefined)),
         })),
         sets: pulumi.all(summaries).apply((entries) => Object.fromEntries(entries)),

@@ -1,4 +1,5 @@
 import { secretsManagerStore } from "./aws-secrets-manager/store";
+import { ssmParameterStore } from "./aws-ssm-parameter/store";
 import { githubStore } from "./github/store";
 import { gitlabStore } from "./gitlab/store";
 import { s3Store } from "./s3/store";
@@ -11,7 +12,7 @@ export { dynamicProviderConfigKeys, specFor, targetSchema, type Target } from ".
  * Every secret store with its resources, by the target `type`s it handles. This loads the Pulumi
  * SDK and the providers' packages: only the Pulumi program imports it (config uses `./specs`).
  */
-const stores: TargetStore<any>[] = [githubStore, gitlabStore, s3Store, secretsManagerStore];
+const stores: TargetStore<any>[] = [githubStore, gitlabStore, s3Store, secretsManagerStore, ssmParameterStore];
 
 const byType = new Map<string, TargetStore<Target>>();
 for (const store of stores) {

@@ -1,5 +1,6 @@
 import { secretsManagerSpec, type SecretsManagerTarget } from "./aws-secrets-manager/spec";
 import { z } from "zod";
+import { ssmParameterSpec, type SsmParameterTarget } from "./aws-ssm-parameter/spec";
 import { githubSpec, type GithubTarget } from "./github/spec";
 import { gitlabSpec, type GitlabTarget } from "./gitlab/spec";
 import { s3Spec, type S3EnvFileTarget } from "./s3/spec";
@@ -11,10 +12,10 @@ import type { TargetSpec } from "./types";
  * with their resources are in `./index`. Adding a store: a folder with `spec.ts` and `store.ts`,
  * one line here, one in `./index`, and its target type in `Target`.
  */
-const specs: TargetSpec<any>[] = [githubSpec, gitlabSpec, s3Spec, secretsManagerSpec];
+const specs: TargetSpec<any>[] = [githubSpec, gitlabSpec, s3Spec, secretsManagerSpec, ssmParameterSpec];
 
 /** Any target of any store, as validated config. */
-export type Target = GithubTarget | GitlabTarget | S3EnvFileTarget | SecretsManagerTarget;
+export type Target = GithubTarget | GitlabTarget | S3EnvFileTarget | SecretsManagerTarget | SsmParameterTarget;
 
 const byType = new Map<string, TargetSpec<Target>>();
 for (const spec of specs) {

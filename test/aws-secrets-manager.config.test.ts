@@ -18,6 +18,39 @@ function targetsOf(credentials: unknown[]): SecretsManagerTarget[] {
     return result.config.sets.flatMap((s) => s.targets.map((t) => t.target as SecretsManagerTarget));
 }
 
+describe("Secrets Manager tag values", () => {
+    it("refuses values with characters Secrets Manager rejects at TagResource", () => {
+        // Secrets Manager's Tag `Value` pattern is the keys' one: letters, digits, spaces and _.:/=+-@.
+        const problems = problemsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", tags: { owner: "a&b" } }] }]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].tags.owner ")), problems.join("\n"));
+        targetsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", tags: { Team: "platform/ci+ops@x:y=z_1.- " } }] }]);
+    });
+});
+
+describe("Secrets Manager resource names", () => {
+    it("refuses two secrets whose resource names collide, whatever their JSON keys", () => {
+        // `ci/a+b` and `ci/a=b` both name their secret `aws-secrets-manager-ci-a-b-secret`.
+        const problems = problemsOf([
+            { name: "deploy", targets: [{ type: "aws-secrets-manager", name: "ci/a+b" }, { type: "aws-secrets-manager", name: "ci/a=b", names: { accessKeyId: "Id", secretAccessKey: "Secret" } }] },
+        ]);
+        assert.ok(problems.some((p) => p.includes("would have the same Pulumi resource name") && p.includes("-secret")), problems.join("\n"));
+    });
+});
+
+describe("Secrets Manager readers of several accounts", () => {
+    it("need a customer-managed key: aws/secretsmanager serves only the secret's own account", () => {
+        // UpdateSecret/CreateSecret `KmsKeyId` API reference: principals of other accounts cannot use
+        // the AWS-managed key. Readers in two accounts mean at least one is refused at every job.
+        const readers = ["arn:aws:iam::123456789012:role/ci-runner", "arn:aws:iam::210987654321:role/deployer"];
+        for (const extra of [{}, { kmsKey: "alias/aws/secretsmanager" }]) {
+            const problems = problemsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", readers, ...extra }] }]);
+            assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].kmsKey ")), problems.join("\n"));
+        }
+        targetsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", readers, kmsKey: "alias/ci-deploy" }] }]);
+        targetsOf([{ name: "deploy", targets: [{ type: "aws-secrets-manager", readers: [readers[0], "arn:aws:iam::123456789012:role/other"] }] }]);
+    });
+});
+
 describe("Secrets Manager target config", () => {
     it("derives the secret's name from the set and fills in the recovery window", () => {
         assert.deepEqual(

@@ -47,7 +47,7 @@ describe("the example stack", () => {
         assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
         assert.deepEqual(
             result.config.sets[0].targets.map((t) => t.spec.label(t.target)),
-            ["github repository acme/api", "github environment acme/api:production", "github organization acme", "s3 env file s3://acme-ci-env/deploy/production", "aws-secrets-manager ci/deploy/aws-credentials", "github repository acme/infra"],
+            ["github repository acme/api", "github environment acme/api:production", "github organization acme", "s3 env file s3://acme-ci-env/deploy/production", "aws-secrets-manager ci/deploy/aws-credentials", "github repository acme/infra", "aws-ssm-parameter /ci/deploy"],
         );
     });
 });

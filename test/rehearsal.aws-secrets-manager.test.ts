@@ -124,4 +124,83 @@ describe("the Secrets Manager fake", () => {
         assert.deepEqual(view.holds(world.stores.asOf(1)), { accessKeyId: "A1", secret: "s1" });
         assert.deepEqual(view.holds(world.stores), { accessKeyId: "A2", secret: "s2" });
     });
+    test("a change of kmsKey re-encrypts AWSCURRENT and AWSPREVIOUS under the new key and keeps the old key working", async () => {
+        // AWS Secrets Manager User Guide, "Change the encryption key for a secret": UpdateSecret with
+        // a new KmsKeyId re-encrypts the AWSCURRENT, AWSPENDING and AWSPREVIOUS versions with the new
+        // key (given kms:Encrypt on it, which the operator policy grants) and keeps them encrypted
+        // with the previous key too, so either key decrypts them.
+        const world = new World(new Random(1));
+        const oldReader = "arn:aws:iam::210987654321:role/old-reader";
+        const newReader = "arn:aws:iam::210987654321:role/new-reader";
+        world.kms.ensureKey("alias/old", [oldReader]);
+        world.kms.ensureKey("alias/new", [newReader]);
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        for (const w of secret.writes!({ name: "ci/x" }, undefined)) world.stores.write(w.address, w, 0);
+        await secret.outputs!({ name: "ci/x", kmsKeyId: "alias/old" }, ctxOf(world, 0));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 1));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A2","SecretAccessKey":"s2"}' }, ctxOf(world, 2));
+        world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [oldReader, newReader] } }] }), secret: false }, 2);
+        assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", newReader).error!, /kms:Decrypt|not authorized|AccessDenied/);
+        // The update of the secret (kms_key_id in place: UpdateSecret).
+        await secret.outputs!({ name: "ci/x", kmsKeyId: "alias/new" }, ctxOf(world, 3));
+        for (const stage of ["AWSCURRENT", "AWSPREVIOUS"]) {
+            assert.ok(getSecretValue(world.stores, world, "ci/x", stage, newReader).value, `${stage} as the new key's reader`);
+            assert.ok(getSecretValue(world.stores, world, "ci/x", stage, oldReader).value, `${stage} as the old key's reader`);
+        }
+    });
+    test("removing kmsKey leaves the secret under its key: the provider's update sends no KmsKeyId", async () => {
+        // terraform-provider-aws internal/service/secretsmanager/secret.go `resourceSecretUpdate`:
+        // `KmsKeyId` is set only `if v, ok := d.GetOk("kms_key_id")`, so an emptied kms_key_id is an
+        // UpdateSecret without it, which keeps the key (only an explicit empty string would switch to
+        // aws/secretsmanager, UpdateSecret API reference).
+        const world = new World(new Random(1));
+        world.kms.ensureKey("alias/team", [reader]);
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        for (const w of secret.writes!({ name: "ci/x" }, undefined)) world.stores.write(w.address, w, 0);
+        await secret.outputs!({ name: "ci/x", kmsKeyId: "alias/team" }, ctxOf(world, 0));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 1));
+        world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [reader] } }] }), secret: false }, 1);
+        await secret.outputs!({ name: "ci/x" }, ctxOf(world, 2));
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A2","SecretAccessKey":"s2"}' }, ctxOf(world, 3));
+        // Another account's reader still decrypts with the team key (aws/secretsmanager would refuse it).
+        assert.equal(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).value, '{"AccessKeyId":"A2","SecretAccessKey":"s2"}');
+    });
+    test("a secret created again under a deleted one's name without kmsKey is under aws/secretsmanager", async () => {
+        // CreateSecret without KmsKeyId (secret.go `resourceSecretCreate`): the AWS-managed key,
+        // whatever key the deleted secret of that name had.
+        const world = new World(new Random(1));
+        world.kms.ensureKey("alias/team", [reader]);
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        const create = async (inputs: Record<string, unknown>, at: number) => {
+            for (const w of secret.writes!(inputs, undefined)) world.stores.write(w.address, w, at);
+            await secret.outputs!(inputs, ctxOf(world, at));
+        };
+        await create({ name: "ci/x", kmsKeyId: "alias/team" }, 0);
+        world.stores.delete("aws-sm:ci/x:secret", 5);
+        await create({ name: "ci/x" }, 10);
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 11));
+        world.stores.write("aws-sm:ci/x:secret:policy", { value: JSON.stringify({ Statement: [{ Principal: { AWS: [reader] } }] }), secret: false }, 12);
+        assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", reader).error ?? "", /kms:Decrypt on resource: .*key-/);
+    });
+    test("a secret created again under a deleted one's name has no value until its first version", async () => {
+        // CreateSecret without a value makes a secret with no versions: GetSecretValue of
+        // AWSCURRENT is ResourceNotFoundException, never the deleted secret's old key.
+        const world = new World(new Random(1));
+        const secret = secretsManagerModels["aws:secretsmanager/secret:Secret"];
+        const version = secretsManagerModels["aws:secretsmanager/secretVersion:SecretVersion"];
+        const create = async (at: number) => {
+            for (const w of secret.writes!({ name: "ci/x" }, undefined)) world.stores.write(w.address, w, at);
+            await secret.outputs!({ name: "ci/x" }, ctxOf(world, at));
+        };
+        await create(0);
+        await version.outputs!({ secretId: secretArn, secretString: '{"AccessKeyId":"A1","SecretAccessKey":"s1"}' }, ctxOf(world, 1));
+        world.stores.delete("aws-sm:ci/x:secret", 5);
+        await create(10);
+        const role = "arn:aws:iam::123456789012:role/ci-runner";
+        assert.match(getSecretValue(world.stores, world, "ci/x", "AWSCURRENT", role).error ?? "", /ResourceNotFoundException/);
+        assert.deepEqual(secretsManagerView({ type: "aws-secrets-manager", name: "ci/x", recoveryWindowInDays: 30 }, "x").holds(world.stores), {});
+    });
 });

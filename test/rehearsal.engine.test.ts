@@ -53,7 +53,9 @@ test("issue 9.1: the first run of a new set succeeds although getAccessKeys fail
 
 test("issue 9.2: a mint whose target writes fail is not saved as pushed; the old key is deactivated a full overlap after the targets took the new one", async () => {
     const rejectUntil = t("2026-01-09T12:00:00Z");
-    const result = await rehearse({ durationMs: 12 * day, faults: { rejectWrites: [{ from: t("2026-01-08T00:00:00Z"), until: rejectUntil }] } });
+    // The refused GitHub write saves the planned value (the bridged provider's partial state), so
+    // the mint is retired, not finished: key 2 goes (overlap, retireAfter), then a new mint.
+    const result = await rehearse({ durationMs: 16 * day, faults: { rejectWrites: [{ from: t("2026-01-08T00:00:00Z"), until: rejectUntil }] } });
     assert.equal(result.summary.violationCount, 0, violations(result));
     for (const run of result.runs) if (!run.ok) assert.ok(run.faults.length > 0, `run at ${run.at} failed with no fault: ${run.error}`);
     const first = result.keys[0];

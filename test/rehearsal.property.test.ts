@@ -52,6 +52,10 @@ test("drawn configurations validate, and they draw every AWS-native store, KMS k
 // fail a deactivation, then block every later run (I8). Replay with
 // REHEARSAL_PROPERTY_SEED=17 REHEARSAL_PROPERTY_WORKERS=1 (also 20261123, 20261124). The suite still
 // runs and reports every counterexample; `todo` keeps the finding visible without failing CI.
+// Also reported (seed 20261124): a mint whose GitHub write was refused is retired and its targets
+// rolled back to the previous key, so until that key is deactivated I3 (newest Active key in
+// targets) and then I4 (deactivated while targets hold an older key) fail by their letter for that
+// key alone (test/rehearsal.test.ts accepts exactly this; docs/failures.md).
 const openFindings = "program cannot yet recognise its own interrupted keys or failed deactivations (see comment above)";
 
 test(`${runs} random scenarios of at least 60 runs keep every invariant`, { timeout: 600_000, todo: openFindings }, async () => {

@@ -82,6 +82,49 @@ describe("S3 env-file target config", () => {
         );
     });
 
+    it("refuses two files whose keys differ only in case: their resources would share one URN and fail `pulumi up`", () => {
+        // Resource names are lower-cased slugs of the label (rotation/pulumi/credential-set.ts `slug`),
+        // and the resource-name check leaves out labels equal ignoring case.
+        const problems = problemsOf([
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/Prod.env", kmsKey: kms },
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod.env", kmsKey: kms },
+        ]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[1] writes s3 object")), problems.join("\n"));
+    });
+
+    it("refuses a * in the key: in the policies' ARNs it is a wildcard that reaches other objects", () => {
+        // `arn:aws:s3:::acme-ci-env/ci/*.env` in readerPermissions would let the reader get every
+        // .env file of ci/, and the operator's DeleteObject would reach them too.
+        for (const at of [{ key: "ci/*.env" }, { prefix: "ci/*", env: "prod" }, { prefix: "ci", env: "*" }]) {
+            const problems = problemsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", kmsKey: kms, ...at }]);
+            assert.ok(problems.some((p) => /^credentials\[0\]\.targets\[0\]\.(key|prefix|env) must not contain \*/.test(p)), problems.join("\n"));
+        }
+    });
+
+    it("refuses tag keys and values with characters S3 rejects at PutObjectTagging", () => {
+        // S3 object tags: letters, digits, spaces and + - = . _ : / @ (S3 User Guide, "Categorizing
+        // your storage using tags"); anything else passed validation and failed the upload.
+        const problems = problemsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/t.env", kmsKey: kms, tags: { "team#1": "ok", owner: "a&b" } }]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].tags.team#1 ")), problems.join("\n"));
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].tags.owner ")), problems.join("\n"));
+        targetsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/t.env", kmsKey: kms, tags: { "Team Name": "platform/ci+ops@x:y=z_1.-" } }]);
+    });
+
+    it("refuses a content type that cannot be an HTTP header value", () => {
+        // Content-Type is sent as a header of PutObject: a line break or control character fails the upload.
+        const problems = problemsOf([{ type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/t.env", kmsKey: kms, contentType: "text/plain\r\nx-amz-acl: public-read" }]);
+        assert.ok(problems.some((p) => p.startsWith("credentials[0].targets[0].contentType ")), problems.join("\n"));
+    });
+
+    it("refuses two files whose resource names collide, whatever their variable names", () => {
+        // `ci/a.env` and `ci/a-env` both name their object `s3-env-file-s3-acme-ci-env-ci-a-env-object`.
+        const problems = problemsOf([
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/a.env", kmsKey: kms },
+            { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/a-env", kmsKey: kms, names: { accessKeyId: "KEY_ID", secretAccessKey: "KEY_SECRET" } },
+        ]);
+        assert.ok(problems.some((p) => p.includes("would have the same Pulumi resource name") && p.includes("-object")), problems.join("\n"));
+    });
+
     it("refuses two targets that both manage one bucket's policy, and allows one per bucket", () => {
         const problems = problemsOf([
             { type: "aws-s3-env-file", bucket: "acme-ci-env", key: "ci/prod", kmsKey: kms, bucketPolicy: "manage" },

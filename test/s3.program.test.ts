@@ -116,6 +116,17 @@ describe("program with S3 env-file targets", () => {
         );
     });
 
+    test("the file is written after the managed bucket policy: a new kmsKey never meets the old DenyPutWithOtherKey", () => {
+        // The policy denies PutObject under any key but the target's. Were the two independent, the
+        // engine could upload the file under a new key while the old policy still names the old one:
+        // AccessDenied, a failed run.
+        const managed = first.resourceOptions.get("s3-env-file-s3-acme-ci-staging-staging-env-object")!;
+        assert.ok(managed.dependencies.some((urn) => urn.endsWith("::s3-bucket-policy-acme-ci-staging")), JSON.stringify(managed.dependencies));
+        // A file whose bucket policy the program does not manage waits for nothing of S3's.
+        const documented = first.resourceOptions.get("s3-env-file-s3-acme-ci-env-ci-deploy-production-object")!;
+        assert.ok(!documented.dependencies.some((urn) => urn.includes("s3-bucket-policy")), JSON.stringify(documented.dependencies));
+    });
+
     test("the target check gets each file's access key id as evidence", () => {
         const [check] = first.registrations.filter((r) => r.name === "deploy-target-check");
         const writes = reveal(check.inputs).plain.writes.map((w: any) => ({ what: w.what, accessKeyId: w.accessKeyId })).sort((a: any, b: any) => a.what.localeCompare(b.what));

@@ -67,7 +67,7 @@ export const awsSecretsManager = z.strictObject({
      */
     readers: z.array(z.string({ error: "must be an IAM principal ARN" }).regex(principalArnPattern, 'must be an IAM role, user or account root ARN ("arn:aws:iam::123456789012:role/ci-runner")')).optional(),
     /** Tags on the secret. */
-    tags: z.record(tagKey, z.string().max(256, "must be at most 256 characters"), {
+    tags: z.record(tagKey, z.string().max(256, "must be at most 256 characters").regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u, "may hold letters, digits, spaces and _.:/=+-@ only"), {
             // zod reports a bad key as "Invalid key in record"; say what is wrong with it instead.
             error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid tag key") : "must be a map of tag keys to values"),
         }).optional(),
@@ -153,6 +153,18 @@ export const secretsManagerSpec: TargetSpec<SecretsManagerTarget> = {
             else seen.set(r, i);
         });
         return problems;
+    },
+
+    checkInSet(t, set) {
+        // The AWS-managed key serves principals of the secret's own account only (CreateSecret /
+        // UpdateSecret `KmsKeyId` API reference). Which account that is, config cannot tell; but
+        // readers of two accounts mean at least one is refused KMS at every read.
+        const awsManaged = t.kmsKey === undefined ? !set.hasKmsKey : /(^|:)alias\/aws\/secretsmanager$/.test(t.kmsKey);
+        const accounts = new Set((t.readers ?? []).map((r) => r.split(":")[4]));
+        if (awsManaged && accounts.size > 1) {
+            return [{ path: ["kmsKey"], message: "is required when readers are in more than one account: the AWS-managed key aws/secretsmanager only serves the secret's own account; give a customer-managed key whose policy lets the readers decrypt" }];
+        }
+        return [];
     },
 
     awsPermissions(t, scope = {}) {

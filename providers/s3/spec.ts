@@ -41,7 +41,11 @@ export function objectKeyProblems(key: string): string[] {
     const problems: string[] = [];
     if (key.length === 0) return ["must not be empty"];
     if (Buffer.byteLength(key, "utf8") > 1024) problems.push("must be at most 1024 bytes (S3's limit)");
-    if (!/^[A-Za-z0-9!_.*'()/-]+$/.test(key)) problems.push("must be letters, digits, / and ! - _ . * ' ( ) only (S3's safe characters)");
+    if (!/^[A-Za-z0-9!_.*'()/-]+$/.test(key)) problems.push("must be letters, digits, / and ! - _ . ' ( ) only (S3's safe characters but *)");
+    // `*` is one of S3's safe characters, but the key also goes into the ARNs of the policies
+    // (readers' GetObject, the operator's DeleteObject, the bucket policy's Denys), where IAM reads
+    // it as a wildcard matching other objects.
+    if (key.includes("*")) problems.push("must not contain * (in the policies' ARNs it would be a wildcard matching other objects)");
     if (key.startsWith("/")) problems.push("must not start with / (the provider strips it)");
     if (key.endsWith("/")) problems.push("must not end with / (that names a folder, not a file)");
     if (key.includes("//")) problems.push("must not contain // (the provider folds it into one /)");
@@ -117,11 +121,15 @@ const principalArn = z
     .string({ error: "must be an IAM role or user ARN" })
     .regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/, "must be an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)");
 
-// S3 object tags: at most 10, key 1-128 and value 0-256 characters, `aws:` reserved.
+// S3 object tags: at most 10, key 1-128 and value 0-256 characters, `aws:` reserved, and only
+// letters, digits, spaces and `+ - = . _ : / @` (S3 User Guide, "Categorizing your storage using
+// tags"): S3 refuses others at PutObject, after validation passed.
+const tagText = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+const tagChars = "may hold letters, digits, spaces and + - = . _ : / @ only (S3's rule for tags)";
 const tags = z
     .record(
-        z.string().min(1, "must not be empty").max(128, "must be at most 128 characters").refine((k) => !/^aws:/i.test(k), 'must not start with "aws:" (reserved by AWS)'),
-        z.string({ error: "must be a string" }).max(256, "must be at most 256 characters"),
+        z.string().min(1, "must not be empty").max(128, "must be at most 128 characters").regex(tagText, tagChars).refine((k) => !/^aws:/i.test(k), 'must not start with "aws:" (reserved by AWS)'),
+        z.string({ error: "must be a string" }).max(256, "must be at most 256 characters").regex(tagText, tagChars),
         { error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid tag key") : "must be a map of tag keys to values") },
     )
     .refine((t) => Object.keys(t).length <= 10, "must have at most 10 tags (S3's limit per object)")
@@ -147,11 +155,19 @@ export const s3EnvFile = z.strictObject({
     /**
      * Use an S3 Bucket Key (fewer KMS requests, so lower cost and less throttling). Default
      * `true`. `false` only stops asking for one: the bucket's default encryption may still use
-     * one (the provider omits a false value, internal/service/s3/object.go `resourceObjectUpload`).
+     * one (the provider omits a false value, internal/service/s3/object.go `resourceObjectUpload`),
+     * and a file written with `true` keeps it (the attribute is Computed: with no value in config
+     * the upload sends the one in state).
      */
     bucketKey: z.boolean({ error: "must be true or false" }).default(true),
     /** Content type of the object. Default `text/plain; charset=utf-8`. */
-    contentType: z.string({ error: "must be a string" }).min(1, "must not be empty").max(255, "must be at most 255 characters").default("text/plain; charset=utf-8"),
+    contentType: z
+        .string({ error: "must be a string" })
+        .min(1, "must not be empty")
+        .max(255, "must be at most 255 characters")
+        // Sent as PutObject's Content-Type header: printable ASCII only.
+        .regex(/^[\x20-\x7e]+$/, "must be printable ASCII on one line (it is sent as an HTTP header)")
+        .default("text/plain; charset=utf-8"),
     /** Variable names of the key; defaults `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`. */
     names,
     /** Fixed variables written after the key, e.g. `AWS_REGION: eu-west-1`. Plain text. */
@@ -292,8 +308,10 @@ export const s3Spec: TargetSpec<S3EnvFileTarget> = {
     },
 
     destinations(t) {
-        // Bucket names are global and lower-case; keys are case-sensitive.
-        const out = [`s3 object s3://${t.bucket}/${objectKey(t)}`];
+        // Bucket names are global and lower-case; keys are case-sensitive in S3, but resource
+        // names are lower-cased slugs of the label (rotation/pulumi/credential-set.ts `slug`): two
+        // keys differing only in case would get one URN and fail the update, so they count as one place.
+        const out = [`s3 object s3://${t.bucket}/${objectKey(t).toLowerCase()}`];
         // A bucket has one policy: two targets managing it would overwrite each other.
         if (t.bucketPolicy === "manage") out.push(`s3 bucket policy of ${t.bucket}`);
         return out;

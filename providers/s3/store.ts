@@ -45,6 +45,16 @@ export const s3Store: TargetStore<S3EnvFileTarget> = {
         // The text is built inside `apply` from the two Outputs and stays a secret Output; a
         // value that cannot be written names the variable, never the value.
         const content = pulumi.secret(pulumi.all([ctx.key.accessKeyId, ctx.key.secretAccessKey]).apply(([id, secret]) => envFileText(t, setName, id, secret)));
+        let bucketPolicy: aws.s3.BucketPolicy | undefined;
+        if (t.bucketPolicy === "manage") {
+            // A bucket has ONE policy: aws_s3_bucket_policy PUTs the whole document and its
+            // Delete calls DeleteBucketPolicy (internal/service/s3/bucket_policy.go
+            // `resourceBucketPolicyDelete`). It is named by the bucket alone, so changing the
+            // key updates it in place instead of creating a second resource for the same bucket
+            // whose old twin's delete, after the run, would remove the policy just written.
+            const policy = pulumi.output(kmsKeyId).apply((arn) => JSON.stringify({ Version: "2012-10-17", Statement: bucketPolicyStatements(t, arn) }));
+            bucketPolicy = new aws.s3.BucketPolicy(bucketPolicyResourceName(t.bucket), { bucket: t.bucket, policy }, { parent: ctx.parent });
+        }
         const object = new aws.s3.BucketObjectv2(
             rn("object"),
             {
@@ -64,6 +74,10 @@ export const s3Store: TargetStore<S3EnvFileTarget> = {
             },
             {
                 parent: ctx.parent,
+                // After the managed policy: it denies PutObject under any key but the target's, so
+                // an upload under a new `kmsKey` that ran before the policy's update would be
+                // refused by the old document (the engine orders only dependent steps).
+                ...(bucketPolicy ? { dependsOn: [bucketPolicy] } : {}),
                 // `content` is not Sensitive in the provider's schema: keep its output secret
                 // whatever the engine infers from the secret input.
                 additionalSecretOutputs: ["content"],
@@ -71,17 +85,7 @@ export const s3Store: TargetStore<S3EnvFileTarget> = {
             },
         );
         envFiles.set(object, `env file s3://${t.bucket}/${key}`);
-        const out: pulumi.Resource[] = [object];
-        if (t.bucketPolicy === "manage") {
-            // A bucket has ONE policy: aws_s3_bucket_policy PUTs the whole document and its
-            // Delete calls DeleteBucketPolicy (internal/service/s3/bucket_policy.go
-            // `resourceBucketPolicyDelete`). It is named by the bucket alone, so changing the
-            // key updates it in place instead of creating a second resource for the same bucket
-            // whose old twin's delete, after the run, would remove the policy just written.
-            const policy = pulumi.output(kmsKeyId).apply((arn) => JSON.stringify({ Version: "2012-10-17", Statement: bucketPolicyStatements(t, arn) }));
-            out.push(new aws.s3.BucketPolicy(bucketPolicyResourceName(t.bucket), { bucket: t.bucket, policy }, { parent: ctx.parent }));
-        }
-        return out;
+        return bucketPolicy ? [object, bucketPolicy] : [object];
     },
 
     confirmWrites(_t, declared) {

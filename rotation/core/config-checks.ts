@@ -62,6 +62,10 @@ function targetResourceNames(p: PlacedTarget): string[] {
     const n = keyNamesOf(t);
     const variables = Object.keys(("variables" in t ? t.variables : undefined) ?? {});
     const prefix = resourceSlug(p.spec.label(t));
+    // The AWS stores name their resources by the label alone (providers/s3/store.ts,
+    // providers/aws-secrets-manager/store.ts), whatever the variable or JSON key names.
+    if (t.type === "aws-s3-env-file") return [`${prefix}-object`];
+    if (t.type === "aws-secrets-manager") return ["secret", "version", "policy"].map((s) => `${prefix}-${s}`);
     if (t.type === "gitlab-project" || t.type === "gitlab-group") {
         const scoped = `${prefix}${gitlabScopeSuffix(t.environmentScope)}`;
         return [n.accessKeyId, n.secretAccessKey, ...variables].map((key) => `${scoped}-${key}`);

@@ -65,6 +65,16 @@ export interface Decision {
     /** Warnings to show this run (the last-used gate holding a rotation, adopted leftovers). */
     warnings: string[];
     paused: boolean;
+    /**
+     * The set's state before this run, as it was saved: what the set's entry in `rotation` stays
+     * when any step of the set fails this run (see `CredentialSet`). Absent on a first run.
+     */
+    previous?: SetState;
+    /**
+     * The keys of `unconfirmed` that IAM still lists: a failed run of this set keeps them listed,
+     * so a key stays retired-not-finished until a run of the set completes (see `takeOverOrphan`).
+     */
+    unconfirmed?: string[];
 }
 
 /** Everything {@link plan} needs: the clock is an input, never read here. */
@@ -95,6 +105,15 @@ export interface PlanInput {
      * asking IAM; one not listed is judged by its last use (see `takeOverOrphan`).
      */
     recorded?: readonly string[];
+    /**
+     * Access key ids an earlier failed run minted and created, but whose targets did not all take
+     * them: a target write failed at a store whose provider saves the planned value on a failed
+     * update (the bridged GitHub provider: the engine's state of that secret then claims the new
+     * key, so declaring it again writes nothing). An interrupted mint's key listed here is never
+     * finished with: it is taken over by id and retired, and targets are declared with the key
+     * they held, a real difference the engine writes (see `takeOverOrphan`). Outranks `recorded`.
+     */
+    unconfirmed?: readonly string[];
     /** The set's place in config, e.g. `credentials[0]`, for messages that name a setting. */
     configPath?: string;
 }
@@ -119,6 +138,16 @@ const keyName = (k: KeyRecord): string => (k.accessKeyId ? `key ${k.accessKeyId}
  * Decide the one step a run takes for a set (DESIGN.md §2). Pure: same input, same result.
  */
 export function plan(input: PlanInput): PlanResult {
+    const result = planStep(input);
+    if (result.kind !== "decision") return result;
+    const unconfirmed = input.unconfirmed?.filter((id) => input.observed.some((k) => k.accessKeyId === id)) ?? [];
+    return {
+        kind: "decision",
+        decision: { ...result.decision, ...(input.state ? { previous: input.state } : {}), ...(unconfirmed.length > 0 ? { unconfirmed } : {}) },
+    };
+}
+
+function planStep(input: PlanInput): PlanResult {
     const { now } = input;
     // A set paused on its first run saved a state without keys: it is still to take its first run.
     if (input.state && input.state.generation === 0 && input.state.keys.length === 0) input = { ...input, state: undefined };
@@ -161,7 +190,8 @@ export function plan(input: PlanInput): PlanResult {
         // Whether the key's secret ever reached the program decides what can be done with it; IAM's
         // last use is the evidence (see `takeOverOrphan`). Asked even with the gate off: only an
         // interrupted mint asks, and guessing wrong would push a key whose secret is unknown.
-        if (!input.lastUse && !input.recorded?.includes(orphan.accessKeyId)) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
+        const known = input.recorded?.includes(orphan.accessKeyId) || (state !== undefined && input.unconfirmed?.includes(orphan.accessKeyId));
+        if (!input.lastUse && !known) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
         return decide(input, takeOverOrphan(input, state, orphan, reconciled.finish, warnings), warnings);
     }
     if (reconciled.finish && state) {
@@ -416,6 +446,15 @@ function adopt(input: PlanInput): { state: SetState | undefined; adopted: string
  * run) a used key is no proof (the user may have had it before): the key is retired beside a first
  * key minted at once (a paused set mints nothing). A key in `recorded` is known to be held by the
  * engine, with or without state, and is finished with.
+ *
+ * A key in `unconfirmed` (with state) is retired whatever its use: a target write of its mint
+ * failed at the bridged GitHub provider, which hands the engine the planned value with the error
+ * (pulumi/pulumi-terraform-bridge pkg/tfbridge/provider.go `Update` returns the SDKv2 partial state
+ * through `initializationError`; the engine saves it, pulumi/pulumi
+ * sdk/go/common/resource/plugin/provider_plugin.go `Update`), so the engine's state of that secret
+ * already holds the new key and the next update finds no difference to write
+ * (pkg/resource/deploy/step_generator.go `hasInitErrors` reaches a bridge that answers an empty
+ * Terraform diff). Declaring the targets with the key they held is a real difference: a real write.
  */
 function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: ObservedKey, finish: "mint" | "revoke" | undefined, warnings: string[]): Step {
     const { now, set, request } = input;
@@ -447,7 +486,8 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
         return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
     }
     const [old] = state.keys;
-    if (used) {
+    const unconfirmed = input.unconfirmed?.includes(id) === true;
+    if (used && !unconfirmed) {
         warnings.push(`set "${set}": key ${id} is from an interrupted mint and ${evidence}, so the engine holds it with its secret; this run finishes the mint with it`);
         const revoke = finish === "revoke" || (request?.revoke === true && request.id !== state.lastRequest);
         const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
@@ -456,7 +496,9 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
         return { ...minted, minted: undefined, adopted: [id], state: { ...minted.state, keys } };
     }
     warnings.push(
-        `set "${set}": key ${id} is from an interrupted mint that the engine may never have recorded, and IAM shows it was never used, so its secret may be unknown: it is taken over by id and retired like an old key, and the rotation mints again once it is gone`,
+        unconfirmed
+            ? `set "${set}": key ${id} is from a mint whose target write failed, and a target that did not take it may be recorded as holding it (the provider saved the planned value), so it cannot be finished: it is taken over by id and retired like an old key, targets are written with key ${old.accessKeyId} again, and the rotation mints again once it is gone`
+            : `set "${set}": key ${id} is from an interrupted mint that the engine may never have recorded, and IAM shows it was never used, so its secret may be unknown: it is taken over by id and retired like an old key, and the rotation mints again once it is gone`,
     );
     const generation = state.generation + 1;
     // An interrupted revoke already switched the old key off: it stays off; targets keep it until

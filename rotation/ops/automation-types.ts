@@ -2,6 +2,7 @@
  * The public types of the automation library (`rotate`, `status`): options, reports, progress
  * events, the stack interface tests fake, and the errors callers map to exit codes.
  */
+import type { HostView } from "./stale-lock";
 import type { Duration } from "luxon";
 import type { NextStep, StepName } from "../core/plan";
 import type { Phase } from "../core/state";
@@ -32,8 +33,10 @@ export interface RotationStack {
     readonly workspace?: { readonly pulumiVersion: string };
     setConfig(key: string, value: { value: string; secret?: boolean }, path?: boolean): Promise<void>;
     removeConfig(key: string, path?: boolean): Promise<void>;
-    up(options: { onOutput?: (out: string) => void; signal?: AbortSignal }): Promise<{ outputs: StackOutputs }>;
+    up(options: { onOutput?: (out: string) => void; signal?: AbortSignal; continueOnError?: boolean }): Promise<{ outputs: StackOutputs }>;
     outputs(): Promise<StackOutputs>;
+    /** `pulumi cancel`: removes every lock of the stack (stale-lock recovery, non-file backends). */
+    cancel?(): Promise<void>;
 }
 
 /** Opens an existing stack in a Pulumi project directory. */
@@ -62,6 +65,13 @@ export interface AutomationDeps {
     sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
     /** Default {@link defaultLockRetry}. */
     lockRetry: LockRetry;
+    /**
+     * This host, to tell a stale lock (its `pulumi` process is gone) from a live one. Default
+     * `thisHost` of `./stale-lock`.
+     */
+    host: HostView;
+    /** Removes a lock file (stale-lock recovery on file backends). Default: `unlink`. */
+    removeLockFile?: (path: string) => Promise<void>;
 }
 
 /** The defaults documented on {@link LockRetry}. */
@@ -74,6 +84,8 @@ export type ProgressEvent =
     /** A chunk of Pulumi's own streamed output (secrets are masked by Pulumi). */
     | { kind: "output"; text: string }
     | { kind: "locked"; attempt: number; attempts: number; retryInMs: number }
+    /** A lock left by an update whose process is gone (same host) was removed; the `up` is retried at once. */
+    | { kind: "stale-lock"; message: string }
     /** What one `up` did for one set. */
     | { kind: "step"; run: number; set: string; step: StepName; reason: string; phase: Phase }
     | { kind: "joined"; mode: RotationMode; requestedBy: string };

@@ -416,6 +416,8 @@ function progressLine(e: ProgressEvent, verbose: boolean): string | undefined {
             return `  stack locked by another update; retry ${e.attempt + 1}/${e.attempts} in ${Math.round(e.retryInMs / 1000)}s\n`;
         case "config":
             return `  ${e.message}\n`;
+        case "stale-lock":
+            return `  ${e.message}\n`;
         case "joined":
             return `  joining the ${e.mode} rotation already running for ${e.requestedBy}\n`;
     }

@@ -5,6 +5,7 @@
 import { resolve } from "node:path";
 import { defaultLockRetry, OperationError, rotationModes, type AutomationDeps, type InFlightRotation, type RotateOptions, type RotationClient, type RotationReport, type StatusOptions, type StatusReport } from "./automation-types";
 import { sleep } from "./locks";
+import { thisHost } from "./stale-lock";
 import { noop, runRotation } from "./rotate";
 import { openLocalStack, stackNamePattern } from "./stack";
 import { readStatus } from "./status";
@@ -22,6 +23,8 @@ export function createRotationClient(overrides: Partial<AutomationDeps> = {}): R
         now: overrides.now ?? (() => new Date()),
         sleep: overrides.sleep ?? sleep,
         lockRetry: overrides.lockRetry ?? defaultLockRetry,
+        host: overrides.host ?? thisHost,
+        removeLockFile: overrides.removeLockFile,
     };
     // Per stack: the rotations running or queued in this process, oldest first.
     const pending = new Map<string, Pending[]>();

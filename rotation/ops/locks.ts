@@ -3,7 +3,8 @@
  * the `pulumi` process only when it did not get the signal itself.
  */
 import { Interrupt, OperationError, type AutomationDeps, type ProgressEvent, type RotateOptions, type RotationStack, type StackOutputs } from "./automation-types";
-import { isConcurrentUpdate } from "./errors";
+import { firstLine, isConcurrentUpdate } from "./errors";
+import { removeStaleLocks, staleLocks } from "./stale-lock";
 
 export async function upWithLockRetry(
     deps: AutomationDeps,
@@ -13,6 +14,7 @@ export async function upWithLockRetry(
 ): Promise<{ outputs: StackOutputs }> {
     const { attempts, initialDelayMs, maxDelayMs } = deps.lockRetry;
     let waited = 0;
+    let staleCleared = 0;
     for (let attempt = 1; ; attempt++) {
         // The SDK sends SIGINT to the `pulumi` process when `up`'s signal aborts
         // (sdk/nodejs/automation/cmd.ts `exec`), and the CLI cancels gracefully on the first
@@ -28,9 +30,30 @@ export async function upWithLockRetry(
         };
         options.signal?.addEventListener("abort", onAbort, { once: true });
         try {
-            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal });
+            // `--continue-on-error` (CLI ≥ 3.114, below `minimumPulumiVersion`): one set's failed write
+            // must not cancel the other sets' steps (pulumi/pulumi pkg/resource/deploy/step_executor.go
+            // `cancelDueToError`); the failed set keeps its state (rotation/pulumi/credential-set.ts).
+            return await stack.up({ onOutput: (text) => progress({ kind: "output", text }), signal: forward.signal, continueOnError: true });
         } catch (err) {
             if (!isConcurrentUpdate(err)) throw err;
+            // A lock whose update died (kill -9, a vanished runner) would fail every run until
+            // `pulumi cancel`: when every lock was taken on this host by a process that is gone,
+            // remove it and try again at once (twice at most per `up`). See ./stale-lock.
+            if (staleCleared < 2 && !options.signal?.aborted) {
+                const decision = staleLocks(err instanceof Error ? err.message : String(err), deps.host);
+                if (decision.stale) {
+                    const cancel = () => (stack.cancel ? stack.cancel() : Promise.reject(new Error("this stack cannot run `pulumi cancel`")));
+                    const how = await removeStaleLocks(decision.holders, cancel, deps.removeLockFile).catch((e: unknown) => new Error(firstLine(e)));
+                    if (!(how instanceof Error)) {
+                        staleCleared++;
+                        const who = decision.holders.map((h) => `pid ${h.pid} on ${h.host} since ${h.since}`).join(", ");
+                        progress({ kind: "stale-lock", message: `removed the lock of an update that is no longer running (${who}: the process is gone) with ${how}; running \`pulumi up\` again` });
+                        attempt--;
+                        continue;
+                    }
+                    progress({ kind: "stale-lock", message: `could not remove the stale lock of stack \`${options.stack}\` (${how.message}); run \`pulumi cancel --stack ${options.stack}\`` });
+                }
+            }
             if (attempt >= attempts) {
                 throw new OperationError(
                     "stack-locked",

@@ -4,7 +4,7 @@
  */
 import { resolve } from "node:path";
 import { DateTime } from "luxon";
-import { OperationError, type AutomationDeps, type RotateOptions, type RotationMode, type RotationOutcome, type RotationReport, type RotationStack } from "./automation-types";
+import { OperationError, type AutomationDeps, type ProgressEvent, type RotateOptions, type RotationMode, type RotationOutcome, type RotationReport, type RotationStack } from "./automation-types";
 import { firstLine, isCliMissing, toOperationError } from "./errors";
 import { upWithLockRetry } from "./locks";
 import { buildReport, isComplete } from "./report";
@@ -32,13 +32,18 @@ export function noop(): void {}
 export async function runRotation(deps: AutomationDeps, options: RotateOptions): Promise<RotationReport> {
     const workDir = resolve(options.workDir ?? process.cwd());
     const started = deps.now();
-    const progress = options.onProgress ?? noop;
+    const warnings: string[] = [];
+    const onProgress = options.onProgress ?? noop;
+    const progress = (e: ProgressEvent) => {
+        // A cleared stale lock goes into the report too (chatops posts it; the CLI prints it).
+        if (e.kind === "stale-lock") warnings.push(e.message);
+        onProgress(e);
+    };
     const stack = await open(deps, options.stack, workDir);
 
     const isRequest = options.mode !== "scheduled";
     const requestId = isRequest ? requestIdFor(options.mode, options.reason, started) : undefined;
     const maxRuns = isRequest ? (options.maxRuns ?? 8) : 1;
-    const warnings: string[] = [];
     const runs: ParsedOutputs[] = [];
     let before: ParsedOutputs = { summaries: {} };
     let outcome: RotationOutcome = "incomplete";

@@ -8,6 +8,7 @@ import type { CredentialSetConfig } from "../core/config";
 import { age, type Decision, type NextStep, type StepName } from "../core/plan";
 import type { KeyRecord, Phase, SetState } from "../core/state";
 import { providerSdkConfig } from "./aws";
+import type { SavedSetState } from "./program";
 import { KeyCheck, TargetCheck, type TargetCheckArgs } from "./verify";
 
 /** Arguments of {@link CredentialSet}: the validated set and the decision for this run. */
@@ -69,8 +70,13 @@ export class CredentialSet extends pulumi.ComponentResource {
     readonly keyCheck?: KeyCheck;
     /** The check that targets took the current key; absent when no store can tell. */
     readonly targetCheck?: TargetCheck;
-    /** The set's rotation state after this run (goes into the `rotation` output). */
-    readonly state: pulumi.Output<SetState>;
+    /**
+     * The set's rotation state after this run (goes into the `rotation` output): the decided state
+     * once every step of the set succeeded, else the previous one (none on a failed first run).
+     */
+    readonly state: pulumi.Output<SavedSetState | undefined>;
+    /** Whether every step of the set succeeded this run. */
+    readonly completed: pulumi.Output<boolean>;
     /** The set's summary output. */
     readonly summary: pulumi.Output<SetSummary>;
     /** The KMS key the set manages (`kms.create`), and its alias. */
@@ -170,6 +176,7 @@ export class CredentialSet extends pulumi.ComponentResource {
         if (!currentKey) {
             // No key yet (paused before the first mint): nothing to check or to write to targets.
             this.state = pulumi.output(decision.state);
+            this.completed = pulumi.output(true);
             this.summary = pulumi.all([this.user.name, this.user.arn]).apply(([user, userArn]) => ({
                 user,
                 userArn,
@@ -251,16 +258,27 @@ export class CredentialSet extends pulumi.ComponentResource {
         }
 
         // The state this run reports must only advance when everything the set did this run
-        // succeeded. A failed update still saves the stack outputs the program registered
-        // (pulumi/pulumi PR #15754, CLI 3.112: pkg/resource/deploy/step_executor.go
-        // `executeRegisterResourceOutputs` defers the stack's outputs and, on error, keeps old outputs
-        // only where no new one was registered). The Node SDK registers the stack's outputs once every
-        // one of them resolved, and registers none if one rejects (sdk/nodejs/runtime/stack.ts
-        // `Stack.initialize`/`massage`); a resource whose step failed rejects its outputs
-        // (sdk/nodejs/runtime/resource.ts `registerResource`). So the state waits on the key check,
-        // every key's status, every target resource and the target check: if any of them fails, no
-        // `rotation` is registered and the previous run's state stays.
-        const mintedId = decision.minted === undefined ? pulumi.output("") : this.keys.get(decision.minted)!.id;
+        // succeeded; when any step of the set fails, the set's entry is its previous state, and the
+        // other sets' entries still advance.
+        // - A failed update still saves the stack outputs the program registered (pulumi/pulumi
+        //   PR #15754, CLI 3.112: pkg/resource/deploy/step_executor.go `executeRegisterResourceOutputs`
+        //   defers the stack's outputs and, on error, keeps old outputs only where no new one was
+        //   registered). The Node SDK registers the stack's outputs once every one of them resolved,
+        //   and none if one rejects (sdk/nodejs/runtime/stack.ts `Stack.initialize`/`massage`).
+        // - With `pulumi up --continue-on-error` (CLI 3.114, PR #15740) a failed step no longer
+        //   cancels the others (step_executor.go `cancelDueToError`: `step.Fail()` instead of
+        //   `se.cancel()`); the engine answers the failed registration with `Result.FAIL`, and skips
+        //   (`Result.SKIP`) every step that depends on it (deployment_executor.go `handleSingleEvent`,
+        //   `doesStepDependOn`). The Node SDK (≥ 3.256, PR #23844) then rejects that resource's
+        //   outputs (sdk/nodejs/runtime/resource.ts `registerResource`: `resultFailed`), so every
+        //   Output built from them rejects, and `pulumi.recover` (PR #23642) turns the rejection
+        //   into the fallback (sdk/nodejs/output.ts `recover`).
+        // So the state waits on the key check, every key's status, every target resource and the
+        // target check, and recovers to the previous state if any of them failed or was skipped.
+        // Without `--continue-on-error` the engine cancels the rest of the update and no set's
+        // state advances in that run (the previous behaviour; docs/failures.md).
+        const mintedKey = decision.minted === undefined ? undefined : this.keys.get(decision.minted)!;
+        const mintedId = mintedKey ? mintedKey.id : pulumi.output("");
         const settled = pulumi.all([
             this.keyCheck.id,
             this.targetCheck?.id ?? "",
@@ -268,11 +286,31 @@ export class CredentialSet extends pulumi.ComponentResource {
             ...[...this.keys.values()].map((k) => k.status),
             ...targetResources.map((r) => r.urn),
         ]);
-        this.state = pulumi.all([mintedId, settled]).apply(([id]) => ({
+        const advanced = pulumi.all([mintedId, settled]).apply(([id]): SetState => ({
             ...decision.state,
             keys: decision.state.keys.map((k): KeyRecord => (k.generation === decision.minted ? { ...k, accessKeyId: id } : k)),
         }));
-        this.summary = pulumi.all([this.user.name, this.user.arn, currentKey.id, this.state]).apply(([user, userArn, accessKeyId, state]) => ({
+        const failed = (o: pulumi.Output<unknown>): pulumi.Output<boolean> => pulumi.recover(o.apply(() => false), () => true);
+        // Whether a target whose provider saves the planned value on a failed update may now be
+        // recorded as holding the new key GitHub refused: the key check passed (so targets were
+        // written with the new key) and a bridged (non-dynamic) target resource failed. The bridged
+        // GitHub provider returns the planned state with the error (pulumi-terraform-bridge
+        // pkg/tfbridge/provider.go `Update`, `initializationError`), which the engine saves
+        // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go `Update`); dynamic
+        // providers return no state with an error, so a GitLab write is simply retried.
+        const bridged = targetResources.filter((r) => !(r instanceof pulumi.dynamic.Resource));
+        const staleTarget = pulumi
+            .all([failed(this.keyCheck.id), ...bridged.map((r) => failed(r.urn))])
+            .apply(([checkFailed, ...targetsFailed]) => !checkFailed && targetsFailed.some(Boolean));
+        const minted = mintedKey ? pulumi.recover<string | undefined>(mintedKey.id, () => undefined) : pulumi.output<string | undefined>(undefined);
+        const fallback = pulumi.all([staleTarget, minted]).apply(([stale, id]): SavedSetState | undefined => {
+            if (!decision.previous) return undefined;
+            const unconfirmed = [...new Set([...(decision.unconfirmed ?? []), ...(stale && id ? [id] : [])])];
+            return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}) };
+        });
+        this.state = pulumi.recover<SavedSetState | undefined>(advanced, () => fallback);
+        this.completed = pulumi.recover(advanced.apply(() => true), () => false);
+        const done = pulumi.all([this.user.name, this.user.arn, currentKey.id, advanced]).apply(([user, userArn, accessKeyId, state]): SetSummary => ({
             user,
             userArn,
             accessKeyId,
@@ -286,6 +324,9 @@ export class CredentialSet extends pulumi.ComponentResource {
             targets: labels,
             warnings: decision.warnings,
         }));
+        this.summary = pulumi.recover(done, () =>
+            blockedSummary(config, decision.previous, `its ${decision.step === "none" ? "run" : decision.step} did not complete (see the errors above); it keeps its previous state and the next run picks it up`, now, "failed"),
+        );
         this.registerOutputs({ state: this.state, summary: this.summary });
     }
 }
@@ -294,7 +335,7 @@ export class CredentialSet extends pulumi.ComponentResource {
  * The summary of a set that took no step because it was blocked: what its previous state says,
  * and why it is blocked. The user's ARN is not known without registering the user, so it is empty.
  */
-export function blockedSummary(config: CredentialSetConfig, state: SetState | undefined, message: string, now: DateTime): SetSummary {
+export function blockedSummary(config: CredentialSetConfig, state: SetState | undefined, message: string, now: DateTime, kind: "blocked" | "failed" = "blocked"): SetSummary {
     const keys = state?.keys ?? [];
     const current = [...keys].reverse().find((k) => k.status === "Active" && !k.adoptedAt);
     return {
@@ -305,8 +346,8 @@ export function blockedSummary(config: CredentialSetConfig, state: SetState | un
         phase: state?.phase ?? "steady",
         paused: config.policy.paused,
         step: "none",
-        reason: `blocked: ${message}`,
-        next: { step: "none", why: "blocked until the problem above is fixed" },
+        reason: `${kind}: ${message}`,
+        next: kind === "blocked" ? { step: "none", why: "blocked until the problem above is fixed" } : { step: "none", why: "retried by the next run" },
         keys: keys.map((k) => ({ generation: k.generation, accessKeyId: k.accessKeyId, status: k.status, createdAt: k.createdAt, age: age(k.createdAt, now) })),
         targets: config.targets.map(({ target, spec }) => spec.label(target)),
         warnings: [message],

@@ -182,7 +182,16 @@ export function requireEngine(supportsParameterization: boolean): void {
     }
 }
 
-async function decideSet(set: CredentialSetConfig, config: StackConfig, state: SetState | undefined, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
+/**
+ * A set's entry in `rotation` as a failed run saves it: the previous state, plus the keys whose
+ * mint the run could not confirm (see {@link PlanInput.unconfirmed}). `parseState` keeps the field;
+ * the plan gets the state without it, so no decided state carries it on.
+ */
+export type SavedSetState = SetState & { unconfirmed?: string[] };
+
+async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
+    const { unconfirmed, ...rest } = saved ?? ({} as SavedSetState);
+    const state: SetState | undefined = saved ? rest : undefined;
     const request = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
     const input: PlanInput = {
         set: set.name,
@@ -194,6 +203,7 @@ async function decideSet(set: CredentialSetConfig, config: StackConfig, state: S
         now,
         forget: config.forgetKeys,
         adopt: set.adoptKeys,
+        ...(Array.isArray(unconfirmed) ? { unconfirmed: unconfirmed.filter((id): id is string => typeof id === "string") } : {}),
         configPath: set.path,
     };
     let result = plan(input);

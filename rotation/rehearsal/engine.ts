@@ -20,17 +20,56 @@ import type { World } from "./world";
  *   removed ones after the program ends;
  * - resources the program no longer registers are deleted after the program ends, newest first;
  *   deletes a failed or killed run did not reach stay pending for the next run's end;
- * - stack outputs are registered when every one of them has resolved, and only if no step had
- *   failed by then; a failed update saves them over the old ones (CLI >= 3.112), or, with
+ * - stack outputs are registered when every one of them has resolved (under
+ *   `--continue-on-error` also after a failed step; otherwise only if no step had failed by
+ *   then); a failed update saves them over the old ones (CLI >= 3.112), or, with
  *   `legacyOutputs`, keeps only what was registered (older CLIs drop the rest);
- * - after the first failed step the engine starts no new step; a kill (crash) also loses the
- *   create in flight (the resource exists in the cloud but not in state) and saves no outputs;
+ * - with `--continue-on-error` (default, as the scheduled job runs it) a failed step rejects that
+ *   resource's outputs, whatever depends on it is not registered, and the other steps go on;
+ *   without it (or with `legacyOutputs`), after the first failed step the engine starts no new
+ *   step; a kill (crash) also loses the create in flight (the resource exists in the cloud but
+ *   not in state) and saves no outputs;
+ * - a failed update of a bridged GitHub resource saves the planned inputs (the provider's
+ *   partial state), so the next run sees no difference while GitHub keeps the old value;
  * - `import` adopts an existing cloud resource by id, and fails when the declared inputs differ;
  * - `aliases` carry a resource's state over to its new name;
  * - a dynamic provider's own diff decides whether its resource changes, and its create or update
  *   may take simulated time (the key check retrying while IAM makes a key usable);
  * - a resource the rehearsal has no model of fails the run, and the rehearsal stops.
  */
+
+/**
+ * Marks the error a failed step's registration rejects with under `--continue-on-error`. The
+ * program builds Outputs from that resource that nobody awaits; in a real run their rejections
+ * reach the language host, which logs them and exits non-zero (sdk/nodejs/cmd/run/run.ts
+ * `uncaughtHandler`), a run that fails anyway. Here they would reach the process hosting the
+ * rehearsal, so {@link swallowFailedStepRejections} drops exactly those.
+ */
+const failedStepMark = "rehearsed failed step: ";
+
+/**
+ * For the length of a run: drop the rejections of failed steps' Outputs, hand every other one to
+ * the listeners the process had. Returns the function that restores them.
+ */
+function swallowFailedStepRejections(): () => void {
+    const saved = process.listeners("unhandledRejection");
+    process.removeAllListeners("unhandledRejection");
+    const listener = (reason: unknown, promise: Promise<unknown>) => {
+        if (String((reason as Error)?.message ?? reason).includes(failedStepMark)) return;
+        if (saved.length === 0) {
+            // Node's own behaviour without a listener.
+            process.nextTick(() => {
+                throw reason;
+            });
+        }
+        for (const l of saved) (l as (r: unknown, p: Promise<unknown>) => void)(reason, promise);
+    };
+    process.on("unhandledRejection", listener);
+    return () => {
+        process.removeListener("unhandledRejection", listener);
+        for (const l of saved) process.on("unhandledRejection", l as (...args: unknown[]) => void);
+    };
+}
 
 /** The secret sentinel the SDK puts around secret values it sends to the (mock) monitor. */
 const secretSig = "4dabf18193072939515e22adb298388d";
@@ -98,6 +137,19 @@ export interface EngineOptions {
      * old outputs are kept and registered ones saved over them (pulumi/pulumi PR #15754).
      */
     legacyOutputs?: boolean;
+    /**
+     * Rehearse `pulumi up --continue-on-error` (CLI 3.114, pulumi/pulumi PR #15740), as the
+     * scheduled job and the automation library run it. A failed step no longer stops
+     * the update (pkg/resource/deploy/step_executor.go `cancelDueToError`: `step.Fail()` instead of
+     * `se.cancel()`): independent steps still run; the engine answers the failed registration with
+     * `Result.FAIL`, so the Node SDK rejects that resource's outputs (sdk/nodejs/runtime/resource.ts
+     * `registerResource`, `resultFailed`, PR #23844) and nothing that depends on it registers
+     * (the engine would skip it: deployment_executor.go `handleSingleEvent`, `doesStepDependOn`);
+     * the stack outputs the program still resolves are registered and saved. False: the engine
+     * cancels every step not yet started at the first failure. Default: true, false with
+     * `legacyOutputs` (a CLI before 3.112 has no `--continue-on-error`).
+     */
+    continueOnError?: boolean;
 }
 
 /** Thrown by a hook to end the run at once, as a killed `pulumi up` would. */
@@ -233,6 +285,11 @@ export class Engine {
     private order: Random | undefined;
     /** The stack outputs as the state holds them (what the next run's StackReference reads). */
     outputs: Record<string, unknown> | undefined;
+    /** Whether a failed step lets the other steps run (`EngineOptions.continueOnError`). */
+    private get continues(): boolean {
+        // A CLI before 3.112 (`legacyOutputs`) predates the flag (3.114).
+        return this.options.continueOnError ?? !this.options.legacyOutputs;
+    }
     private program: Program | undefined;
     /** Steps the SDK has sent and the engine has not started. */
     private ready: (() => Promise<void>)[] = [];
@@ -256,6 +313,7 @@ export class Engine {
         const run: RunContext = { at, operations: [], logs: [], errors: [], crashed: false, elapsedMs: 0, worldFaults: [] };
         const registered = new Set<string>();
         const requests = new Map<string, RegistrationOptions>();
+        const restoreRejections = this.continues ? swallowFailedStepRejections() : () => {};
 
         const errorLogs: string[] = [];
         const restore = captureConsole(run.logs, errorLogs);
@@ -311,7 +369,9 @@ export class Engine {
                 }
             }
             outputs = collected;
-            if (run.failure === undefined) registeredOutputs = collected;
+            // Under `--continue-on-error` the program keeps running after a failed step, and the
+            // outputs it resolves are registered (saved over the old ones at the end, below).
+            if (run.failure === undefined || (this.continues && !run.crashed)) registeredOutputs = collected;
         } catch (err) {
             run.errors.push(messageOf(err));
             run.failure ??= messageOf(err);
@@ -322,6 +382,9 @@ export class Engine {
                 run.errors.push(messageOf(err));
                 run.failure ??= messageOf(err);
             }
+            // Rejections surface once the microtasks after them have run: give them a turn.
+            await new Promise((r) => setImmediate(r));
+            restoreRejections();
             Error.stackTraceLimit = stackTraceLimit;
             Error.prepareStackTrace = prepareStackTrace;
             restoreSdk();
@@ -433,6 +496,10 @@ export class Engine {
                         return done(await this.register(args.type, args.name, inputs, owner, args.id || undefined, options, run));
                     } catch (err) {
                         this.fail(run, err, args.name);
+                        if (this.continues && !run.crashed && !(err instanceof UnmodelledResourceError)) {
+                            // `Result.FAIL`: the SDK rejects the resource's outputs (see `continueOnError`).
+                            throw Object.assign(new Error(`${failedStepMark}${args.name}: ${messageOf(err)}`), { details: messageOf(err) });
+                        }
                         return standIn();
                     }
                 });
@@ -554,7 +621,7 @@ export class Engine {
                 this.resources.set(key(type, name), existing);
             }
         }
-        if (run.failure !== undefined) throw new Error(`the update was stopped by an earlier failure; ${name} was not ${existing ? "updated" : "created"}`);
+        if (run.failure !== undefined && (run.crashed || !this.continues)) throw new Error(`the update was stopped by an earlier failure; ${name} was not ${existing ? "updated" : "created"}`);
         // An import happens when no resource of that name exists or its id differs; then the old
         // one is replaced (pulumi/pulumi step_generator.go `isImport`, import-replacement).
         if (importId !== undefined && (!existing || existing.id !== importId)) {
@@ -593,9 +660,23 @@ export class Engine {
         }
         const status = type === accessKeyType ? { accessKeyId: existing.id, status: inputs.status as "Active" | "Inactive" } : {};
         const before = existing;
-        const updated = await this.apply(run, { action: "update", type, name, ...where, ...keyInfo, ...status }, () => this.update(before, model, inputs, ctx));
-        this.resources.set(key(type, name), updated);
-        return updated;
+        try {
+            const updated = await this.apply(run, { action: "update", type, name, ...where, ...keyInfo, ...status }, () => this.update(before, model, inputs, ctx));
+            this.resources.set(key(type, name), updated);
+            return updated;
+        } catch (err) {
+            if (type.startsWith("github:") && !run.crashed) {
+                // A failed update of a bridged (Terraform SDKv2) resource saves the planned value:
+                // the provider returns the planned state with the error (terraform-plugin-sdk
+                // helper/schema/grpc_provider.go `ApplyResourceChange`; pulumi-terraform-bridge
+                // pkg/tfbridge/provider.go `Update` through `initializationError`), and the engine
+                // records those inputs and outputs (pulumi/pulumi
+                // sdk/go/common/resource/plugin/provider_plugin.go `Update`). The next run's same
+                // inputs show no difference, and the store keeps the old value.
+                this.resources.set(key(type, name), { ...before, inputs });
+            }
+            throw err;
+        }
     }
 
     /**

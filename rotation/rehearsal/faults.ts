@@ -36,6 +36,8 @@ export interface FaultOptions {
     throttle?: (Window & { type: string })[];
     /** KMS refuses `principal` every Decrypt in the window (a key policy edited by hand). */
     kmsDeny?: (Window & { principal: string })[];
+    /** Run Command fails on `instance` in the window (offline, agent stopped): it keeps its old credentials file. */
+    deliveryFails?: (Window & { instance: string })[];
     /** Probability that a scheduled run does not happen (a missed cron trigger). */
     missRate?: number;
     /** Windows in which no run happens. */
@@ -109,9 +111,13 @@ export class FaultInjector {
         return changed || this.random.chance(this.options.twinRate ?? 0);
     }
 
+    /** Conditions of the world that last beyond the run that caused them (a runner left with an old file), listed on every run while they hold. */
+    readonly standing: ((at: number) => string[])[] = [];
+
     /** Prepare the faults of a run starting at `at`; `twin` runs get no scheduled faults. */
     startRun(at: number, twin: boolean): void {
         const run: NonNullable<typeof this.run> = { injected: [] };
+        for (const conditions of this.standing) run.injected.push(...conditions(at));
         // A standing fault of the world, not of the run: every run in the window lists it, so jobs it breaks are explained.
         for (const w of this.options.kmsDeny ?? []) if (at >= w.from && at < w.until) run.injected.push(`KMS denies ${w.principal} kms:Decrypt`);
         if (!twin) {

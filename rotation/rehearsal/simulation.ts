@@ -9,6 +9,7 @@ import { Random } from "./random";
 import { RepeatedRuns } from "./repeats";
 import { viewOf } from "./targets";
 import { World } from "./world";
+import { failDeliveries, staleInstances } from "./stores/aws-ssm-parameter";
 
 /** A rotation request an operator makes during the rehearsal (`--request-at`). */
 export interface ScheduledRequest {
@@ -169,6 +170,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const random = new Random(options.seed);
     const world = new World(new Random(options.seed ^ 0x5eed));
     const faults = new FaultInjector(options.faults ?? {}, new Random(options.seed ^ 0xfa17));
+    failDeliveries(world, options.faults?.deliveryFails ?? []);
+    faults.standing.push((at) => staleInstances(world, at));
     world.iam.propagationMs = () => faults.propagationMs();
     world.kms.deniedDuring = options.faults?.kmsDenied ?? [];
     const checker = new InvariantChecker(world);

@@ -9,6 +9,7 @@ import { decryptingView, kmsResourceModels, runnerPrincipal } from "./stores/kms
 import { keyCheckModel, targetCheckModel } from "./gates";
 import { s3BucketPolicyModel, s3ObjectModel, s3View } from "./stores/s3";
 import { secretsManagerModels, secretsManagerView } from "./stores/aws-secrets-manager";
+import { ssmParameterModels, ssmParameterView } from "./stores/aws-ssm-parameter";
 import type { Credentials, SecretStores, World } from "./world";
 
 /**
@@ -184,6 +185,7 @@ export const resourceModels: Record<string, ResourceModel> = {
     "aws:s3/bucketPolicy:BucketPolicy": s3BucketPolicyModel,
     ...secretsManagerModels,
     ...kmsResourceModels,
+    ...ssmParameterModels,
 };
 
 /**
@@ -403,6 +405,8 @@ function plainViewOf(target: Target, label: string): TargetView {
             return s3View(target, label);
         case "aws-secrets-manager":
             return secretsManagerView(target, label);
+        case "aws-ssm-parameter":
+            return ssmParameterView(target, label);
         default:
             throw new Error(`the rehearsal has no model of targets of type \`${(target as { type: string }).type}\` yet; add a view in rotation/rehearsal/targets.ts`);
     }

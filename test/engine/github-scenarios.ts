@@ -8,12 +8,17 @@ import { githubStackConfig, installGithubProvider } from "./github-provider";
 import { log } from "./rig";
 import { errorLines, Stack, tail, type Context, type Scenario } from "./scenarios";
 
-const DAY = 24 * 3_600_000;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
 async function githubStack(ctx: Context, name: string, user: string, project: number, repository: string): Promise<{ stack: Stack; gh: GithubFake }> {
-    const gh = await startGithubFake({ repositories: [repository] });
+    return githubStackOf(ctx, name, [{ name: "deploy", user, project, githubRepository: repository }]);
+}
+
+async function githubStackOf(ctx: Context, name: string, sets: Array<{ name: string; user: string; project: number; githubRepository?: string }>): Promise<{ stack: Stack; gh: GithubFake }> {
+    const gh = await startGithubFake({ repositories: sets.flatMap((s) => (s.githubRepository ? [s.githubRepository] : [])) });
     // The plugin's 1 s waits after each write, shortened (github-rig/rest.ts).
-    const stack = await Stack.create(ctx, name, [{ name: "deploy", user, project, githubRepository: repository }], {}, { GITHUB_RIG_TIME_SCALE: "0.05" });
+    const stack = await Stack.create(ctx, name, sets, {}, { GITHUB_RIG_TIME_SCALE: "0.05" });
     try {
         await installGithubProvider(ctx.bins.pulumi, stack.ws.env);
         for (const [key, v] of Object.entries(githubStackConfig(gh))) {
@@ -26,6 +31,33 @@ async function githubStack(ctx: Context, name: string, user: string, project: nu
         throw err;
     }
     return { stack, gh };
+}
+
+/**
+ * After a mint whose GitHub secret write failed: runs at later instants until GitHub and GitLab
+ * hold a key other than `k1`. Every run must succeed, IAM never holds more than two keys, and
+ * GitHub always holds an Active key (the one GitLab holds, with the state's secret). The first run
+ * must write GitHub's secret again (the retry the partial failure used to prevent).
+ */
+async function recoverAfterRefusedWrite(stack: Stack, gh: GithubFake, set: { user: string; project: number; repository: string }, k1: string, after: number): Promise<string> {
+    const writesBefore = gh.secret(`repo:${set.repository}`, "AWS_SECRET_ACCESS_KEY")!.writes;
+    let held = k1;
+    const offsets = [after + HOUR, 10 * DAY + 2 * HOUR, 14 * DAY + 2 * HOUR, 14 * DAY + 3 * HOUR, 16 * DAY];
+    for (const [i, offset] of offsets.entries()) {
+        const r = await stack.up(offset);
+        const summary = r.code === 0 ? (await stack.outputs()).sets : undefined;
+        log(`recovery of ${set.user}: run at +${(offset / DAY).toFixed(2)}d exited ${r.code}${summary ? `: ${JSON.stringify(Object.fromEntries(Object.entries(summary).map(([n, v]: [string, any]) => [n, `${v.step} (${v.reason})`])))}` : `: ${errorLines(r.stdout + r.stderr)}`}`);
+        assert.equal(r.code, 0, `the run at +${(offset / DAY).toFixed(2)}d after the refused write exited ${r.code}: ${errorLines(r.stdout + r.stderr)}`);
+        if (i === 0) {
+            assert.ok(gh.secret(`repo:${set.repository}`, "AWS_SECRET_ACCESS_KEY")!.writes > writesBefore, "the run after the refused write did not write GitHub's secret again");
+        }
+        const keys = await stack.iamKeys(set.user);
+        assert.ok(keys.length <= 2, `IAM has ${keys.length} keys for ${set.user}`);
+        held = await stack.assertTargetHoldsLiveKey(set.user, set.project);
+        assertGithubHolds(gh, set.repository, held, stack.variables(set.project).get("AWS_SECRET_ACCESS_KEY")?.value);
+        if (held !== k1) break;
+    }
+    return held;
 }
 
 /** GitHub holds exactly the key GitLab holds (id and secret), as a job would read them. */
@@ -65,7 +97,7 @@ export const githubScenarios: Scenario[] = [
     },
     {
         id: "G3",
-        title: "GitHub refuses the secret write during a mint (500 every time): the run fails, CI's key stays Active, and the next runs leave GitHub holding the current key",
+        title: "GitHub refuses the secret write during a mint (500 every time): the run fails, CI's key stays Active; the next run writes GitHub again, and the rotation completes without a human",
         async run(ctx) {
             const user = "ci-deploy-gh-fail";
             const repository = "acme/web";
@@ -74,7 +106,7 @@ export const githubScenarios: Scenario[] = [
                 const first = await stack.up(0);
                 assert.equal(first.code, 0, `first pulumi up exited ${first.code}:\n${tail(first.stdout + first.stderr)}`);
                 const k1 = await stack.assertTargetHoldsLiveKey(user, 1203);
-                const rotationBefore = JSON.stringify((await stack.outputs()).rotation);
+                const deployBefore = (await stack.outputs()).rotation.sets.deploy;
                 // GitHub's updated_at and IAM's CreateDate are real time, compared with 60 s of skew
                 // (rotation/pulumi/verify.ts): leave more than that between the first write and the next key.
                 await new Promise((r) => setTimeout(r, 65_000));
@@ -82,18 +114,54 @@ export const githubScenarios: Scenario[] = [
                 const failed = await stack.up(8 * DAY);
                 stop();
                 assert.notEqual(failed.code, 0, "the run whose GitHub write failed exited 0");
-                assert.equal(JSON.stringify((await stack.outputs()).rotation), rotationBefore, "the saved rotation state advanced after a failed GitHub write");
+                const { unconfirmed, ...deployAfter } = (await stack.outputs()).rotation.sets.deploy;
+                assert.deepEqual(deployAfter, deployBefore, "the saved rotation state advanced after a failed GitHub write");
+                assert.equal(unconfirmed?.length, 1, "the refused mint's key is not listed as unconfirmed");
                 assert.equal((await stack.iamKeys(user)).find((k) => k.id === k1)?.status, "Active", "the key CI holds was deactivated");
 
-                for (const [i, offset] of [8 * DAY + 3_600_000, 8 * DAY + 2 * 3_600_000].entries()) {
-                    const r = await stack.up(offset);
-                    if (i === 1) assert.equal(r.code, 0, `the second run after the failure exited ${r.code}: ${errorLines(r.stdout + r.stderr)}`);
-                    else if (r.code !== 0) log(`G3: the first run after the failure exited ${r.code}: ${errorLines(r.stdout + r.stderr)}`);
-                }
-                const held = await stack.assertTargetHoldsLiveKey(user, 1203);
+                // The next run retires the key GitHub refused and writes key 1 again (a real write);
+                // the retired key goes after `overlap` and `retireAfter`, and the next mint completes.
+                const held = await recoverAfterRefusedWrite(stack, gh, { user, project: 1203, repository }, k1, 8 * DAY);
                 assert.notEqual(held, k1, "the rotation never completed");
-                assertGithubHolds(gh, repository, held, stack.variables(1203).get("AWS_SECRET_ACCESS_KEY")?.value);
                 assert.ok((await stack.iamKeys(user)).length <= 2, "a third key");
+            } finally {
+                await stack.dispose();
+                await gh.stop();
+            }
+        },
+    },
+    {
+        id: "G3b",
+        title: "two sets, one set's GitHub write refused during a mint: the other set completes its mint in the same run, the refused set keeps its state and recovers",
+        async run(ctx) {
+            const failing = { name: "web", user: "ci-web-gh", project: 1231, repository: "acme/web2" };
+            const other = { name: "api", user: "ci-api-gh", project: 1232, repository: "acme/api2" };
+            const { stack, gh } = await githubStackOf(ctx, "githubtwo", [
+                { name: failing.name, user: failing.user, project: failing.project, githubRepository: failing.repository },
+                { name: other.name, user: other.user, project: other.project, githubRepository: other.repository },
+            ]);
+            try {
+                const first = await stack.up(0);
+                assert.equal(first.code, 0, `first pulumi up exited ${first.code}:\n${tail(first.stdout + first.stderr)}`);
+                const w1 = await stack.assertTargetHoldsLiveKey(failing.user, failing.project);
+                const a1 = await stack.assertTargetHoldsLiveKey(other.user, other.project);
+                const before = (await stack.outputs()).rotation;
+                await new Promise((r) => setTimeout(r, 65_000));
+                const stop = gh.fail({ method: "PUT", path: `/repos/${failing.repository}/actions/secrets/AWS_SECRET_ACCESS_KEY`, status: 500, times: Infinity });
+                const failed = await stack.up(8 * DAY);
+                stop();
+                assert.notEqual(failed.code, 0, "the run whose GitHub write failed exited 0");
+                const after = (await stack.outputs()).rotation;
+                const { unconfirmed: _, ...web } = after.sets[failing.name];
+                assert.deepEqual(web, before.sets[failing.name], "the failed set's saved state advanced");
+                assert.equal(after.sets[other.name].phase, "pushed", "the other set's mint was not saved");
+                const a2 = await stack.assertTargetHoldsLiveKey(other.user, other.project);
+                assert.notEqual(a2, a1, "the other set did not take its step in the run where one set's write failed");
+                assertGithubHolds(gh, other.repository, a2, stack.variables(other.project).get("AWS_SECRET_ACCESS_KEY")?.value);
+                assert.equal((await stack.iamKeys(failing.user)).find((k) => k.id === w1)?.status, "Active", "the key the failed set's CI holds was deactivated");
+
+                const held = await recoverAfterRefusedWrite(stack, gh, failing, w1, 8 * DAY);
+                assert.notEqual(held, w1, "the failed set's rotation never completed");
             } finally {
                 await stack.dispose();
                 await gh.stop();

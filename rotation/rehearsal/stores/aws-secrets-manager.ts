@@ -90,6 +90,24 @@ function stagesOf(stores: SecretStores, name: string, versionId: string): string
     return ["AWSCURRENT", "AWSPREVIOUS"].filter((s) => stores.read(stageAddress(name, s))?.value === versionId);
 }
 
+/**
+ * UpdateSecret with a new KmsKeyId (the Secret's in-place update): Secrets Manager re-encrypts the
+ * versions labelled AWSCURRENT, AWSPENDING and AWSPREVIOUS with the new key and keeps them
+ * encrypted with the previous key as well, so either key decrypts them (AWS Secrets Manager User
+ * Guide, "Change the encryption key for a secret"; UpdateSecret `KmsKeyId`: given kms:Encrypt on
+ * the new key, which the operator's policy grants). Older versions stay under their old keys.
+ */
+function reencrypt(world: World, name: string, meta: SecretMeta, at: number): void {
+    for (const stage of ["AWSCURRENT", "AWSPREVIOUS"]) {
+        const versionId = world.stores.read(stageAddress(name, stage))?.value;
+        const version = versionId ? world.stores.read(versionAddress(name, versionId)) : undefined;
+        if (!versionId || !version) continue;
+        const ciphertexts = [...((version.meta?.ciphertexts as string[] | undefined) ?? [String(version.meta?.ciphertext)])];
+        ciphertexts.push(world.kms.encrypt(meta.keyArn, version.value, { SecretARN: meta.arn }));
+        world.stores.write(versionAddress(name, versionId), { value: version.value, secret: true, meta: { ...version.meta, ciphertexts } }, at);
+    }
+}
+
 /** `aws.secretsmanager.Secret`: terraform-provider-aws secret.go, `name` ForceNew, the rest in place. */
 const secretModel: ResourceModel = {
     replaceOn: ["name", "namePrefix"],
@@ -99,9 +117,19 @@ const secretModel: ResourceModel = {
         // Secrets Manager appends six random characters to the ARN; fixed here, as the name is unique.
         const arn = `arn:aws:secretsmanager:us-east-1:${fakeAccountId}:secret:${name}-Rh3arS`;
         // A key the rehearsal does not know is made for it; the AWS-managed key lets any principal of the account decrypt.
-        const keyArn = ctx.world.kms.ensureKey(String(i.kmsKeyId ?? awsManagedKey));
-        const meta: SecretMeta = { arn, keyArn, awsManaged: i.kmsKeyId === undefined };
+        // The secret as it was before this operation: none on a create, even when a deleted
+        // secret of the same name left its meta behind (the engine has just written the address).
+        const existed = ctx.world.stores.asOf(ctx.clock.now() - 1).read(secretAddress(name)) !== undefined;
+        const before = existed ? secretOf(ctx.world.stores, name) : undefined;
+        // A new secret has no versions: labels a deleted secret of the same name left are gone.
+        if (!existed) for (const stage of ["AWSCURRENT", "AWSPREVIOUS"]) if (ctx.world.stores.read(stageAddress(name, stage))) ctx.world.stores.delete(stageAddress(name, stage), ctx.clock.now());
+        // An update without kmsKeyId keeps the secret's key: secret.go `resourceSecretUpdate` sends
+        // `KmsKeyId` only when `d.GetOk("kms_key_id")`, and UpdateSecret without it changes no key.
+        const keep = i.kmsKeyId === undefined && before !== undefined;
+        const keyArn = keep ? before.keyArn : ctx.world.kms.ensureKey(String(i.kmsKeyId ?? awsManagedKey));
+        const meta: SecretMeta = { arn, keyArn, awsManaged: keep ? before.awsManaged : i.kmsKeyId === undefined };
         ctx.world.stores.write(metaAddress(name), { value: JSON.stringify(meta), secret: false }, ctx.clock.now());
+        if (before && before.keyArn !== keyArn) reencrypt(ctx.world, name, meta, ctx.clock.now());
         return { arn, name };
     },
     id: (_, o) => String(o.arn),
@@ -154,11 +182,17 @@ export function getSecretValue(stores: SecretStores, world: World, name: string,
     // The AWS-managed key's policy admits only principals of its own account (UpdateSecret
     // `KmsKeyId` API reference: other accounts need a customer-managed key).
     if (secret.awsManaged && !sameAccount) return { error: `AccessDeniedException: ${principal} is not authorized to perform: kms:Decrypt on resource: ${secret.keyArn}` };
-    try {
-        return { value: world.kms.decrypt(principal, String(version.meta?.ciphertext), { SecretARN: secret.arn }, undefined, viaSecretsManager) };
-    } catch (err) {
-        return { error: (err as Error).message };
+    // A version re-encrypted after a change of key decrypts with any of its keys (`reencrypt`).
+    const ciphertexts = (version.meta?.ciphertexts as string[] | undefined) ?? [String(version.meta?.ciphertext)];
+    let refusal = "";
+    for (const ciphertext of ciphertexts) {
+        try {
+            return { value: world.kms.decrypt(principal, ciphertext, { SecretARN: secret.arn }, undefined, viaSecretsManager) };
+        } catch (err) {
+            refusal ||= (err as Error).message;
+        }
     }
+    return { error: refusal };
 }
 
 function parse(value: string | undefined, t: SecretsManagerTarget): Credentials {
