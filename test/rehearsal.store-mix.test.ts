@@ -34,6 +34,7 @@ function violations(result: SimulationResult): string {
 // them then, and only then.
 for (const [store, target, consumer] of [
     ["a Secrets Manager secret", { type: "aws-secrets-manager" }, "job reading secret ci/deploy/aws-credentials"],
+    ["an SSM SecureString", { type: "aws-ssm-parameter" }, "job reading /ci/deploy/AWS_ACCESS_KEY_ID"],
     ["an S3 env file", { type: "aws-s3-env-file", bucket: "acme-ci-env", prefix: "ci", env: "production", readers: [runner] }, "container reading s3://acme-ci-env/ci/production"],
 ] as const) {
     test(`the runner, a decrypter of the set's managed key, reads ${store} encrypted under it`, async () => {
