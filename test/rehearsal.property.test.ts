@@ -41,7 +41,7 @@ test("drawn configurations validate, and they draw every AWS-native store, KMS k
         }
         for (const [fault, drawn] of Object.entries(s.storeFaults)) if (drawn) count(fault);
     }
-    for (const k of ["managed key", "existing key", "encrypt with own key", "encrypt with the set's key", "aws-s3-env-file", "aws-secrets-manager", "s3", "smThrottle", "kmsThrottled", "kmsDenial"]) {
+    for (const k of ["managed key", "existing key", "encrypt with own key", "encrypt with the set's key", "aws-s3-env-file", "aws-secrets-manager", "aws-ssm-parameter", "s3", "deliveryFails", "smThrottle", "kmsThrottled", "kmsDenial"]) {
         assert.ok((seen.get(k) ?? 0) >= 50, `${k} drawn ${seen.get(k) ?? 0} times in 1000 scenarios`);
     }
 });
