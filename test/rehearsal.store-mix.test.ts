@@ -25,6 +25,11 @@ function rehearse(targets: object[], overrides: Partial<SimulationOptions> = {})
     return simulate({ config: config(targets), stack: "dev", start, durationMs: 3 * day, cadenceMs: 6 * hour, seed: 11, ...overrides });
 }
 
+/** A scenario as the property suite drew it: its JSON drops the options drawn as absent, which read as absent. */
+function drawn(s: object): Scenario {
+    return s as unknown as Scenario;
+}
+
 function violations(result: SimulationResult): string {
     return result.violations.map((v) => `${v.invariant} at ${v.at}: ${v.message}`).join("\n");
 }
@@ -72,9 +77,35 @@ test("an S3 reader that is not a decrypter of the set's managed key shows as bro
 // explain it. The fix belongs in the plan/program (rotation/core/plan.ts, rotation/pulumi/*:
 // after a failed run that wrote targets, write every target's pair again, e.g. by a change of
 // input such as the run's generation in a secret's description, or refresh those secrets).
-const tornRollback = {"sets":1,"targets":[{"type":"gitlab-group","group":"acme","environmentScope":"production"},{"type":"github-dependabot","repository":"acme/bot"}],"overlapH":3,"settleH":2,"retireH":2,"gate":true,"gateTimeoutH":3,"slackH":1,"cadenceMin":90,"runCount":66,"requests":[{"run":41,"mode":"normal"}],"failRate":0.1,"slowKeyRate":0,"crashRate":0,"kill":{"run":35,"after":1},"missRate":0.1,"jitterMin":10,"reject":{"run":3,"lengthH":4},"seed":999981,"stores":[{"kms":{"key":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"encrypt":"none","encryptOwnKey":false,"s3":{"ownKey":false,"bucketKey":false,"manage":true},"sm":{"kmsKey":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"ssm":{"format":"parameters","kmsKey":"alias/ci-deploy","distribute":"rate(30 minutes)"}},{"kms":{"key":"alias/team-ci"},"encrypt":"none","encryptOwnKey":false}],"storeFaults":{"kmsThrottled":{"run":47,"lengthH":1},"deliveryFails":{"run":9,"lengthH":1}}} as Scenario;
+const tornRollback = drawn({"sets":1,"targets":[{"type":"gitlab-group","group":"acme","environmentScope":"production"},{"type":"github-dependabot","repository":"acme/bot"}],"overlapH":3,"settleH":2,"retireH":2,"gate":true,"gateTimeoutH":3,"slackH":1,"cadenceMin":90,"runCount":66,"requests":[{"run":41,"mode":"normal"}],"failRate":0.1,"slowKeyRate":0,"crashRate":0,"kill":{"run":35,"after":1},"missRate":0.1,"jitterMin":10,"reject":{"run":3,"lengthH":4},"seed":999981,"stores":[{"kms":{"key":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"encrypt":"none","encryptOwnKey":false,"s3":{"ownKey":false,"bucketKey":false,"manage":true},"sm":{"kmsKey":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"ssm":{"format":"parameters","kmsKey":"alias/ci-deploy","distribute":"rate(30 minutes)"}},{"kms":{"key":"alias/team-ci"},"encrypt":"none","encryptOwnKey":false}],"storeFaults":{"kmsThrottled":{"run":47,"lengthH":1},"deliveryFails":{"run":9,"lengthH":1}}});
 
 test("a rollback whose own GitHub write fails leaves no torn target behind", { todo: "the planned value of the failed rollback write hides the torn Dependabot secret from every later run (see the comment above)" }, async () => {
     const result = withoutAccepted(await runScenario(tornRollback));
+    assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
+});
+
+// Open (REHEARSAL_PROPERTY_SEED=7001 path 5): in one run, the write of an encrypting Dependabot
+// target's secret fails (its planned value is saved, GitHub keeps the old ciphertext) and the run
+// is then killed, so no output of it is saved. Later runs re-declare the mint with no sign that
+// the write was refused, see no diff for that secret, and the target check fails every run
+// ("last written ... before key ... was created"): the target check catches the stale secret but
+// nothing turns its failure into the retire-and-rewrite path of a refused write (I8, no manual
+// step should be needed). A fix belongs in the plan/program (rotation/core/plan.ts,
+// rotation/pulumi/verify.ts): a target check that fails on a key should mark it unconfirmed.
+const staleAfterKill = drawn({"sets":2,"targets":[{"type":"github-dependabot","repository":"acme/bot"},{"type":"gitlab-group","group":"acme","environmentScope":"production"}],"overlapH":1,"settleH":1,"retireH":1,"gate":true,"gateTimeoutH":3,"slackH":3,"cadenceMin":30,"runCount":66,"requests":[],"failRate":0.03,"slowKeyRate":0,"crashRate":0.05,"kill":{"run":5,"after":4},"missRate":0.1,"jitterMin":0,"seed":317521,"stores":[{"kms":{"key":"alias/team-ci"},"encrypt":"all","encryptOwnKey":false,"s3":{"ownKey":false,"bucketKey":true,"manage":true,"reader":"runner"},"sm":{"reader":"other-account"}},{"kms":{"create":true,"decrypters":["arn:aws:iam::123456789012:role/ci-runner"]},"encrypt":"all","encryptOwnKey":false,"s3":{"ownKey":true,"bucketKey":true,"manage":false,"reader":"task"},"sm":{}}],"storeFaults":{}});
+
+test("a refused GitHub write followed by a kill in the same run is recovered by later runs (I8)", { todo: "the target check keeps failing on the stale Dependabot secret; nothing rewrites it (see the comment above)" }, async () => {
+    const result = withoutAccepted(await runScenario(staleAfterKill));
+    assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
+});
+
+// Open (REHEARSAL_PROPERTY_SEED=7000 path 68), cause not yet reduced: after a mint run whose write
+// of a GitHub repository secret failed (run 8, random API error), set0's repository later holds a key
+// that is deactivated (I2 at run 39) and then deleted, and set1's key check fails on an Inactive key
+// (I8 at run 44). Same family as the two above (a failed GitHub write whose planned value is saved).
+const deactivatedWhileHeld = drawn({"sets":2,"targets":[{"type":"github-repository","repository":"acme/api"}],"overlapH":3,"settleH":1,"retireH":1,"gate":true,"gateTimeoutH":1,"slackH":1,"cadenceMin":60,"runCount":66,"requests":[{"run":29,"mode":"revoke"},{"run":61,"mode":"revoke"}],"failRate":0.03,"slowKeyRate":0,"crashRate":0.05,"missRate":0.1,"jitterMin":0,"reject":{"run":43,"lengthH":4},"seed":999981,"stores":[{"kms":{"key":"alias/team-ci"},"encrypt":"all","encryptOwnKey":false,"s3":{"ownKey":true,"bucketKey":false,"manage":true,"reader":"task"}},{"encrypt":"all","encryptOwnKey":true,"sm":{"reader":"other-account"}}],"storeFaults":{"s3":{"window":{"run":43,"lengthH":1},"code":"SlowDown"},"smThrottle":{"run":26,"lengthH":6},"kmsDenial":{"window":{"run":1,"lengthH":6},"kind":"denied","everyone":true}}});
+
+test("after a failed GitHub write, no key a target holds is deactivated (I2, I4)", { todo: "a GitHub repository keeps a key that is later deactivated and deleted (see the comment above)" }, async () => {
+    const result = withoutAccepted(await runScenario(deactivatedWhileHeld));
     assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
 });
