@@ -1,11 +1,17 @@
+import assert from "node:assert/strict";
 import { availableParallelism } from "node:os";
+import fc from "fast-check";
 import { test } from "node:test";
 import { fork } from "node:child_process";
 import { checkScenarios, shareVariable, type PropertyOutcome, type PropertyShare } from "./support/rehearsal-property";
+import { configProblems, scenarioArb, stackConfig } from "./support/rehearsal-scenarios";
 
 // The slow tier (`npm run test:slow`) checks 300 scenarios; `npm test` a sample of 4.
 const runs = Number(process.env.REHEARSAL_PROPERTY_RUNS ?? (process.env.TEST_TIER === "slow" ? 300 : 4));
 const seed = Number(process.env.REHEARSAL_PROPERTY_SEED ?? 20261123);
+// REHEARSAL_PROPERTY_KNOWN=skip passes scenarios whose violations follow from the open findings
+// below, to look past them for new ones (each share otherwise stops at its first failure).
+const skipKnown = process.env.REHEARSAL_PROPERTY_KNOWN === "skip";
 // One share per core, each in its own process: rehearsals are CPU-bound and independent. Share i draws its scenarios with
 // seed + i, so a failure names the seed (and path) that replays it with REHEARSAL_PROPERTY_WORKERS=1.
 const workers = Math.max(1, Math.min(Number(process.env.REHEARSAL_PROPERTY_WORKERS ?? availableParallelism()), runs));
@@ -24,25 +30,49 @@ function inChild(share: PropertyShare): Promise<PropertyOutcome> {
     });
 }
 
+test("drawn configurations validate, and they draw every AWS-native store, KMS key and store fault", () => {
+    const seen = new Map<string, number>();
+    const count = (k: string) => seen.set(k, (seen.get(k) ?? 0) + 1);
+    for (const s of fc.sample(scenarioArb, { numRuns: 1000, seed })) {
+        assert.deepEqual(configProblems(s), [], stackConfig(s)["ci-key-rotation:credentials"]);
+        for (const set of JSON.parse(stackConfig(s)["ci-key-rotation:credentials"]) as { kms?: { create?: boolean }; targets: { type: string; encrypt?: { key?: string } }[] }[]) {
+            if (set.kms) count(set.kms.create ? "managed key" : "existing key");
+            for (const t of set.targets) count(t.encrypt ? (t.encrypt.key ? "encrypt with own key" : "encrypt with the set's key") : t.type);
+        }
+        for (const [fault, drawn] of Object.entries(s.storeFaults)) if (drawn) count(fault);
+    }
+    for (const k of ["managed key", "existing key", "encrypt with own key", "encrypt with the set's key", "aws-s3-env-file", "aws-secrets-manager", "aws-ssm-parameter", "s3", "deliveryFails", "smThrottle", "kmsThrottled", "kmsDenial"]) {
+        assert.ok((seen.get(k) ?? 0) >= 50, `${k} drawn ${seen.get(k) ?? 0} times in 1000 scenarios`);
+    }
+});
+
 // Open findings (issue 9): the program cannot yet tell a key its own failed run created from one
 // made by hand, because `PlanInput.recorded` is never filled, and from state and IAM alone a failed
 // deactivation looks like a key switched back on by hand. Scenarios that fail a first run twice, or
-// fail a deactivation, then block every later run (I8). Replay with
+// fail a deactivation, then block every later run (I8); when the second failed first run had
+// already written its key to targets, the two unrecorded keys are taken over and the newer one,
+// which targets hold, is retired first (I4, then I2/I3). Replay with
 // REHEARSAL_PROPERTY_SEED=17 REHEARSAL_PROPERTY_WORKERS=1 (also 20261123, 20261124). The suite still
 // runs and reports every counterexample; `todo` keeps the finding visible without failing CI.
 // Also reported (seed 20261124): a mint whose GitHub write was refused is retired and its targets
 // rolled back to the previous key, so until that key is deactivated I3 (newest Active key in
 // targets) and then I4 (deactivated while targets hold an older key) fail by their letter for that
-// key alone (test/rehearsal.test.ts accepts exactly this; docs/failures.md).
+// key alone (test/rehearsal.test.ts accepts exactly this; docs/failures.md): the property accepts it
+// too (`withoutAccepted`, by the key the program's warning names). `knownFinding` tells the open
+// findings from new violations in the report.
 const openFindings = "program cannot yet recognise its own interrupted keys or failed deactivations (see comment above)";
 
 test(`${runs} random scenarios of at least 60 runs keep every invariant`, { timeout: 600_000, todo: openFindings }, async () => {
     const started = Date.now();
-    const shares = Array.from({ length: workers }, (_, i): PropertyShare => ({ numRuns: Math.floor(runs / workers) + (i < runs % workers ? 1 : 0), seed: seed + i }));
+    const shares = Array.from({ length: workers }, (_, i): PropertyShare => ({ numRuns: Math.floor(runs / workers) + (i < runs % workers ? 1 : 0), seed: seed + i, skipKnown }));
     const outcomes = workers === 1 ? [await checkScenarios(shares[0])] : await Promise.all(shares.map(inChild));
     const scenarios = outcomes.reduce((n, o) => n + o.scenarios, 0);
     const total = outcomes.reduce((n, o) => n + o.runs, 0);
-    process.stdout.write(`# rehearsal property: ${scenarios} scenarios, ${total} runs, ${workers} process(es), ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    const known = outcomes.reduce((n, o) => n + (o.known ?? 0), 0);
+    process.stdout.write(`# rehearsal property: ${scenarios} scenarios (${known} with open findings passed), ${total} runs, ${workers} process(es), ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    const knownBy: Record<string, number> = {};
+    for (const o of outcomes) for (const [k, n] of Object.entries(o.knownBy ?? {})) knownBy[k] = (knownBy[k] ?? 0) + n;
+    if (known > 0) process.stdout.write(`# open findings: ${JSON.stringify(knownBy)}\n`);
     const failures = outcomes.flatMap((o, i) => (o.failure ? [`share ${i} (seed ${shares[i].seed}, ${shares[i].numRuns} scenarios; replay with REHEARSAL_PROPERTY_SEED=${shares[i].seed} REHEARSAL_PROPERTY_WORKERS=1 REHEARSAL_PROPERTY_RUNS=${shares[i].numRuns}):\n${o.failure}`] : []));
     if (failures.length > 0) throw new Error(failures.join("\n\n"));
 });

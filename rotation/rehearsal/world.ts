@@ -272,8 +272,11 @@ export class FakeKms {
 
     /**
      * Apply a key policy: its `kms:Decrypt` statements with `kms:EncryptionContext:<k>` conditions
-     * become the only grants (principal and context) Decrypt is checked against. Statements with
-     * other conditions (`kms:ViaService`) grant nothing here: no AWS service calls this fake.
+     * become the only grants (principal and context) Decrypt is checked against. A statement whose
+     * only condition is `StringLike` on `kms:ViaService` grants Decrypt made through those services
+     * (Secrets Manager's GetSecretValue, S3's GetObject), as KMS evaluates it: the condition key is
+     * the service that called KMS on the principal's behalf (AWS KMS Developer Guide,
+     * conditions-kms.md "kms:ViaService"). Other conditions grant nothing here.
      */
     putKeyPolicy(arn: string, policyJson: string): void {
         const key = this.keys.get(arn);
@@ -283,6 +286,11 @@ export class FakeKms {
         for (const s of policy.Statement) {
             const actions = [s.Action ?? []].flat();
             if (s.Effect !== "Allow" || !actions.includes("kms:Decrypt")) continue;
+            const via = s.Condition?.StringLike?.["kms:ViaService"] as string | string[] | undefined;
+            if (via !== undefined && Object.keys(s.Condition ?? {}).length === 1 && Object.keys(s.Condition!.StringLike).length === 1) {
+                grants.push({ principals: new Set([s.Principal?.AWS ?? []].flat()), context: {}, via: [via].flat() });
+                continue;
+            }
             const equals = s.Condition?.StringEquals ?? {};
             const context = Object.fromEntries(Object.entries(equals).filter(([k]) => k.startsWith("kms:EncryptionContext:")).map(([k, v]) => [k.slice("kms:EncryptionContext:".length), v]));
             if (Object.keys(context).length === 0 || Object.keys(s.Condition ?? {}).some((op) => op !== "StringEquals")) continue;
@@ -319,7 +327,7 @@ export class FakeKms {
      * Decrypt as `principal` at `at`: refused unless the key policy lets it (with this context,
      * when the policy binds contexts) and the context is exact.
      */
-    decrypt(principal: string, ciphertext: string, context: Record<string, string> = {}, at?: number): string {
+    decrypt(principal: string, ciphertext: string, context: Record<string, string> = {}, at?: number, via?: string): string {
         const blob = this.blobs.get(ciphertext);
         if (!blob || blob.context !== canonicalContext(context)) {
             throw new ApiError("InvalidCiphertextException", "The ciphertext is invalid or was made with another encryption context.");
@@ -327,7 +335,7 @@ export class FakeKms {
         const key = this.keys.get(blob.keyArn)!;
         const deniedNow = at !== undefined && this.deniedDuring.some((w) => at >= w.from && at < w.until && (w.principal === undefined || w.principal === principal));
         const granted = key.grants
-            ? key.grants.some((g) => g.principals.has(principal) && Object.entries(g.context).every(([k, v]) => context[k] === v))
+            ? key.grants.some((g) => g.principals.has(principal) && (g.via ? via !== undefined && g.via.some((pattern) => viaMatches(pattern, via)) : Object.entries(g.context).every(([k, v]) => context[k] === v)))
             : key.decrypters === "any" || key.decrypters.has(principal);
         if (deniedNow || this.denied.has(principal) || !granted) {
             throw new ApiError("AccessDeniedException", `${principal} is not authorized to perform: kms:Decrypt on resource: ${key.arn}`);
@@ -342,10 +350,16 @@ export class FakeKms {
     }
 }
 
-/** One Decrypt grant of a key policy: who, and with which context pairs. */
+/** One Decrypt grant of a key policy: who, and with which context pairs, or through which services (`kms:ViaService` patterns). */
 export interface KmsGrant {
     principals: Set<string>;
     context: Record<string, string>;
+    via?: string[];
+}
+
+/** `StringLike` of a `kms:ViaService` pattern (`secretsmanager.*.amazonaws.com`) against the calling service's endpoint. */
+function viaMatches(pattern: string, service: string): boolean {
+    return new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`).test(service);
 }
 
 function canonicalContext(context: Record<string, string>): string {

@@ -26,6 +26,9 @@ import { jsonKeys, secretNameOf, type SecretsManagerTarget } from "../../../prov
 /** The AWS-managed key Secrets Manager uses when a secret names none. */
 export const awsManagedKey = "alias/aws/secretsmanager";
 
+/** The service endpoint Secrets Manager calls KMS from (`kms:ViaService`), in the fake's region. */
+const viaSecretsManager = "secretsmanager.us-east-1.amazonaws.com";
+
 /** The role a same-account consumer reads with when the target names no readers (its own IAM policy grants it). */
 export const defaultReader = `arn:aws:iam::${fakeAccountId}:role/ci-runner`;
 
@@ -184,7 +187,7 @@ export function getSecretValue(stores: SecretStores, world: World, name: string,
     let refusal = "";
     for (const ciphertext of ciphertexts) {
         try {
-            return { value: world.kms.decrypt(principal, ciphertext, { SecretARN: secret.arn }) };
+            return { value: world.kms.decrypt(principal, ciphertext, { SecretARN: secret.arn }, undefined, viaSecretsManager) };
         } catch (err) {
             refusal ||= (err as Error).message;
         }

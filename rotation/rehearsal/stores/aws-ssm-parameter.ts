@@ -216,14 +216,15 @@ export const ssmParameterModels: Record<string, ResourceModel> = {
 
 /**
  * GetParameter WithDecryption as `principal`: the parameter must exist and KMS must let the
- * principal decrypt with the parameter's ARN as context (a KMS denial reads as no value).
+ * principal decrypt with the parameter's ARN as context (a KMS denial reads as no value). SSM
+ * decrypts on the reader's behalf: `kms:ViaService` is SSM's endpoint.
  */
 export function getParameter(stores: SecretStores, world: World, name: string, principal: string): { value?: string; error?: string } {
     const stored = stores.read(paramAddress(name));
     if (!stored) return { error: `ParameterNotFound: ${name}` };
     const ciphertext = stores.read(`${paramAddress(name)}:kms`)?.value;
     try {
-        return { value: world.kms.decrypt(principal, String(ciphertext), { PARAMETER_ARN: arnOf(name) }) };
+        return { value: world.kms.decrypt(principal, String(ciphertext), { PARAMETER_ARN: arnOf(name) }, undefined, "ssm.us-east-1.amazonaws.com") };
     } catch (err) {
         return { error: (err as Error).message };
     }

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { simulate, type SimulationOptions, type SimulationResult } from "../rotation/rehearsal/simulation";
+import { runScenario, withoutAccepted, type Scenario } from "./support/rehearsal-scenarios";
+
+// Fixed-seed reductions of what the random property scenarios (test/rehearsal.property.test.ts)
+// found when they combine the AWS-native stores with the set's KMS key.
+
+const runner = "arn:aws:iam::123456789012:role/ci-runner";
+const hour = 3_600_000;
+const day = 24 * hour;
+const start = Date.parse("2026-01-01T00:00:00Z");
+
+function config(targets: object[]): Record<string, string> {
+    return {
+        "aws:region": "us-east-1",
+        "ci-key-rotation:credentials": JSON.stringify([{ name: "deploy", kms: { create: true, decrypters: [runner] }, targets: [{ type: "github-repository", repository: "acme/api" }, ...targets] }]),
+        "ci-key-rotation:every": "P7D",
+        "ci-key-rotation:overlap": "PT24H",
+        "ci-key-rotation:retireAfter": "P3D",
+    };
+}
+
+function rehearse(targets: object[], overrides: Partial<SimulationOptions> = {}): Promise<SimulationResult> {
+    return simulate({ config: config(targets), stack: "dev", start, durationMs: 3 * day, cadenceMs: 6 * hour, seed: 11, ...overrides });
+}
+
+/** A scenario as the property suite drew it: its JSON drops the options drawn as absent, which read as absent. */
+function drawn(s: object): Scenario {
+    return s as unknown as Scenario;
+}
+
+function violations(result: SimulationResult): string {
+    return result.violations.map((v) => `${v.invariant} at ${v.at}: ${v.message}`).join("\n");
+}
+
+// The set's managed key lets its decrypters use it through Secrets Manager and S3 (the key
+// policy's `kms:ViaService` statement): the runner role reads a secret or an env file encrypted
+// under the set's key. Shown by its jobs running at all: a day of KMS refusing the runner breaks
+// them then, and only then.
+for (const [store, target, consumer] of [
+    ["a Secrets Manager secret", { type: "aws-secrets-manager" }, "job reading secret ci/deploy/aws-credentials"],
+    ["an SSM SecureString", { type: "aws-ssm-parameter" }, "job reading /ci/deploy/AWS_ACCESS_KEY_ID"],
+    ["an S3 env file", { type: "aws-s3-env-file", bucket: "acme-ci-env", prefix: "ci", env: "production", readers: [runner] }, "container reading s3://acme-ci-env/ci/production"],
+] as const) {
+    test(`the runner, a decrypter of the set's managed key, reads ${store} encrypted under it`, async () => {
+        const from = start + day;
+        const result = await rehearse([target], { faults: { kmsDeny: [{ from, until: from + day, principal: runner }] } });
+        assert.equal(result.summary.violationCount, 0, violations(result));
+        const broken = result.jobs.broken.filter((b) => b.consumer.startsWith(consumer));
+        assert.ok(broken.length > 0, `the reader's jobs ran before the denial and broke during it: ${JSON.stringify(result.jobs.broken.slice(0, 3))}`);
+        for (const b of broken) assert.ok(Date.parse(b.at) >= from && Date.parse(b.at) < from + day, `broke outside the denial: ${b.at}`);
+    });
+}
+
+// Open: a reader that can never decrypt goes unseen. CiJobs (rotation/rehearsal/jobs.ts `start`)
+// counts a place's jobs only from the first time it read credentials (before the first run there
+// are none); a reader the key never lets decrypt (a task role that is not among the set's
+// `decrypters`: the set's key policy names only them, and denies everyone else) never reads any,
+// so its jobs never start and the rehearsal reports 0 broken jobs while every real container
+// starts without a key. Fix in jobs.ts (count a place once its target holds a key, not once its
+// consumer read one) or refuse the config (a target that encrypts with the set's managed key and
+// names `readers` outside `decrypters`, in rotation/core/config-checks.ts).
+test("an S3 reader that is not a decrypter of the set's managed key shows as broken containers", { todo: "jobs of a reader that never decrypts are never counted (see the comment above)" }, async () => {
+    const result = await rehearse([{ type: "aws-s3-env-file", bucket: "acme-ci-env", prefix: "ci", env: "production", readers: ["arn:aws:iam::123456789012:role/api-task"] }]);
+    assert.ok(result.summary.brokenJobs > 0 || result.summary.violationCount > 0, "every container of the task role starts without a key, and the rehearsal says nothing");
+});
+
+// Open (found by the property suite, REHEARSAL_PROPERTY_SEED=20261124 path 34, replayed here as
+// drawn): a mint fails on a target write (a random API error on the SSM parameter), so the next
+// run rolls the targets back to the previous key (docs/failures.md); that run's write of the
+// Dependabot secret fails too, after the key id was written. The GitHub provider saves the planned
+// value of a failed update (docs/rehearsal.md, the engine table), so the state says the secret holds the old key's
+// secret while GitHub still holds the new key's: every later run sees no diff, the target keeps the
+// old key's id with the new key's secret (I3, "a secret that does not match"), and every
+// Dependabot job fails with SignatureDoesNotMatch (I2) until the next rotation, with no fault to
+// explain it. The fix belongs in the plan/program (rotation/core/plan.ts, rotation/pulumi/*:
+// after a failed run that wrote targets, write every target's pair again, e.g. by a change of
+// input such as the run's generation in a secret's description, or refresh those secrets).
+const tornRollback = drawn({"sets":1,"targets":[{"type":"gitlab-group","group":"acme","environmentScope":"production"},{"type":"github-dependabot","repository":"acme/bot"}],"overlapH":3,"settleH":2,"retireH":2,"gate":true,"gateTimeoutH":3,"slackH":1,"cadenceMin":90,"runCount":66,"requests":[{"run":41,"mode":"normal"}],"failRate":0.1,"slowKeyRate":0,"crashRate":0,"kill":{"run":35,"after":1},"missRate":0.1,"jitterMin":10,"reject":{"run":3,"lengthH":4},"seed":999981,"stores":[{"kms":{"key":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"encrypt":"none","encryptOwnKey":false,"s3":{"ownKey":false,"bucketKey":false,"manage":true},"sm":{"kmsKey":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"ssm":{"format":"parameters","kmsKey":"alias/ci-deploy","distribute":"rate(30 minutes)"}},{"kms":{"key":"alias/team-ci"},"encrypt":"none","encryptOwnKey":false}],"storeFaults":{"kmsThrottled":{"run":47,"lengthH":1},"deliveryFails":{"run":9,"lengthH":1}}});
+
+test("a rollback whose own GitHub write fails leaves no torn target behind", { todo: "the planned value of the failed rollback write hides the torn Dependabot secret from every later run (see the comment above)" }, async () => {
+    const result = withoutAccepted(await runScenario(tornRollback));
+    assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
+});
+
+// Open (REHEARSAL_PROPERTY_SEED=7001 path 5): in one run, the write of an encrypting Dependabot
+// target's secret fails (its planned value is saved, GitHub keeps the old ciphertext) and the run
+// is then killed, so no output of it is saved. Later runs re-declare the mint with no sign that
+// the write was refused, see no diff for that secret, and the target check fails every run
+// ("last written ... before key ... was created"): the target check catches the stale secret but
+// nothing turns its failure into the retire-and-rewrite path of a refused write (I8, no manual
+// step should be needed). A fix belongs in the plan/program (rotation/core/plan.ts,
+// rotation/pulumi/verify.ts): a target check that fails on a key should mark it unconfirmed.
+const staleAfterKill = drawn({"sets":2,"targets":[{"type":"github-dependabot","repository":"acme/bot"},{"type":"gitlab-group","group":"acme","environmentScope":"production"}],"overlapH":1,"settleH":1,"retireH":1,"gate":true,"gateTimeoutH":3,"slackH":3,"cadenceMin":30,"runCount":66,"requests":[],"failRate":0.03,"slowKeyRate":0,"crashRate":0.05,"kill":{"run":5,"after":4},"missRate":0.1,"jitterMin":0,"seed":317521,"stores":[{"kms":{"key":"alias/team-ci"},"encrypt":"all","encryptOwnKey":false,"s3":{"ownKey":false,"bucketKey":true,"manage":true,"reader":"runner"},"sm":{"reader":"other-account"}},{"kms":{"create":true,"decrypters":["arn:aws:iam::123456789012:role/ci-runner"]},"encrypt":"all","encryptOwnKey":false,"s3":{"ownKey":true,"bucketKey":true,"manage":false,"reader":"task"},"sm":{}}],"storeFaults":{}});
+
+test("a refused GitHub write followed by a kill in the same run is recovered by later runs (I8)", { todo: "the target check keeps failing on the stale Dependabot secret; nothing rewrites it (see the comment above)" }, async () => {
+    const result = withoutAccepted(await runScenario(staleAfterKill));
+    assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
+});
+
+// Open (REHEARSAL_PROPERTY_SEED=7000 path 68), cause not yet reduced: after a mint run whose write
+// of a GitHub repository secret failed (run 8, random API error), set0's repository later holds a key
+// that is deactivated (I2 at run 39) and then deleted, and set1's key check fails on an Inactive key
+// (I8 at run 44). Same family as the two above (a failed GitHub write whose planned value is saved).
+const deactivatedWhileHeld = drawn({"sets":2,"targets":[{"type":"github-repository","repository":"acme/api"}],"overlapH":3,"settleH":1,"retireH":1,"gate":true,"gateTimeoutH":1,"slackH":1,"cadenceMin":60,"runCount":66,"requests":[{"run":29,"mode":"revoke"},{"run":61,"mode":"revoke"}],"failRate":0.03,"slowKeyRate":0,"crashRate":0.05,"missRate":0.1,"jitterMin":0,"reject":{"run":43,"lengthH":4},"seed":999981,"stores":[{"kms":{"key":"alias/team-ci"},"encrypt":"all","encryptOwnKey":false,"s3":{"ownKey":true,"bucketKey":false,"manage":true,"reader":"task"}},{"encrypt":"all","encryptOwnKey":true,"sm":{"reader":"other-account"}}],"storeFaults":{"s3":{"window":{"run":43,"lengthH":1},"code":"SlowDown"},"smThrottle":{"run":26,"lengthH":6},"kmsDenial":{"window":{"run":1,"lengthH":6},"kind":"denied","everyone":true}}});
+
+test("after a failed GitHub write, no key a target holds is deactivated (I2, I4)", { todo: "a GitHub repository keeps a key that is later deactivated and deleted (see the comment above)" }, async () => {
+    const result = withoutAccepted(await runScenario(deactivatedWhileHeld));
+    assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
+});
