@@ -28,6 +28,20 @@
  * StatusCode: <n>, RequestID: <id>, <Code>: <message>`) after the resource's own prefix
  * (`creating IAM Access Key (<user>): ...`).
  *
+ * S3 (the `aws-s3-env-file` store, providers/s3/store.ts):
+ * - internal/service/s3/object.go (resourceObject, `aws_s3_object` = BucketObjectv2): `bucket` and
+ *   `key` are ForceNew; `content`, `content_type`, `kms_key_id`, `metadata`, `bucket_key_enabled`,
+ *   `server_side_encryption` are in `hasObjectContentChanges`, so resourceObjectUpdate uploads
+ *   again in place (PutObject); `tags` update in place too (the tags interceptor; modelled here as
+ *   a new upload). `content_type`, `kms_key_id`, `bucket_key_enabled`,
+ *   `server_side_encryption` are Optional+Computed: left out, they never diff. Id is `<bucket>/<key>` (createObjectImportID);
+ *   `version_id` and `etag` are read back by HeadObject, as `metadata` is. `content` is NOT
+ *   Sensitive in the schema (the program adds it to additionalSecretOutputs). resourceObjectDelete:
+ *   with a `version_id` (versioned bucket) it deletes every version and delete marker of the key
+ *   (`deleteAllObjectVersions`, internal/service/s3/delete.go), else DeleteObject.
+ * - internal/service/s3/bucket_policy.go: `bucket` ForceNew, `policy` in place (PutBucketPolicy);
+ *   Delete is DeleteBucketPolicy; id is the bucket name.
+ *
  * Not modelled: `sesSmtpPasswordV4`, `pgpKey`/`encryptedSecret`, `forceDestroy`.
  *
  * Run as `node --import tsx test/engine/aws-provider.ts` (the launcher the suite installs as the
@@ -52,6 +66,15 @@ import {
     UpdateAccessKeyCommand,
     UpdateUserCommand,
 } from "@aws-sdk/client-iam";
+import {
+    DeleteBucketPolicyCommand,
+    DeleteObjectCommand,
+    HeadObjectCommand,
+    ListObjectVersionsCommand,
+    PutBucketPolicyCommand,
+    PutObjectCommand,
+    S3Client,
+} from "@aws-sdk/client-s3";
 import * as provider from "@pulumi/pulumi/provider";
 import { randomBytes } from "node:crypto";
 
@@ -64,6 +87,13 @@ const unwrap = (v: unknown): unknown => (v && typeof v === "object" && (v as Rec
 const iam = new IAMClient({
     region: process.env.AWS_REGION ?? "us-east-1",
     endpoint: process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL,
+    maxAttempts: 1,
+});
+
+const s3 = new S3Client({
+    region: process.env.AWS_REGION ?? "us-east-1",
+    endpoint: process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL,
+    forcePathStyle: true,
     maxAttempts: 1,
 });
 
@@ -100,10 +130,17 @@ async function call<T>(prefix: string, op: string, run: () => Promise<T>): Promi
 const rfc3339 = (d: Date | undefined) => (d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "");
 const tagList = (tags: unknown) => Object.entries((tags ?? {}) as Record<string, string>).map(([Key, Value]) => ({ Key, Value }));
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-const emptyToUndef = (v: unknown) => (v === "" || v === null ? undefined : v);
+const emptyToUndef = (v: unknown) =>
+    v === "" || v === null || (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) ? undefined : v;
 
-/** Inputs each type compares, and which of them replace (ForceNew). */
-const rules: Record<string, { fields: string[]; replace: string[] }> = {
+/** Inputs each type compares, which of them replace (ForceNew), and which are Optional+Computed (no diff when left out). */
+const rules: Record<string, { fields: string[]; replace: string[]; computed?: string[] }> = {
+    "aws:s3/bucketObjectv2:BucketObjectv2": {
+        fields: ["bucket", "key", "content", "contentType", "kmsKeyId", "metadata", "bucketKeyEnabled", "serverSideEncryption", "tags"],
+        replace: ["bucket", "key"],
+        computed: ["contentType", "kmsKeyId", "bucketKeyEnabled", "serverSideEncryption"],
+    },
+    "aws:s3/bucketPolicy:BucketPolicy": { fields: ["bucket", "policy"], replace: ["bucket"] },
     "aws:iam/user:User": { fields: ["name", "path", "permissionsBoundary", "tags"], replace: [] },
     "aws:iam/accessKey:AccessKey": { fields: ["user", "pgpKey", "status"], replace: ["user", "pgpKey"] },
     "aws:iam/userPolicyAttachment:UserPolicyAttachment": { fields: ["user", "policyArn"], replace: ["user", "policyArn"] },
@@ -133,7 +170,7 @@ const awsProvider: provider.Provider = {
 
     async diff(_id, urn, olds, news) {
         const rule = rules[typeOf(urn)];
-        const changed = rule.fields.filter((f) => !same(emptyToUndef(unwrap(olds[f])), emptyToUndef(unwrap(news[f]))));
+        const changed = rule.fields.filter((f) => !(rule.computed?.includes(f) && news[f] === undefined) && !same(emptyToUndef(unwrap(olds[f])), emptyToUndef(unwrap(news[f]))));
         const replaces = changed.filter((f) => rule.replace.includes(f));
         return { changes: changed.length > 0, replaces };
     },
@@ -176,6 +213,11 @@ const awsProvider: provider.Provider = {
                 );
                 return { id: `${user}-${uniqueSuffix()}`, outs: { user, policyArn: inputs.policyArn } };
             }
+            case "aws:s3/bucketObjectv2:BucketObjectv2":
+                return { id: `${inputs.bucket}/${inputs.key}`, outs: await uploadObject(inputs) };
+            case "aws:s3/bucketPolicy:BucketPolicy":
+                await putBucketPolicy(inputs);
+                return { id: String(inputs.bucket), outs: { bucket: inputs.bucket, policy: inputs.policy } };
             case "aws:iam/userPolicy:UserPolicy": {
                 const user = String(inputs.user);
                 const name = String(inputs.name);
@@ -228,6 +270,11 @@ const awsProvider: provider.Provider = {
                 );
                 return { outs: { ...olds, policy } };
             }
+            case "aws:s3/bucketObjectv2:BucketObjectv2":
+                return { outs: await uploadObject(news) };
+            case "aws:s3/bucketPolicy:BucketPolicy":
+                await putBucketPolicy(news);
+                return { outs: { bucket: news.bucket, policy: news.policy } };
         }
         throw new Error(`${type} has no in-place update`);
     },
@@ -252,6 +299,11 @@ const awsProvider: provider.Provider = {
                 return ignoreMissing(`detaching IAM Policy (${props.policyArn}) from IAM User (${props.user})`, "DetachUserPolicy", () =>
                     iam.send(new DetachUserPolicyCommand({ UserName: String(props.user), PolicyArn: String(props.policyArn) })),
                 );
+            case "aws:s3/bucketObjectv2:BucketObjectv2":
+                return deleteObject(String(props.bucket), String(props.key), Boolean(props.versionId));
+            case "aws:s3/bucketPolicy:BucketPolicy":
+                await s3Call(`deleting S3 Bucket Policy (${id})`, "DeleteBucketPolicy", () => s3.send(new DeleteBucketPolicyCommand({ Bucket: id })));
+                return;
             case "aws:iam/userPolicy:UserPolicy":
                 return ignoreMissing(`deleting IAM User Policy (${id})`, "DeleteUserPolicy", () =>
                     iam.send(new DeleteUserPolicyCommand({ UserName: String(props.user), PolicyName: String(props.name) })),
@@ -281,6 +333,68 @@ const awsProvider: provider.Provider = {
         return { outputs: { id: user, user, accessKeys: await listKeys(user) } };
     },
 };
+
+async function s3Call<T>(prefix: string, op: string, run: () => Promise<T>): Promise<T> {
+    try {
+        return await run();
+    } catch (err) {
+        throw new Error(awsError(prefix, op, err).message.replace("operation error IAM", "operation error S3"));
+    }
+}
+
+/** resourceObjectUpload (PutObject) then resourceObjectRead (HeadObject): the outputs as the provider reads them. */
+async function uploadObject(inputs: Props): Promise<Props> {
+    const Bucket = String(inputs.bucket);
+    const Key = String(inputs.key);
+    const tags = (inputs.tags ?? {}) as Record<string, string>;
+    await s3Call(`uploading S3 Object (${Key}) to Bucket (${Bucket})`, "PutObject", () =>
+        s3.send(
+            new PutObjectCommand({
+                Bucket,
+                Key,
+                Body: String(unwrap(inputs.content) ?? ""),
+                ContentType: inputs.contentType as string | undefined,
+                ServerSideEncryption: inputs.serverSideEncryption as "aws:kms" | undefined,
+                SSEKMSKeyId: inputs.kmsKeyId as string | undefined,
+                BucketKeyEnabled: inputs.bucketKeyEnabled ? true : undefined,
+                Metadata: unwrap(inputs.metadata) as Record<string, string> | undefined,
+                Tagging: Object.keys(tags).length ? new URLSearchParams(tags).toString() : undefined,
+            }),
+        ),
+    );
+    const head = await s3Call(`reading S3 Object (${Key})`, "HeadObject", () => s3.send(new HeadObjectCommand({ Bucket, Key })));
+    return {
+        bucket: Bucket,
+        key: Key,
+        content: inputs.content,
+        contentType: head.ContentType ?? "",
+        serverSideEncryption: head.ServerSideEncryption ?? "",
+        kmsKeyId: head.SSEKMSKeyId ?? "",
+        bucketKeyEnabled: head.BucketKeyEnabled ?? false,
+        metadata: head.Metadata ?? {},
+        tags,
+        tagsAll: tags,
+        etag: (head.ETag ?? "").replace(/"/g, ""),
+        versionId: head.VersionId ?? "",
+    };
+}
+
+/** resourceObjectDelete: every version and delete marker of the key in a versioned bucket, else DeleteObject. */
+async function deleteObject(Bucket: string, Key: string, versioned: boolean): Promise<void> {
+    if (!versioned) {
+        await s3Call(`deleting S3 Bucket (${Bucket}) Object (${Key})`, "DeleteObject", () => s3.send(new DeleteObjectCommand({ Bucket, Key })));
+        return;
+    }
+    const listed = await s3Call(`listing S3 Bucket (${Bucket}) Object (${Key}) versions`, "ListObjectVersions", () => s3.send(new ListObjectVersionsCommand({ Bucket, Prefix: Key })));
+    for (const v of [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])].filter((v) => v.Key === Key)) {
+        await s3Call(`deleting S3 Bucket (${Bucket}) Object (${Key}) Version (${v.VersionId})`, "DeleteObject", () => s3.send(new DeleteObjectCommand({ Bucket, Key, VersionId: v.VersionId })));
+    }
+}
+
+async function putBucketPolicy(inputs: Props): Promise<void> {
+    const policy = typeof inputs.policy === "string" ? inputs.policy : JSON.stringify(inputs.policy);
+    await s3Call(`putting S3 Bucket Policy (${inputs.bucket})`, "PutBucketPolicy", () => s3.send(new PutBucketPolicyCommand({ Bucket: String(inputs.bucket), Policy: policy })));
+}
 
 function userOuts(inputs: Props, arn: string, uniqueId: string): Props {
     const tags = (inputs.tags ?? {}) as Record<string, string>;

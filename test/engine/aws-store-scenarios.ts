@@ -1,0 +1,112 @@
+/**
+ * Engine scenarios of the AWS-native stores: the program's `declare` run by the real engine, the
+ * test-only AWS plugin (aws-provider.ts) carrying the resources out against moto, and a consumer's
+ * read through the AWS SDK. Ids `A<n>`; run one with `ENGINE_SCENARIOS=A1 npm run test:engine`.
+ *
+ * - A1 `aws-s3-env-file` (bucketPolicy: document): first up writes the env file with SSE-KMS;
+ *   `--expect-no-changes` right after; a rotation across time leaves the file holding the new key
+ *   and the old key deleted in IAM; no secret in plaintext in `stack export`; `pulumi destroy`
+ *   removes every version of the file. Not `bucketPolicy: manage`: the policy it writes denies
+ *   requests without TLS (`aws:SecureTransport`), moto evaluates bucket policies and serves plain
+ *   HTTP on loopback, so the program's own PutObject is refused (403) there, as it would be on AWS
+ *   over HTTP.
+ */
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import { CreateBucketCommand, GetObjectCommand, ListObjectVersionsCommand, PutBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
+import assert from "node:assert/strict";
+import { errorLines, Stack, tail, type Scenario } from "./scenarios";
+import type { RunResult } from "./rig";
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const region = "us-east-1";
+
+function expectOk(r: RunResult, what: string): void {
+    assert.equal(r.code, 0, `${what} exited ${r.code}: ${errorLines(r.stdout + r.stderr)}\n${tail(r.stdout + r.stderr, 8)}`);
+}
+
+/** `KEY=value` lines of a dotenv text (values single-quoted by the store, unquoted here when simple). */
+function dotenv(text: string): Record<string, string> {
+    return Object.fromEntries(
+        text
+            .split("\n")
+            .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l))
+            .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'(.*)'$/, "$1")]),
+    );
+}
+
+export const awsStoreScenarios: Scenario[] = [
+    {
+        id: "A1",
+        title: "aws-s3-env-file under the engine: first up writes the SSE-KMS env file, no changes after, a rotation overwrites it, nothing secret in state, destroy removes it",
+        async run(ctx) {
+            const user = "ci-deploy-s3";
+            const Bucket = "acme-ci-env-engine";
+            const Key = "deploy/production";
+            const s3 = new S3Client({ region, endpoint: ctx.moto.url, forcePathStyle: true, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } });
+            const kms = new KMSClient({ region, endpoint: ctx.moto.url, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } });
+            // The bucket must exist (the program does not create it; docs/stores/aws-s3-env-file.md).
+            await s3.send(new CreateBucketCommand({ Bucket }));
+            await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: "Enabled" } }));
+            const kmsKey = (await kms.send(new CreateKeyCommand({ Description: "env file key" }))).KeyMetadata!.Arn!;
+
+            const stack = await Stack.create(ctx, "s3env", [{ name: "deploy", user, project: 5151 }]);
+            try {
+                // The set's only target is the env file (Stack.create writes a GitLab one: replaced here).
+                stack.ws.writeStackConfig(
+                    stack.name,
+                    `config:\n  aws:region: ${region}\n  ci-key-rotation:credentials:\n    - name: deploy\n      user:\n        name: ${user}\n      targets:\n` +
+                        `        - type: aws-s3-env-file\n          bucket: ${Bucket}\n          prefix: deploy\n          env: production\n          kmsKey: ${kmsKey}\n`,
+                );
+                const read = async () => {
+                    const o = await s3.send(new GetObjectCommand({ Bucket, Key }));
+                    return { env: dotenv(await o.Body!.transformToString()), sse: o.ServerSideEncryption, kmsKeyId: o.SSEKMSKeyId, metadata: o.Metadata ?? {} };
+                };
+                const liveKey = async () => {
+                    const state = await stack.stateKeys();
+                    const file = await read();
+                    const id = file.env.AWS_ACCESS_KEY_ID;
+                    const held = state.find((k) => k.id === id);
+                    assert.ok(held?.secret, `the state has no secret for the key the env file holds (${id})`);
+                    assert.ok(file.env.AWS_SECRET_ACCESS_KEY === held.secret, `AWS_SECRET_ACCESS_KEY in s3://${Bucket}/${Key} is not the secret of ${id}`);
+                    assert.equal(file.sse, "aws:kms", "the env file is not SSE-KMS");
+                    assert.equal(file.kmsKeyId, kmsKey, "the env file is not encrypted under the target's kmsKey");
+                    assert.equal(Object.values(file.metadata)[0], id, "the object's access-key-id metadata (the target check's evidence) is not the key it holds");
+                    const iam = await stack.iamKeys(user);
+                    assert.equal(iam.find((k) => k.id === id)?.status, "Active", `the key the env file holds (${id}) is not Active in IAM`);
+                    return id;
+                };
+
+                expectOk(await stack.up(0), "first pulumi up");
+                const k1 = await liveKey();
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(HOUR) } }), "pulumi up --expect-no-changes");
+
+                // Rotation: mint (+8d), deactivate (+10d), delete (+14d).
+                expectOk(await stack.up(8 * DAY), "up at +8d");
+                const k2 = await liveKey();
+                assert.notEqual(k2, k1, "+8d: the env file still holds key 1");
+                expectOk(await stack.up(10 * DAY), "up at +10d");
+                expectOk(await stack.up(14 * DAY), "up at +14d");
+                assert.deepEqual(await stack.iamKeys(user), [{ id: k2, status: "Active" }], "+14d: key 1 is not deleted in IAM");
+                assert.equal(await liveKey(), k2);
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(14 * DAY + HOUR) } }), "pulumi up --expect-no-changes after the rotation");
+
+                // No secret in plaintext in the state.
+                const { text } = await stack.exportState(false);
+                for (const secret of ctx.secrets) assert.ok(!text.includes(secret), "pulumi stack export shows a secret access key in plaintext");
+                const object = (await stack.exportState(false)).deployment.resources.find((r: any) => r.type === "aws:s3/bucketObjectv2:BucketObjectv2");
+                assert.ok(object, "no BucketObjectv2 in the state");
+                for (const side of ["inputs", "outputs"]) {
+                    assert.equal(typeof object[side].content, "object", `the object's ${side}.content is not a secret in state`);
+                }
+
+                // destroy: the file (every version) and the bucket policy are gone.
+                expectOk(await stack.cmd(["destroy", "--yes", "--skip-preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
+                const versions = await s3.send(new ListObjectVersionsCommand({ Bucket, Prefix: Key }));
+                assert.equal((versions.Versions ?? []).length + (versions.DeleteMarkers ?? []).length, 0, "destroy left versions of the env file");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+];
