@@ -42,6 +42,16 @@
  * - internal/service/s3/bucket_policy.go: `bucket` ForceNew, `policy` in place (PutBucketPolicy);
  *   Delete is DeleteBucketPolicy; id is the bucket name.
  *
+ * SSM (the `aws-ssm-parameter` store, providers/aws-ssm-parameter/store.ts):
+ * - internal/service/ssm/parameter.go (resourceParameter): `name` and `data_type` are ForceNew, a
+ *   tier change Advanced -> Standard forces a new parameter (CustomizeDiff ForceNewIfChange);
+ *   `type`, `value`, `key_id`, `description`, `tier`, `allowed_pattern` update in place with
+ *   PutParameter(Overwrite: true); tags with Add/RemoveTagsFromResource. Create is PutParameter
+ *   with Overwrite false (`shouldUpdateParameter`, `overwrite` left unset). `value` is Sensitive
+ *   (returned as a secret); `key_id`, `tier`, `data_type` are Optional+Computed. Id is the name.
+ *   resourceParameterDelete: DeleteParameter by *name*, ParameterNotFound ignored.
+ * The distribution resources (ssm Document/Association, EventBridge, iam Role) are not modelled.
+ *
  * Not modelled: `sesSmtpPasswordV4`, `pgpKey`/`encryptedSecret`, `forceDestroy`.
  *
  * Run as `node --import tsx test/engine/aws-provider.ts` (the launcher the suite installs as the
@@ -75,6 +85,15 @@ import {
     PutObjectCommand,
     S3Client,
 } from "@aws-sdk/client-s3";
+import {
+    AddTagsToResourceCommand,
+    DeleteParameterCommand,
+    DescribeParametersCommand,
+    GetParameterCommand,
+    PutParameterCommand,
+    RemoveTagsFromResourceCommand,
+    SSMClient,
+} from "@aws-sdk/client-ssm";
 import * as provider from "@pulumi/pulumi/provider";
 import { randomBytes } from "node:crypto";
 
@@ -96,6 +115,8 @@ const s3 = new S3Client({
     forcePathStyle: true,
     maxAttempts: 1,
 });
+
+const ssm = new SSMClient({ region: process.env.AWS_REGION ?? "us-east-1", endpoint: process.env.AWS_ENDPOINT_URL_SSM ?? process.env.AWS_ENDPOINT_URL, maxAttempts: 1 });
 
 type Props = Record<string, unknown>;
 
@@ -140,6 +161,11 @@ const rules: Record<string, { fields: string[]; replace: string[]; computed?: st
         replace: ["bucket", "key"],
         computed: ["contentType", "kmsKeyId", "bucketKeyEnabled", "serverSideEncryption"],
     },
+    "aws:ssm/parameter:Parameter": {
+        fields: ["name", "dataType", "type", "value", "keyId", "description", "tier", "allowedPattern", "tags"],
+        replace: ["name", "dataType"],
+        computed: ["keyId", "tier", "dataType"],
+    },
     "aws:s3/bucketPolicy:BucketPolicy": { fields: ["bucket", "policy"], replace: ["bucket"] },
     "aws:iam/user:User": { fields: ["name", "path", "permissionsBoundary", "tags"], replace: [] },
     "aws:iam/accessKey:AccessKey": { fields: ["user", "pgpKey", "status"], replace: ["user", "pgpKey"] },
@@ -172,6 +198,8 @@ const awsProvider: provider.Provider = {
         const rule = rules[typeOf(urn)];
         const changed = rule.fields.filter((f) => !(rule.computed?.includes(f) && news[f] === undefined) && !same(emptyToUndef(unwrap(olds[f])), emptyToUndef(unwrap(news[f]))));
         const replaces = changed.filter((f) => rule.replace.includes(f));
+        // parameter.go CustomizeDiff: ForceNewIfChange("tier") from Advanced to anything else.
+        if (typeOf(urn) === "aws:ssm/parameter:Parameter" && changed.includes("tier") && olds.tier === "Advanced") replaces.push("tier");
         return { changes: changed.length > 0, replaces };
     },
 
@@ -213,6 +241,10 @@ const awsProvider: provider.Provider = {
                 );
                 return { id: `${user}-${uniqueSuffix()}`, outs: { user, policyArn: inputs.policyArn } };
             }
+            case "aws:ssm/parameter:Parameter":
+                await putParameter(inputs, false);
+                await retagParameter(String(inputs.name), {}, (inputs.tags ?? {}) as Record<string, string>);
+                return { id: String(inputs.name), outs: await readParameter(inputs) };
             case "aws:s3/bucketObjectv2:BucketObjectv2":
                 return { id: `${inputs.bucket}/${inputs.key}`, outs: await uploadObject(inputs) };
             case "aws:s3/bucketPolicy:BucketPolicy":
@@ -270,6 +302,10 @@ const awsProvider: provider.Provider = {
                 );
                 return { outs: { ...olds, policy } };
             }
+            case "aws:ssm/parameter:Parameter":
+                await putParameter(news, true);
+                await retagParameter(String(news.name), (olds.tags ?? {}) as Record<string, string>, (news.tags ?? {}) as Record<string, string>);
+                return { outs: await readParameter(news) };
             case "aws:s3/bucketObjectv2:BucketObjectv2":
                 return { outs: await uploadObject(news) };
             case "aws:s3/bucketPolicy:BucketPolicy":
@@ -299,6 +335,13 @@ const awsProvider: provider.Provider = {
                 return ignoreMissing(`detaching IAM Policy (${props.policyArn}) from IAM User (${props.user})`, "DetachUserPolicy", () =>
                     iam.send(new DetachUserPolicyCommand({ UserName: String(props.user), PolicyArn: String(props.policyArn) })),
                 );
+            case "aws:ssm/parameter:Parameter":
+                try {
+                    await ssm.send(new DeleteParameterCommand({ Name: String(props.name) }));
+                } catch (err) {
+                    if ((err as { name?: string })?.name !== "ParameterNotFound") throw awsError(`deleting SSM Parameter (${id})`, "DeleteParameter", err);
+                }
+                return;
             case "aws:s3/bucketObjectv2:BucketObjectv2":
                 return deleteObject(String(props.bucket), String(props.key), Boolean(props.versionId));
             case "aws:s3/bucketPolicy:BucketPolicy":
@@ -389,6 +432,57 @@ async function deleteObject(Bucket: string, Key: string, versioned: boolean): Pr
     for (const v of [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])].filter((v) => v.Key === Key)) {
         await s3Call(`deleting S3 Bucket (${Bucket}) Object (${Key}) Version (${v.VersionId})`, "DeleteObject", () => s3.send(new DeleteObjectCommand({ Bucket, Key, VersionId: v.VersionId })));
     }
+}
+
+/** PutParameter as resourceParameterCreate (Overwrite false) and resourceParameterUpdate (Overwrite true) send it. */
+async function putParameter(inputs: Props, overwrite: boolean): Promise<void> {
+    const name = String(inputs.name);
+    await call(`${overwrite ? "updating" : "creating"} SSM Parameter (${name})`, "PutParameter", () =>
+        ssm.send(
+            new PutParameterCommand({
+                Name: name,
+                Type: inputs.type as "SecureString" | "String" | "StringList",
+                Value: String(unwrap(inputs.value)),
+                KeyId: inputs.type === "SecureString" ? (inputs.keyId as string | undefined) : undefined,
+                Description: inputs.description as string | undefined,
+                Tier: inputs.tier as "Standard" | "Advanced" | undefined,
+                AllowedPattern: inputs.allowedPattern as string | undefined,
+                DataType: inputs.dataType as string | undefined,
+                Overwrite: overwrite,
+            }),
+        ),
+    ).catch((err: Error) => {
+        throw new Error(err.message.replace("operation error IAM", "operation error SSM"));
+    });
+}
+
+async function retagParameter(name: string, olds: Record<string, string>, news: Record<string, string>): Promise<void> {
+    const removed = Object.keys(olds).filter((k) => !(k in news));
+    if (removed.length) await ssm.send(new RemoveTagsFromResourceCommand({ ResourceType: "Parameter", ResourceId: name, TagKeys: removed }));
+    if (Object.keys(news).length && !same(olds, news)) await ssm.send(new AddTagsToResourceCommand({ ResourceType: "Parameter", ResourceId: name, Tags: tagList(news) }));
+}
+
+/** resourceParameterRead: GetParameter(WithDecryption) and DescribeParameters; `value` a secret. */
+async function readParameter(inputs: Props): Promise<Props> {
+    const name = String(inputs.name);
+    const got = (await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }))).Parameter!;
+    const meta = (await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "Name", Option: "Equals", Values: [name] }] }))).Parameters?.[0];
+    const tags = (inputs.tags ?? {}) as Record<string, string>;
+    return {
+        name,
+        arn: got.ARN ?? "",
+        type: got.Type,
+        value: asSecret(got.Value),
+        insecureValue: "",
+        keyId: meta?.KeyId ?? "",
+        tier: meta?.Tier ?? "Standard",
+        description: meta?.Description ?? "",
+        allowedPattern: meta?.AllowedPattern ?? "",
+        dataType: got.DataType ?? "text",
+        version: got.Version ?? 0,
+        tags,
+        tagsAll: tags,
+    };
 }
 
 async function putBucketPolicy(inputs: Props): Promise<void> {

@@ -10,8 +10,11 @@
  *   requests without TLS (`aws:SecureTransport`), moto evaluates bucket policies and serves plain
  *   HTTP on loopback, so the program's own PutObject is refused (403) there, as it would be on AWS
  *   over HTTP.
+ * - A2 `aws-ssm-parameter` (format: parameters): the same course; the consumer reads both
+ *   SecureStrings with GetParameter(WithDecryption); destroy deletes both parameters.
  */
 import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import { GetParameterCommand, GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { CreateBucketCommand, GetObjectCommand, ListObjectVersionsCommand, PutBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
 import assert from "node:assert/strict";
 import { errorLines, Stack, tail, type Scenario } from "./scenarios";
@@ -104,6 +107,64 @@ export const awsStoreScenarios: Scenario[] = [
                 expectOk(await stack.cmd(["destroy", "--yes", "--skip-preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
                 const versions = await s3.send(new ListObjectVersionsCommand({ Bucket, Prefix: Key }));
                 assert.equal((versions.Versions ?? []).length + (versions.DeleteMarkers ?? []).length, 0, "destroy left versions of the env file");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "A2",
+        title: "aws-ssm-parameter under the engine: first up writes both SecureStrings, no changes after, a rotation overwrites them, nothing secret in state, destroy removes them",
+        async run(ctx) {
+            const user = "ci-deploy-ssm";
+            const path = "/ci/engine/deploy";
+            const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
+            const ssm = new SSMClient({ region, endpoint: ctx.moto.url, credentials });
+            const kmsKey = (await new KMSClient({ region, endpoint: ctx.moto.url, credentials }).send(new CreateKeyCommand({ Description: "parameter key" }))).KeyMetadata!.Arn!;
+            const stack = await Stack.create(ctx, "ssmparam", [{ name: "deploy", user, project: 5252 }]);
+            try {
+                stack.ws.writeStackConfig(
+                    stack.name,
+                    `config:\n  aws:region: ${region}\n  ci-key-rotation:credentials:\n    - name: deploy\n      user:\n        name: ${user}\n      targets:\n` +
+                        `        - type: aws-ssm-parameter\n          path: ${path}\n          kmsKey: ${kmsKey}\n`,
+                );
+                // What a job reads: both parameters, decrypted.
+                const read = async (name: string) => (await ssm.send(new GetParameterCommand({ Name: `${path}/${name}`, WithDecryption: true }))).Parameter!;
+                const liveKey = async () => {
+                    const idParam = await read("AWS_ACCESS_KEY_ID");
+                    const secretParam = await read("AWS_SECRET_ACCESS_KEY");
+                    assert.equal(idParam.Type, "SecureString");
+                    assert.equal(secretParam.Type, "SecureString");
+                    const id = idParam.Value!;
+                    const held = (await stack.stateKeys()).find((k) => k.id === id);
+                    assert.ok(held?.secret, `the state has no secret for the key the parameter holds (${id})`);
+                    assert.ok(secretParam.Value === held.secret, `${path}/AWS_SECRET_ACCESS_KEY is not the secret of ${id}`);
+                    assert.equal((await stack.iamKeys(user)).find((k) => k.id === id)?.status, "Active", `the key the parameters hold (${id}) is not Active in IAM`);
+                    return id;
+                };
+
+                expectOk(await stack.up(0), "first pulumi up");
+                const k1 = await liveKey();
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(HOUR) } }), "pulumi up --expect-no-changes");
+
+                expectOk(await stack.up(8 * DAY), "up at +8d");
+                const k2 = await liveKey();
+                assert.notEqual(k2, k1, "+8d: the parameters still hold key 1");
+                expectOk(await stack.up(10 * DAY), "up at +10d");
+                expectOk(await stack.up(14 * DAY), "up at +14d");
+                assert.deepEqual(await stack.iamKeys(user), [{ id: k2, status: "Active" }], "+14d: key 1 is not deleted in IAM");
+                assert.equal(await liveKey(), k2);
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(14 * DAY + HOUR) } }), "pulumi up --expect-no-changes after the rotation");
+
+                const { text, deployment } = await stack.exportState(false);
+                for (const secret of ctx.secrets) assert.ok(!text.includes(secret), "pulumi stack export shows a secret access key in plaintext");
+                const params = deployment.resources.filter((r: any) => r.type === "aws:ssm/parameter:Parameter");
+                assert.equal(params.length, 2, "expected two parameters in the state");
+                for (const p of params) for (const side of ["inputs", "outputs"]) assert.equal(typeof p[side].value, "object", `${p.urn} ${side}.value is not a secret in state`);
+
+                expectOk(await stack.cmd(["destroy", "--yes", "--skip-preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
+                const left = await ssm.send(new GetParametersByPathCommand({ Path: path, Recursive: true }));
+                assert.deepEqual((left.Parameters ?? []).map((p) => p.Name), [], "destroy left parameters");
             } finally {
                 await stack.dispose();
             }
