@@ -51,6 +51,19 @@
  *   (returned as a secret); `key_id`, `tier`, `data_type` are Optional+Computed. Id is the name.
  *   resourceParameterDelete: DeleteParameter by *name*, ParameterNotFound ignored.
  * The distribution resources (ssm Document/Association, EventBridge, iam Role) are not modelled.
+ * Secrets Manager (the `aws-secrets-manager` store):
+ * - internal/service/secretsmanager/secret.go: `name`, `name_prefix` ForceNew; `description`,
+ *   `kms_key_id` in place (UpdateSecret), tags in place; `recovery_window_in_days` (default 30)
+ *   only matters at Delete: DeleteSecret with RecoveryWindowInDays, or ForceDeleteWithoutRecovery
+ *   when 0. Id is the ARN.
+ * - internal/service/secretsmanager/secret_version.go: `secret_id`, `secret_string`,
+ *   `secret_binary` ForceNew, `secret_string` Sensitive (returned as a secret); `version_stages`
+ *   Optional+Computed, in place (resourceSecretVersionUpdate: UpdateSecretVersionStage, moving
+ *   AWSCURRENT from the version holding it, never removing AWSCURRENT). Create is PutSecretValue
+ *   with the given stages (AWSCURRENT moves, the old holder becomes AWSPREVIOUS). Id
+ *   `<secret id>|<version id>`. resourceSecretVersionDelete removes the stages the STATE lists from
+ *   that version, skipping AWSCURRENT; the version itself is never deleted.
+ * `aws:secretsmanager/secretPolicy:SecretPolicy` is not modelled.
  *
  * Not modelled: `sesSmtpPasswordV4`, `pgpKey`/`encryptedSecret`, `forceDestroy`.
  *
@@ -94,8 +107,18 @@ import {
     RemoveTagsFromResourceCommand,
     SSMClient,
 } from "@aws-sdk/client-ssm";
+import {
+    CreateSecretCommand,
+    DeleteSecretCommand,
+    GetSecretValueCommand,
+    ListSecretVersionIdsCommand,
+    PutSecretValueCommand,
+    SecretsManagerClient,
+    UpdateSecretCommand,
+    UpdateSecretVersionStageCommand,
+} from "@aws-sdk/client-secrets-manager";
 import * as provider from "@pulumi/pulumi/provider";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 
 /** The wire form of a Pulumi secret (sdk/nodejs/runtime/rpc: specialSigKey / specialSecretSig). */
 const secretSig = "4dabf18193072939515e22adb298388d";
@@ -117,6 +140,12 @@ const s3 = new S3Client({
 });
 
 const ssm = new SSMClient({ region: process.env.AWS_REGION ?? "us-east-1", endpoint: process.env.AWS_ENDPOINT_URL_SSM ?? process.env.AWS_ENDPOINT_URL, maxAttempts: 1 });
+
+const sm = new SecretsManagerClient({
+    region: process.env.AWS_REGION ?? "us-east-1",
+    endpoint: process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER ?? process.env.AWS_ENDPOINT_URL,
+    maxAttempts: 1,
+});
 
 type Props = Record<string, unknown>;
 
@@ -150,7 +179,9 @@ async function call<T>(prefix: string, op: string, run: () => Promise<T>): Promi
 
 const rfc3339 = (d: Date | undefined) => (d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "");
 const tagList = (tags: unknown) => Object.entries((tags ?? {}) as Record<string, string>).map(([Key, Value]) => ({ Key, Value }));
-const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+const same = (a: unknown, b: unknown) => JSON.stringify(sortSets(a) ?? null) === JSON.stringify(sortSets(b) ?? null);
+/** `version_stages` is a TypeSet: order does not count. */
+const sortSets = (v: unknown) => (Array.isArray(v) ? [...v].sort() : v);
 const emptyToUndef = (v: unknown) =>
     v === "" || v === null || (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) ? undefined : v;
 
@@ -166,6 +197,15 @@ const rules: Record<string, { fields: string[]; replace: string[]; computed?: st
         replace: ["name", "dataType"],
         computed: ["keyId", "tier", "dataType"],
     },
+    "aws:secretsmanager/secret:Secret": {
+        fields: ["name", "namePrefix", "description", "kmsKeyId", "recoveryWindowInDays", "tags"],
+        replace: ["name", "namePrefix"],
+    },
+    "aws:secretsmanager/secretVersion:SecretVersion": {
+        fields: ["secretId", "secretString", "secretBinary", "versionStages"],
+        replace: ["secretId", "secretString", "secretBinary"],
+        computed: ["versionStages"],
+    },
     "aws:s3/bucketPolicy:BucketPolicy": { fields: ["bucket", "policy"], replace: ["bucket"] },
     "aws:iam/user:User": { fields: ["name", "path", "permissionsBoundary", "tags"], replace: [] },
     "aws:iam/accessKey:AccessKey": { fields: ["user", "pgpKey", "status"], replace: ["user", "pgpKey"] },
@@ -180,6 +220,8 @@ function withDefaults(type: string, news: Props): Props {
             return { path: "/", ...news, tags: news.tags ?? {} };
         case "aws:iam/accessKey:AccessKey":
             return { status: "Active", ...news };
+        case "aws:secretsmanager/secret:Secret":
+            return { recoveryWindowInDays: 30, ...news };
         default:
             return news;
     }
@@ -240,6 +282,21 @@ const awsProvider: provider.Provider = {
                     iam.send(new AttachUserPolicyCommand({ UserName: user, PolicyArn: String(inputs.policyArn) })),
                 );
                 return { id: `${user}-${uniqueSuffix()}`, outs: { user, policyArn: inputs.policyArn } };
+            }
+            case "aws:secretsmanager/secret:Secret": {
+                const name = String(inputs.name);
+                const out = await call(`creating Secrets Manager Secret (${name})`, "CreateSecret", () =>
+                    sm.send(new CreateSecretCommand({ Name: name, Description: inputs.description as string | undefined, KmsKeyId: emptyToUndef(inputs.kmsKeyId) as string | undefined, Tags: tagList(inputs.tags) })),
+                );
+                return { id: out.ARN!, outs: secretOuts(inputs, out.ARN!) };
+            }
+            case "aws:secretsmanager/secretVersion:SecretVersion": {
+                const secretId = String(inputs.secretId);
+                const stages = inputs.versionStages as string[] | undefined;
+                const out = await call(`putting Secrets Manager Secret (${secretId}) value`, "PutSecretValue", () =>
+                    sm.send(new PutSecretValueCommand({ SecretId: secretId, ClientRequestToken: randomUUID(), SecretString: unwrap(inputs.secretString) as string, ...(stages?.length ? { VersionStages: stages } : {}) })),
+                );
+                return { id: `${secretId}|${out.VersionId}`, outs: await readSecretVersion(secretId, out.VersionId!) };
             }
             case "aws:ssm/parameter:Parameter":
                 await putParameter(inputs, false);
@@ -302,6 +359,31 @@ const awsProvider: provider.Provider = {
                 );
                 return { outs: { ...olds, policy } };
             }
+            case "aws:secretsmanager/secret:Secret": {
+                if (!same(olds.description, news.description) || !same(emptyToUndef(olds.kmsKeyId), emptyToUndef(news.kmsKeyId))) {
+                    await call(`updating Secrets Manager Secret (${id})`, "UpdateSecret", () =>
+                        sm.send(new UpdateSecretCommand({ SecretId: id, Description: news.description as string | undefined, KmsKeyId: emptyToUndef(news.kmsKeyId) as string | undefined })),
+                    );
+                }
+                return { outs: secretOuts(news, id) };
+            }
+            case "aws:secretsmanager/secretVersion:SecretVersion": {
+                const [secretId, versionId] = id.split("|");
+                const before = (olds.versionStages ?? []) as string[];
+                const after = (news.versionStages ?? []) as string[];
+                for (const stage of after.filter((s) => !before.includes(s))) {
+                    let RemoveFromVersionId: string | undefined;
+                    if (stage === "AWSCURRENT") {
+                        const listed = await sm.send(new ListSecretVersionIdsCommand({ SecretId: secretId }));
+                        RemoveFromVersionId = listed.Versions?.find((v) => v.VersionStages?.includes("AWSCURRENT"))?.VersionId;
+                    }
+                    await sm.send(new UpdateSecretVersionStageCommand({ SecretId: secretId, VersionStage: stage, MoveToVersionId: versionId, RemoveFromVersionId }));
+                }
+                for (const stage of before.filter((s) => !after.includes(s) && s !== "AWSCURRENT")) {
+                    await sm.send(new UpdateSecretVersionStageCommand({ SecretId: secretId, VersionStage: stage, RemoveFromVersionId: versionId }));
+                }
+                return { outs: await readSecretVersion(secretId, versionId) };
+            }
             case "aws:ssm/parameter:Parameter":
                 await putParameter(news, true);
                 await retagParameter(String(news.name), (olds.tags ?? {}) as Record<string, string>, (news.tags ?? {}) as Record<string, string>);
@@ -335,6 +417,28 @@ const awsProvider: provider.Provider = {
                 return ignoreMissing(`detaching IAM Policy (${props.policyArn}) from IAM User (${props.user})`, "DetachUserPolicy", () =>
                     iam.send(new DetachUserPolicyCommand({ UserName: String(props.user), PolicyArn: String(props.policyArn) })),
                 );
+            case "aws:secretsmanager/secret:Secret": {
+                const days = Number(props.recoveryWindowInDays ?? 30);
+                await call(`deleting Secrets Manager Secret (${id})`, "DeleteSecret", () =>
+                    sm.send(new DeleteSecretCommand({ SecretId: id, ...(days === 0 ? { ForceDeleteWithoutRecovery: true } : { RecoveryWindowInDays: days }) })),
+                ).catch((err: Error) => {
+                    if (!/ResourceNotFound/.test(err.message)) throw err;
+                });
+                return;
+            }
+            case "aws:secretsmanager/secretVersion:SecretVersion": {
+                const [secretId, versionId] = id.split("|");
+                for (const stage of ((props.versionStages ?? []) as string[]).filter((s) => s !== "AWSCURRENT")) {
+                    try {
+                        await sm.send(new UpdateSecretVersionStageCommand({ SecretId: secretId, VersionStage: stage, RemoveFromVersionId: versionId }));
+                    } catch (err) {
+                        const e = err as { name?: string; message?: string };
+                        if (e.name === "ResourceNotFoundException" || /because it was (deleted|marked for deletion)/.test(e.message ?? "")) return;
+                        throw awsError(`deleting Secrets Manager Secret Version (${id}) stage (${stage})`, "UpdateSecretVersionStage", err);
+                    }
+                }
+                return;
+            }
             case "aws:ssm/parameter:Parameter":
                 try {
                     await ssm.send(new DeleteParameterCommand({ Name: String(props.name) }));
@@ -483,6 +587,17 @@ async function readParameter(inputs: Props): Promise<Props> {
         tags,
         tagsAll: tags,
     };
+}
+
+function secretOuts(inputs: Props, arn: string): Props {
+    const tags = (inputs.tags ?? {}) as Record<string, string>;
+    return { arn, name: inputs.name, description: inputs.description ?? "", kmsKeyId: inputs.kmsKeyId ?? "", recoveryWindowInDays: inputs.recoveryWindowInDays ?? 30, tags, tagsAll: tags };
+}
+
+/** resourceSecretVersionRead: GetSecretValue of that version; `secretString` a secret. */
+async function readSecretVersion(secretId: string, versionId: string): Promise<Props> {
+    const out = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: versionId }));
+    return { arn: out.ARN, secretId, secretString: asSecret(out.SecretString ?? ""), secretBinary: "", versionId: out.VersionId, versionStages: out.VersionStages ?? [], hasSecretStringWo: false };
 }
 
 async function putBucketPolicy(inputs: Props): Promise<void> {

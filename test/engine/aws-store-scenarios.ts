@@ -12,8 +12,11 @@
  *   over HTTP.
  * - A2 `aws-ssm-parameter` (format: parameters): the same course; the consumer reads both
  *   SecureStrings with GetParameter(WithDecryption); destroy deletes both parameters.
+ * - A3 `aws-secrets-manager`: the same course; the consumer reads AWSCURRENT (and AWSPREVIOUS
+ *   during the overlap) with GetSecretValue; destroy schedules the secret's deletion.
  */
 import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import { GetSecretValueCommand, ListSecretVersionIdsCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { CreateBucketCommand, GetObjectCommand, ListObjectVersionsCommand, PutBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
 import assert from "node:assert/strict";
@@ -165,6 +168,63 @@ export const awsStoreScenarios: Scenario[] = [
                 expectOk(await stack.cmd(["destroy", "--yes", "--skip-preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
                 const left = await ssm.send(new GetParametersByPathCommand({ Path: path, Recursive: true }));
                 assert.deepEqual((left.Parameters ?? []).map((p) => p.Name), [], "destroy left parameters");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "A3",
+        title: "aws-secrets-manager under the engine: first up writes AWSCURRENT, no changes after, a rotation moves key 1 to AWSPREVIOUS and key 2 to AWSCURRENT, nothing secret in state, destroy deletes the secret",
+        async run(ctx) {
+            const user = "ci-deploy-sm";
+            const SecretId = "ci/engine/deploy";
+            const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
+            const sm = new SecretsManagerClient({ region, endpoint: ctx.moto.url, credentials });
+            const kmsKey = (await new KMSClient({ region, endpoint: ctx.moto.url, credentials }).send(new CreateKeyCommand({ Description: "secret key" }))).KeyMetadata!.Arn!;
+            const stack = await Stack.create(ctx, "smsecret", [{ name: "deploy", user, project: 5353 }]);
+            try {
+                stack.ws.writeStackConfig(
+                    stack.name,
+                    `config:\n  aws:region: ${region}\n  ci-key-rotation:credentials:\n    - name: deploy\n      user:\n        name: ${user}\n      targets:\n` +
+                        `        - type: aws-secrets-manager\n          name: ${SecretId}\n          kmsKey: ${kmsKey}\n`,
+                );
+                const stage = async (VersionStage: string) => JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId, VersionStage }))).SecretString!) as Record<string, string>;
+                const liveKey = async () => {
+                    const current = await stage("AWSCURRENT");
+                    const id = current.AccessKeyId;
+                    const held = (await stack.stateKeys()).find((k) => k.id === id);
+                    assert.ok(held?.secret, `the state has no secret for the key AWSCURRENT holds (${id})`);
+                    assert.ok(current.SecretAccessKey === held.secret, `AWSCURRENT's SecretAccessKey is not the secret of ${id}`);
+                    assert.equal((await stack.iamKeys(user)).find((k) => k.id === id)?.status, "Active", `the key AWSCURRENT holds (${id}) is not Active in IAM`);
+                    return id;
+                };
+
+                expectOk(await stack.up(0), "first pulumi up");
+                const k1 = await liveKey();
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(HOUR) } }), "pulumi up --expect-no-changes");
+
+                expectOk(await stack.up(8 * DAY), "up at +8d");
+                const k2 = await liveKey();
+                assert.notEqual(k2, k1, "+8d: AWSCURRENT still holds key 1");
+                // The replaced version resource's delete must not have taken the overlap's AWSPREVIOUS.
+                assert.equal((await stage("AWSPREVIOUS")).AccessKeyId, k1, "+8d: AWSPREVIOUS is not key 1");
+                expectOk(await stack.up(10 * DAY), "up at +10d");
+                expectOk(await stack.up(14 * DAY), "up at +14d");
+                assert.deepEqual(await stack.iamKeys(user), [{ id: k2, status: "Active" }], "+14d: key 1 is not deleted in IAM");
+                assert.equal(await liveKey(), k2);
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(14 * DAY + HOUR) } }), "pulumi up --expect-no-changes after the rotation");
+                const versions = (await sm.send(new ListSecretVersionIdsCommand({ SecretId }))).Versions ?? [];
+                assert.equal(versions.filter((v) => v.VersionStages?.includes("AWSCURRENT")).length, 1, "not exactly one AWSCURRENT version");
+
+                const { text, deployment } = await stack.exportState(false);
+                for (const secret of ctx.secrets) assert.ok(!text.includes(secret), "pulumi stack export shows a secret access key in plaintext");
+                const version = deployment.resources.find((r: any) => r.type === "aws:secretsmanager/secretVersion:SecretVersion");
+                assert.ok(version, "no SecretVersion in the state");
+                for (const side of ["inputs", "outputs"]) assert.equal(typeof version[side].secretString, "object", `the version's ${side}.secretString is not a secret in state`);
+
+                expectOk(await stack.cmd(["destroy", "--yes", "--skip-preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
+                await assert.rejects(sm.send(new GetSecretValueCommand({ SecretId })), /deleted|deletion|not find|ResourceNotFound/i, "destroy left the secret readable");
             } finally {
                 await stack.dispose();
             }
