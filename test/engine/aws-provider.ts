@@ -64,6 +64,14 @@
  *   `<secret id>|<version id>`. resourceSecretVersionDelete removes the stages the STATE lists from
  *   that version, skipping AWSCURRENT; the version itself is never deleted.
  * `aws:secretsmanager/secretPolicy:SecretPolicy` is not modelled.
+ * KMS (the set's `kms.create`, rotation/pulumi/credential-set.ts):
+ * - internal/service/kms/key.go: `customer_master_key_spec`, `key_usage`, `multi_region`,
+ *   `custom_key_store_id`, `xks_key_id` ForceNew (the program sets none); `description`, `policy`,
+ *   `enable_key_rotation`, `deletion_window_in_days`, tags in place. Id is the key id.
+ *   resourceKeyDelete: ScheduleKeyDeletion with `deletion_window_in_days` (default 30).
+ * - internal/service/kms/alias.go: `name` ForceNew, `target_key_id` in place (UpdateAlias); Delete
+ *   is DeleteAlias (the key stays). Id is the alias name.
+ * `aws:kms/ciphertext:Ciphertext` (the `encrypt` option) is not modelled.
  *
  * Not modelled: `sesSmtpPasswordV4`, `pgpKey`/`encryptedSecret`, `forceDestroy`.
  *
@@ -117,6 +125,17 @@ import {
     UpdateSecretCommand,
     UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
+import {
+    CreateAliasCommand,
+    CreateKeyCommand,
+    DeleteAliasCommand,
+    EnableKeyRotationCommand,
+    KMSClient,
+    PutKeyPolicyCommand,
+    ScheduleKeyDeletionCommand,
+    UpdateAliasCommand,
+    UpdateKeyDescriptionCommand,
+} from "@aws-sdk/client-kms";
 import * as provider from "@pulumi/pulumi/provider";
 import { randomBytes, randomUUID } from "node:crypto";
 
@@ -146,6 +165,8 @@ const sm = new SecretsManagerClient({
     endpoint: process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER ?? process.env.AWS_ENDPOINT_URL,
     maxAttempts: 1,
 });
+
+const kms = new KMSClient({ region: process.env.AWS_REGION ?? "us-east-1", endpoint: process.env.AWS_ENDPOINT_URL_KMS ?? process.env.AWS_ENDPOINT_URL, maxAttempts: 1 });
 
 type Props = Record<string, unknown>;
 
@@ -206,6 +227,12 @@ const rules: Record<string, { fields: string[]; replace: string[]; computed?: st
         replace: ["secretId", "secretString", "secretBinary"],
         computed: ["versionStages"],
     },
+    "aws:kms/key:Key": {
+        fields: ["description", "policy", "enableKeyRotation", "deletionWindowInDays", "tags", "customerMasterKeySpec", "keyUsage", "multiRegion"],
+        replace: ["customerMasterKeySpec", "keyUsage", "multiRegion"],
+        computed: ["customerMasterKeySpec", "keyUsage", "multiRegion"],
+    },
+    "aws:kms/alias:Alias": { fields: ["name", "targetKeyId"], replace: ["name"] },
     "aws:s3/bucketPolicy:BucketPolicy": { fields: ["bucket", "policy"], replace: ["bucket"] },
     "aws:iam/user:User": { fields: ["name", "path", "permissionsBoundary", "tags"], replace: [] },
     "aws:iam/accessKey:AccessKey": { fields: ["user", "pgpKey", "status"], replace: ["user", "pgpKey"] },
@@ -283,6 +310,18 @@ const awsProvider: provider.Provider = {
                 );
                 return { id: `${user}-${uniqueSuffix()}`, outs: { user, policyArn: inputs.policyArn } };
             }
+            case "aws:kms/key:Key": {
+                const out = await call("creating KMS Key", "CreateKey", () =>
+                    kms.send(new CreateKeyCommand({ Description: inputs.description as string | undefined, Policy: inputs.policy as string | undefined, Tags: Object.entries((inputs.tags ?? {}) as Record<string, string>).map(([TagKey, TagValue]) => ({ TagKey, TagValue })) })),
+                );
+                const keyId = out.KeyMetadata!.KeyId!;
+                if (inputs.enableKeyRotation) await kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+                return { id: keyId, outs: keyOuts(inputs, keyId, out.KeyMetadata!.Arn!) };
+            }
+            case "aws:kms/alias:Alias": {
+                await call(`creating KMS Alias (${inputs.name})`, "CreateAlias", () => kms.send(new CreateAliasCommand({ AliasName: String(inputs.name), TargetKeyId: String(inputs.targetKeyId) })));
+                return { id: String(inputs.name), outs: { name: inputs.name, targetKeyId: inputs.targetKeyId, arn: "", targetKeyArn: "" } };
+            }
             case "aws:secretsmanager/secret:Secret": {
                 const name = String(inputs.name);
                 const out = await call(`creating Secrets Manager Secret (${name})`, "CreateSecret", () =>
@@ -359,6 +398,15 @@ const awsProvider: provider.Provider = {
                 );
                 return { outs: { ...olds, policy } };
             }
+            case "aws:kms/key:Key": {
+                if (!same(olds.description, news.description)) await kms.send(new UpdateKeyDescriptionCommand({ KeyId: id, Description: String(news.description ?? "") }));
+                if (!same(olds.policy, news.policy) && news.policy) await kms.send(new PutKeyPolicyCommand({ KeyId: id, Policy: String(news.policy) }));
+                if (news.enableKeyRotation && !olds.enableKeyRotation) await kms.send(new EnableKeyRotationCommand({ KeyId: id }));
+                return { outs: keyOuts(news, id, String(olds.arn)) };
+            }
+            case "aws:kms/alias:Alias":
+                await kms.send(new UpdateAliasCommand({ AliasName: id, TargetKeyId: String(news.targetKeyId) }));
+                return { outs: { ...olds, targetKeyId: news.targetKeyId } };
             case "aws:secretsmanager/secret:Secret": {
                 if (!same(olds.description, news.description) || !same(emptyToUndef(olds.kmsKeyId), emptyToUndef(news.kmsKeyId))) {
                     await call(`updating Secrets Manager Secret (${id})`, "UpdateSecret", () =>
@@ -417,6 +465,12 @@ const awsProvider: provider.Provider = {
                 return ignoreMissing(`detaching IAM Policy (${props.policyArn}) from IAM User (${props.user})`, "DetachUserPolicy", () =>
                     iam.send(new DetachUserPolicyCommand({ UserName: String(props.user), PolicyArn: String(props.policyArn) })),
                 );
+            case "aws:kms/key:Key":
+                await call(`deleting KMS Key (${id})`, "ScheduleKeyDeletion", () => kms.send(new ScheduleKeyDeletionCommand({ KeyId: id, PendingWindowInDays: Number(props.deletionWindowInDays || 30) })));
+                return;
+            case "aws:kms/alias:Alias":
+                await call(`deleting KMS Alias (${id})`, "DeleteAlias", () => kms.send(new DeleteAliasCommand({ AliasName: id })));
+                return;
             case "aws:secretsmanager/secret:Secret": {
                 const days = Number(props.recoveryWindowInDays ?? 30);
                 await call(`deleting Secrets Manager Secret (${id})`, "DeleteSecret", () =>
@@ -584,6 +638,22 @@ async function readParameter(inputs: Props): Promise<Props> {
         allowedPattern: meta?.AllowedPattern ?? "",
         dataType: got.DataType ?? "text",
         version: got.Version ?? 0,
+        tags,
+        tagsAll: tags,
+    };
+}
+
+function keyOuts(inputs: Props, keyId: string, arn: string): Props {
+    const tags = (inputs.tags ?? {}) as Record<string, string>;
+    return {
+        ...inputs,
+        keyId,
+        arn,
+        customerMasterKeySpec: inputs.customerMasterKeySpec ?? "SYMMETRIC_DEFAULT",
+        keyUsage: inputs.keyUsage ?? "ENCRYPT_DECRYPT",
+        multiRegion: inputs.multiRegion ?? false,
+        isEnabled: true,
+        enableKeyRotation: inputs.enableKeyRotation ?? false,
         tags,
         tagsAll: tags,
     };

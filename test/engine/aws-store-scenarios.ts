@@ -14,8 +14,11 @@
  *   SecureStrings with GetParameter(WithDecryption); destroy deletes both parameters.
  * - A3 `aws-secrets-manager`: the same course; the consumer reads AWSCURRENT (and AWSPREVIOUS
  *   during the overlap) with GetSecretValue; destroy schedules the secret's deletion.
+ * - A4 the set's own KMS key (`kms.create`) with an `aws-s3-env-file` target that names no key: the
+ *   file is encrypted under the set's key, the alias points at it, no changes after, destroy
+ *   deletes the alias and schedules the key's deletion.
  */
-import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import { CreateKeyCommand, DescribeKeyCommand, KMSClient, ListAliasesCommand } from "@aws-sdk/client-kms";
 import { GetSecretValueCommand, ListSecretVersionIdsCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { CreateBucketCommand, GetObjectCommand, ListObjectVersionsCommand, PutBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
@@ -225,6 +228,51 @@ export const awsStoreScenarios: Scenario[] = [
 
                 expectOk(await stack.cmd(["destroy", "--yes", "--skip-preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(15 * DAY) } }), "pulumi destroy");
                 await assert.rejects(sm.send(new GetSecretValueCommand({ SecretId })), /deleted|deletion|not find|ResourceNotFound/i, "destroy left the secret readable");
+            } finally {
+                await stack.dispose();
+            }
+        },
+    },
+    {
+        id: "A4",
+        title: "the set's KMS key (kms.create) under the engine: an env file encrypted under it, the alias, no changes after, destroy schedules the key's deletion",
+        async run(ctx) {
+            const user = "ci-deploy-kms";
+            const Bucket = "acme-ci-env-kms";
+            const Key = "deploy/staging";
+            const alias = "alias/ci-key-rotation/engine";
+            const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
+            const s3 = new S3Client({ region, endpoint: ctx.moto.url, forcePathStyle: true, credentials });
+            const kms = new KMSClient({ region, endpoint: ctx.moto.url, credentials });
+            await s3.send(new CreateBucketCommand({ Bucket }));
+            await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: "Enabled" } }));
+            const stack = await Stack.create(ctx, "setkms", [{ name: "deploy", user, project: 5454 }]);
+            try {
+                stack.ws.writeStackConfig(
+                    stack.name,
+                    `config:\n  aws:region: ${region}\n  ci-key-rotation:credentials:\n    - name: deploy\n      user:\n        name: ${user}\n` +
+                        `      kms:\n        create: true\n        alias: ${alias}\n        decrypters:\n          - arn:aws:iam::123456789012:role/ci-runner\n      targets:\n` +
+                        `        - type: aws-s3-env-file\n          bucket: ${Bucket}\n          prefix: deploy\n          env: staging\n`,
+                );
+                expectOk(await stack.up(0), "first pulumi up");
+                const { deployment } = await stack.exportState(false);
+                const keyState = deployment.resources.find((r: any) => r.type === "aws:kms/key:Key");
+                assert.ok(keyState, "no aws:kms Key in the state");
+                const keyArn = keyState.outputs.arn as string;
+                const o = await s3.send(new GetObjectCommand({ Bucket, Key }));
+                const env = dotenv(await o.Body!.transformToString());
+                assert.equal(o.ServerSideEncryption, "aws:kms");
+                assert.equal(o.SSEKMSKeyId, keyArn, "the env file is not encrypted under the set's key");
+                const held = (await stack.stateKeys()).find((k) => k.id === env.AWS_ACCESS_KEY_ID);
+                assert.ok(held?.secret && env.AWS_SECRET_ACCESS_KEY === held.secret, "the env file does not hold the state's key");
+                const aliases = (await kms.send(new ListAliasesCommand({}))).Aliases ?? [];
+                assert.equal(aliases.find((a) => a.AliasName === alias)?.TargetKeyId, keyState.id, `${alias} does not point at the set's key`);
+                expectOk(await stack.cmd(["up", "--yes", "--expect-no-changes"], { env: { CI_KEY_ROTATION_NOW: stack.at(HOUR) } }), "pulumi up --expect-no-changes");
+
+                expectOk(await stack.cmd(["destroy", "--yes", "--skip-preview"], { env: { CI_KEY_ROTATION_NOW: stack.at(2 * HOUR) } }), "pulumi destroy");
+                assert.equal((await kms.send(new DescribeKeyCommand({ KeyId: keyState.id }))).KeyMetadata?.KeyState, "PendingDeletion", "destroy did not schedule the key's deletion");
+                const after = (await kms.send(new ListAliasesCommand({}))).Aliases ?? [];
+                assert.ok(!after.some((a) => a.AliasName === alias), "destroy left the alias");
             } finally {
                 await stack.dispose();
             }
