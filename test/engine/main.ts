@@ -11,6 +11,7 @@ import { s3Consumers } from "./consumers-s3";
 import { secretsManagerConsumers } from "./consumers-aws-secrets-manager";
 import { kmsConsumers } from "./consumers-kms";
 import { ssmParameterConsumers } from "./consumers-aws-ssm-parameter";
+import { awsStoreScenarios } from "./aws-store-scenarios";
 import { knownFindings, scenarios, tail, type Context } from "./scenarios";
 
 async function main(): Promise<number> {
@@ -31,7 +32,7 @@ async function main(): Promise<number> {
         log(`moto on ${moto.url}`);
         const ctx: Context = { bins, moto, logs: [], secrets: new Set() };
         const only = process.env.ENGINE_SCENARIOS?.split(",").map((s) => s.trim());
-        for (const scenario of [...scenarios, ...githubScenarios, ...s3Consumers, ...secretsManagerConsumers, ...kmsConsumers, ...ssmParameterConsumers]) {
+        for (const scenario of [...scenarios, ...githubScenarios, ...s3Consumers, ...secretsManagerConsumers, ...kmsConsumers, ...ssmParameterConsumers, ...awsStoreScenarios]) {
             if (only && !only.includes(scenario.id)) continue;
             const t = Date.now();
             log(`scenario ${scenario.id}: ${scenario.title}`);
