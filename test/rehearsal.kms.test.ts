@@ -112,6 +112,21 @@ test("the fake KMS applies the program's key policy: only the decrypter, only wi
     assert.throws(() => world.kms.decrypt(runner, other, { repository: "acme/web" }), /AccessDeniedException/);
 });
 
+test("the fake KMS honours the key policy's kms:ViaService statement: the decrypter reads through SSM, SM and S3 with the store's context, never directly", () => {
+    const world = new World(new Random(1));
+    const arn = world.kms.ensureKey("set-deploy", []);
+    world.kms.putKeyPolicy(arn, JSON.stringify(keyPolicy({ partition: "aws", account: "123456789012", decrypters: [runner], contexts: [{ repository: "acme/api" }] })));
+    const context = { PARAMETER_ARN: "arn:aws:ssm:us-east-1:123456789012:parameter/ci/deploy" };
+    const sealed = world.kms.encrypt(arn, "plaintext", context);
+    for (const via of ["ssm.us-east-1.amazonaws.com", "secretsmanager.eu-west-1.amazonaws.com", "s3.us-east-1.amazonaws.com"]) {
+        assert.equal(world.kms.decrypt(runner, sealed, context, undefined, via), "plaintext", via);
+    }
+    // Not directly (no service), not through a service the policy does not name, not as another principal.
+    assert.throws(() => world.kms.decrypt(runner, sealed, context), /AccessDeniedException/);
+    assert.throws(() => world.kms.decrypt(runner, sealed, context, undefined, "lambda.us-east-1.amazonaws.com"), /AccessDeniedException/);
+    assert.throws(() => world.kms.decrypt("arn:aws:iam::123456789012:role/other", sealed, context, undefined, "ssm.us-east-1.amazonaws.com"), /AccessDeniedException/);
+});
+
 test("a set with an existing key (by alias): jobs decrypt with the runner role, every invariant holds", async () => {
     const existing = [{ ...credentials[0], kms: { key: "alias/ci/shared" } }];
     const result = await rehearse({ durationMs: 10 * day, config: { ...config, "ci-key-rotation:credentials": JSON.stringify(existing) } });

@@ -184,7 +184,7 @@ export function getSecretValue(stores: SecretStores, world: World, name: string,
     let refusal = "";
     for (const ciphertext of ciphertexts) {
         try {
-            return { value: world.kms.decrypt(principal, ciphertext, { SecretARN: secret.arn }) };
+            return { value: world.kms.decrypt(principal, ciphertext, { SecretARN: secret.arn }, undefined, "secretsmanager.us-east-1.amazonaws.com") };
         } catch (err) {
             refusal ||= (err as Error).message;
         }

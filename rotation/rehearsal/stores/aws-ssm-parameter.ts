@@ -105,6 +105,13 @@ function runDocument(world: World, content: string, instance: string, at: number
     return true;
 }
 
+/** Whether `instance` holds a file at the path the document writes (from an earlier delivery). */
+function holdsFile(world: World, content: string, instance: string): boolean {
+    const script: string[] = JSON.parse(content).mainSteps[0].inputs.runCommand;
+    const path = script.map((l) => l.match(/^mv -f "\$TMP" '([^']+)'$/)?.[1]).find((p) => p !== undefined);
+    return path !== undefined && world.stores.read(fileAddress(instance, path)) !== undefined;
+}
+
 /** The change event of parameter `name`: every rule target that listens to it runs its document. */
 function onChange(world: World, name: string, at: number, noteFault: (text: string) => void): void {
     const deliver = world.stores.read(`aws-ssm-deliver:${name}`);
@@ -118,8 +125,9 @@ function onChange(world: World, name: string, at: number, noteFault: (text: stri
         const failed = inFault(world, instance, at);
         const ok = !failed && runDocument(world, content, instance, at);
         if (failed) noteFault(`Run Command failed on ${instance}: it keeps its old credentials file`);
+        // Stale only when an older file is in place: an instance that never got one holds no old key.
         if (ok) staleOf(world).delete(instance);
-        else staleOf(world).set(instance, { documentArn, content });
+        else if (holdsFile(world, content, instance)) staleOf(world).set(instance, { documentArn, content });
         log.push({ at, instance, parameter: name, ok });
     }
 }
@@ -223,7 +231,7 @@ export function getParameter(stores: SecretStores, world: World, name: string, p
     if (!stored) return { error: `ParameterNotFound: ${name}` };
     const ciphertext = stores.read(`${paramAddress(name)}:kms`)?.value;
     try {
-        return { value: world.kms.decrypt(principal, String(ciphertext), { PARAMETER_ARN: arnOf(name) }) };
+        return { value: world.kms.decrypt(principal, String(ciphertext), { PARAMETER_ARN: arnOf(name) }, undefined, "ssm.us-east-1.amazonaws.com") };
     } catch (err) {
         return { error: (err as Error).message };
     }

@@ -88,7 +88,7 @@ export function getObject(stores: SecretStores, world: World, bucket: string, ke
         ciphertexts.set(stored, blob);
     }
     try {
-        return { body: world.kms.decrypt(principal, blob, context) };
+        return { body: world.kms.decrypt(principal, blob, context, undefined, "s3.us-east-1.amazonaws.com") };
     } catch (err) {
         // S3 answers AccessDenied when KMS refuses the reader.
         return { error: `AccessDenied: ${(err as Error).message}` };
