@@ -298,7 +298,7 @@ export class FakeKms {
             const equals = conditions.StringEquals ?? {};
             const context = Object.fromEntries(Object.entries(equals).filter(([k]) => k.startsWith("kms:EncryptionContext:")).map(([k, v]) => [k.slice("kms:EncryptionContext:".length), v]));
             if (Object.keys(context).length === 0 || Object.keys(conditions).some((op) => op !== "StringEquals")) continue;
-            grants.push({ principals, context });
+            grants.push({ principals, context: context as Record<string, string> });
         }
         key.decrypters = new Set(grants.flatMap((g) => [...g.principals]));
         key.grants = grants;
