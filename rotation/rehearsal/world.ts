@@ -340,12 +340,21 @@ export class FakeKms {
         const key = this.keys.get(blob.keyArn)!;
         const deniedNow = at !== undefined && this.deniedDuring.some((w) => at >= w.from && at < w.until && (w.principal === undefined || w.principal === principal));
         const granted = key.grants
-            ? key.grants.some((g) => g.principals.has(principal) && (g.via ? via !== undefined && g.via.some((p) => likeMatch(p, via)) : Object.entries(g.context).every(([k, v]) => context[k] === v)))
+            ? key.grants.some((g) => (g.principals.has(principal) || delegatesTo(g.principals, principal)) && (g.via ? via !== undefined && g.via.some((p) => likeMatch(p, via)) : Object.entries(g.context).every(([k, v]) => context[k] === v)))
             : key.decrypters === "any" || key.decrypters.has(principal);
         if (deniedNow || this.denied.has(principal) || !granted) {
             throw new ApiError("AccessDeniedException", `${principal} is not authorized to perform: kms:Decrypt on resource: ${key.arn}`);
         }
         return blob.plaintext;
+    }
+
+    /**
+     * Whether the key has a key policy applied (`putKeyPolicy`, the set's managed key). Keys made
+     * by `ensureKey` alone model only their readers, not the operator's access.
+     */
+    hasPolicy(idOrAlias: string): boolean {
+        const arn = this.resolve(idOrAlias);
+        return arn !== undefined && this.keys.get(arn)?.grants !== undefined;
     }
 
     /** The plaintext of a ciphertext with its exact context, as the simulator's own bookkeeping reads it (no principal). */
@@ -360,6 +369,23 @@ export interface KmsGrant {
     principals: Set<string>;
     context: Record<string, string>;
     via?: string[];
+}
+
+/**
+ * The identity the program runs as (the operator): it reads back what the AWS provider writes
+ * (GetSecretValue, GetParameter WithDecryption) with this identity.
+ */
+export const operatorPrincipal = `arn:aws:iam::${fakeAccountId}:role/ci-key-rotation-operator`;
+
+/**
+ * A key policy statement naming an account's root delegates to that account's IAM policies
+ * (AWS KMS developer guide, default key policy, "Allows access to the AWS account and enables IAM
+ * policies"). The fake has no IAM policies: it takes every principal of the account as granted
+ * by its own (the operator's and readers' from `ci-key-rotation policy`).
+ */
+function delegatesTo(principals: Set<string>, principal: string): boolean {
+    const account = principal.match(/^arn:[^:]+:(?:iam|sts)::(\d{12}):/)?.[1];
+    return account !== undefined && [...principals].some((p) => /^arn:[^:]+:iam::\d{12}:root$/.test(p) && p.split(":")[4] === account);
 }
 
 /** IAM `StringLike`: `*` any run of characters, `?` one character. */

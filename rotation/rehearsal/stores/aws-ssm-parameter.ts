@@ -19,7 +19,7 @@
  * runs the document again (see {@link staleInstances}).
  */
 import type { Credentials, SecretStores, World } from "../world";
-import { fakeAccountId } from "../world";
+import { fakeAccountId, operatorPrincipal } from "../world";
 import type { Consumer, ResourceModel, TargetView } from "../targets";
 import { parameterNames, type SsmParameterTarget } from "../../../providers/aws-ssm-parameter/spec";
 
@@ -146,6 +146,11 @@ const parameterModel: ResourceModel = {
         const at = ctx.clock.now();
         const keyArn = ctx.world.kms.ensureKey(String(i.keyId ?? awsManagedKey));
         const ciphertext = ctx.world.kms.encrypt(keyArn, String(i.value ?? ""), { PARAMETER_ARN: arnOf(name) });
+        // The provider reads the parameter back as the operator (terraform-provider-aws
+        // internal/service/ssm/parameter.go read: GetParameter WithDecryption): SSM decrypts on
+        // the operator's behalf, and a key policy that refuses it fails the write.
+        // (Only keys with a modelled key policy: the others model their readers alone.)
+        if (ctx.world.kms.hasPolicy(keyArn)) ctx.world.kms.decrypt(operatorPrincipal, ciphertext, { PARAMETER_ARN: arnOf(name) }, undefined, "ssm.us-east-1.amazonaws.com");
         ctx.world.stores.write(`${paramAddress(name)}:kms`, { value: ciphertext, secret: false }, at);
         const perWorld = versions.get(ctx.world) ?? new Map<string, number>();
         versions.set(ctx.world, perWorld);
