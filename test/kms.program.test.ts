@@ -59,6 +59,16 @@ describe("program with the set's KMS key and encrypting targets", () => {
             Version: "2012-10-17",
             Statement: [
                 { Sid: "AccountAdministersNotDecrypts", Effect: "Allow", Principal: { AWS: "arn:aws:iam::123456789012:root" }, NotAction: ["kms:Decrypt", "kms:ReEncryptFrom"], Resource: "*" },
+                // The operator reads back what the provider wrote (GetSecretValue, GetParameter WithDecryption):
+                // the account's IAM policies may grant Decrypt, but only through the AWS stores.
+                {
+                    Sid: "AccountDecryptsThroughAwsStores",
+                    Effect: "Allow",
+                    Principal: { AWS: "arn:aws:iam::123456789012:root" },
+                    Action: "kms:Decrypt",
+                    Resource: "*",
+                    Condition: { StringLike: { "kms:ViaService": ["secretsmanager.*.amazonaws.com", "ssm.*.amazonaws.com", "s3.*.amazonaws.com"] } },
+                },
                 {
                     Sid: "DecryptWithContext1",
                     Effect: "Allow",

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { simulate, type SimulationOptions, type SimulationResult } from "../rotation/rehearsal/simulation";
 import { Random } from "../rotation/rehearsal/random";
 import { resourceModels } from "../rotation/rehearsal/targets";
-import { World } from "../rotation/rehearsal/world";
+import { operatorPrincipal, World } from "../rotation/rehearsal/world";
 import { keyPolicy } from "../providers/kms/spec";
 import { slowTier } from "./support/rehearsal-child";
 
@@ -110,6 +110,34 @@ test("the fake KMS applies the program's key policy: only the decrypter, only wi
     // A ciphertext made with a context the policy does not grant does not decrypt for the runner either.
     const other = world.kms.encrypt(arn, "plaintext", { repository: "acme/web" });
     assert.throws(() => world.kms.decrypt(runner, other, { repository: "acme/web" }), /AccessDeniedException/);
+});
+
+test("the fake KMS honours the key policy's kms:ViaService statement: the decrypter reads through SSM, SM and S3 with the store's context, never directly", () => {
+    const world = new World(new Random(1));
+    const arn = world.kms.ensureKey("set-deploy", []);
+    world.kms.putKeyPolicy(arn, JSON.stringify(keyPolicy({ partition: "aws", account: "123456789012", decrypters: [runner], contexts: [{ repository: "acme/api" }] })));
+    const context = { PARAMETER_ARN: "arn:aws:ssm:us-east-1:123456789012:parameter/ci/deploy" };
+    const sealed = world.kms.encrypt(arn, "plaintext", context);
+    for (const via of ["ssm.us-east-1.amazonaws.com", "secretsmanager.eu-west-1.amazonaws.com", "s3.us-east-1.amazonaws.com"]) {
+        assert.equal(world.kms.decrypt(runner, sealed, context, undefined, via), "plaintext", via);
+    }
+    // Not directly (no service), not through a service the policy does not name, not as another principal.
+    assert.throws(() => world.kms.decrypt(runner, sealed, context), /AccessDeniedException/);
+    assert.throws(() => world.kms.decrypt(runner, sealed, context, undefined, "lambda.us-east-1.amazonaws.com"), /AccessDeniedException/);
+    assert.throws(() => world.kms.decrypt("arn:aws:iam::210987654321:role/other", sealed, context, undefined, "ssm.us-east-1.amazonaws.com"), /AccessDeniedException/);
+});
+
+test("the operator reads back through SSM and Secrets Manager what it wrote under the set's key (the provider's GetParameter/GetSecretValue), but never decrypts directly", () => {
+    const world = new World(new Random(1));
+    const arn = world.kms.ensureKey("set-deploy", []);
+    world.kms.putKeyPolicy(arn, JSON.stringify(keyPolicy({ partition: "aws", account: "123456789012", decrypters: [runner], contexts: [{ repository: "acme/api" }] })));
+    const context = { SecretARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci/deploy-AbCdEf" };
+    const sealed = world.kms.encrypt(arn, "plaintext", context);
+    assert.equal(world.kms.decrypt(operatorPrincipal, sealed, context, undefined, "secretsmanager.us-east-1.amazonaws.com"), "plaintext");
+    assert.equal(world.kms.decrypt(operatorPrincipal, sealed, context, undefined, "ssm.us-east-1.amazonaws.com"), "plaintext");
+    assert.throws(() => world.kms.decrypt(operatorPrincipal, sealed, context), /AccessDeniedException/);
+    const direct = world.kms.encrypt(arn, "plaintext", { repository: "acme/api" });
+    assert.throws(() => world.kms.decrypt(operatorPrincipal, direct, { repository: "acme/api" }), /AccessDeniedException/);
 });
 
 test("a set with an existing key (by alias): jobs decrypt with the runner role, every invariant holds", async () => {

@@ -191,6 +191,9 @@ export interface KeyPolicy {
     }[];
 }
 
+/** The services that encrypt with the set's key for the AWS stores (`kms:ViaService` values). */
+const viaAwsStores = ["secretsmanager.*.amazonaws.com", "ssm.*.amazonaws.com", "s3.*.amazonaws.com"];
+
 /**
  * The policy of a key a set manages.
  *
@@ -209,6 +212,15 @@ export interface KeyPolicy {
  * - The decrypters may also decrypt through Secrets Manager, SSM and S3 (`kms:ViaService`): those
  *   stores encrypt with the set's key and bind their own contexts (secret ARN, parameter ARN,
  *   object ARN).
+ * - The account's IAM policies may grant Decrypt too, but only through those services
+ *   (`AccountDecryptsThroughAwsStores`: the account root as principal delegates to IAM, "Allows
+ *   access to the AWS account and enables IAM policies", AWS KMS developer guide, default key
+ *   policy; `kms:ViaService` limits it to requests the named service makes on the caller's
+ *   behalf, AWS KMS developer guide, condition keys, kms:ViaService). The operator needs it: the
+ *   provider reads back what it wrote (terraform-provider-aws internal/service/secretsmanager
+ *   secret_version.go read: GetSecretValue; internal/service/ssm parameter.go read: GetParameter
+ *   WithDecryption), and both decrypt with the caller's identity through the service. Nobody
+ *   decrypts a raw ciphertext (an `encrypt` target's) without a `DecryptWithContext` grant.
  */
 export function keyPolicy(args: { partition: string; account: string; decrypters: readonly string[]; contexts: readonly Record<string, string>[] }): KeyPolicy {
     const root = `arn:${args.partition}:iam::${args.account}:root`;
@@ -222,6 +234,14 @@ export function keyPolicy(args: { partition: string; account: string; decrypters
         Version: "2012-10-17",
         Statement: [
             { Sid: "AccountAdministersNotDecrypts", Effect: "Allow", Principal: { AWS: root }, NotAction: ["kms:Decrypt", "kms:ReEncryptFrom"], Resource: "*" },
+            {
+                Sid: "AccountDecryptsThroughAwsStores",
+                Effect: "Allow",
+                Principal: { AWS: root },
+                Action: "kms:Decrypt",
+                Resource: "*",
+                Condition: { StringLike: { "kms:ViaService": viaAwsStores } },
+            },
             ...contexts.map((context, i) => ({
                 Sid: `DecryptWithContext${i + 1}`,
                 Effect: "Allow" as const,
@@ -236,7 +256,7 @@ export function keyPolicy(args: { partition: string; account: string; decrypters
                 Principal: { AWS: decrypters },
                 Action: "kms:Decrypt",
                 Resource: "*",
-                Condition: { StringLike: { "kms:ViaService": ["secretsmanager.*.amazonaws.com", "ssm.*.amazonaws.com", "s3.*.amazonaws.com"] } },
+                Condition: { StringLike: { "kms:ViaService": viaAwsStores } },
             },
         ],
     };

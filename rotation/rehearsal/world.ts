@@ -271,30 +271,34 @@ export class FakeKms {
     }
 
     /**
-     * Apply a key policy: its `kms:Decrypt` statements with `kms:EncryptionContext:<k>` conditions
-     * become the only grants (principal and context) Decrypt is checked against. A statement whose
-     * only condition is `StringLike` on `kms:ViaService` grants Decrypt made through those services
-     * (Secrets Manager's GetSecretValue, S3's GetObject), as KMS evaluates it: the condition key is
-     * the service that called KMS on the principal's behalf (AWS KMS Developer Guide,
-     * conditions-kms.md "kms:ViaService"). Other conditions grant nothing here.
+     * Apply a key policy: its `kms:Decrypt` statements become the only grants Decrypt is checked
+     * against: those with `kms:EncryptionContext:<k>` conditions (StringEquals) grant their
+     * principals that context on direct calls; those with a `kms:ViaService` condition
+     * (StringEquals/StringLike) grant their principals any context, but only on calls a service
+     * makes on their behalf (Secrets Manager, SSM and S3 decrypt for GetSecretValue, GetParameter
+     * WithDecryption and GetObject: the store models pass `via`). AWS KMS developer guide,
+     * "kms:ViaService" condition key: the key is usable only when the request comes from the named
+     * service on behalf of the principal. Statements with other conditions grant nothing.
      */
     putKeyPolicy(arn: string, policyJson: string): void {
         const key = this.keys.get(arn);
         if (!key) throw new ApiError("NotFoundException", `Key '${arn}' does not exist`);
-        const policy = JSON.parse(policyJson) as { Statement: { Effect: string; Principal?: { AWS?: string | string[] }; Action?: string | string[]; Condition?: Record<string, Record<string, string>> }[] };
+        const policy = JSON.parse(policyJson) as { Statement: { Effect: string; Principal?: { AWS?: string | string[] }; Action?: string | string[]; Condition?: Record<string, Record<string, string | string[]>> }[] };
         const grants: KmsGrant[] = [];
         for (const s of policy.Statement) {
             const actions = [s.Action ?? []].flat();
             if (s.Effect !== "Allow" || !actions.includes("kms:Decrypt")) continue;
-            const via = s.Condition?.StringLike?.["kms:ViaService"] as string | string[] | undefined;
-            if (via !== undefined && Object.keys(s.Condition ?? {}).length === 1 && Object.keys(s.Condition!.StringLike).length === 1) {
-                grants.push({ principals: new Set([s.Principal?.AWS ?? []].flat()), context: {}, via: [via].flat() });
+            const principals = new Set([s.Principal?.AWS ?? []].flat());
+            const conditions = s.Condition ?? {};
+            const via = Object.entries(conditions).flatMap(([op, c]) => (op === "StringEquals" || op === "StringLike") && c["kms:ViaService"] !== undefined ? [[c["kms:ViaService"]].flat()] : []);
+            if (via.length === 1 && Object.values(conditions).every((c) => Object.keys(c).length === 1)) {
+                grants.push({ principals, context: {}, via: via[0] });
                 continue;
             }
-            const equals = s.Condition?.StringEquals ?? {};
+            const equals = conditions.StringEquals ?? {};
             const context = Object.fromEntries(Object.entries(equals).filter(([k]) => k.startsWith("kms:EncryptionContext:")).map(([k, v]) => [k.slice("kms:EncryptionContext:".length), v]));
-            if (Object.keys(context).length === 0 || Object.keys(s.Condition ?? {}).some((op) => op !== "StringEquals")) continue;
-            grants.push({ principals: new Set([s.Principal?.AWS ?? []].flat()), context });
+            if (Object.keys(context).length === 0 || Object.keys(conditions).some((op) => op !== "StringEquals")) continue;
+            grants.push({ principals, context: context as Record<string, string> });
         }
         key.decrypters = new Set(grants.flatMap((g) => [...g.principals]));
         key.grants = grants;
@@ -325,7 +329,8 @@ export class FakeKms {
 
     /**
      * Decrypt as `principal` at `at`: refused unless the key policy lets it (with this context,
-     * when the policy binds contexts) and the context is exact.
+     * when the policy binds contexts, or through service `via`, e.g. `ssm.us-east-1.amazonaws.com`,
+     * when a ViaService statement names it) and the context is exact.
      */
     decrypt(principal: string, ciphertext: string, context: Record<string, string> = {}, at?: number, via?: string): string {
         const blob = this.blobs.get(ciphertext);
@@ -335,12 +340,21 @@ export class FakeKms {
         const key = this.keys.get(blob.keyArn)!;
         const deniedNow = at !== undefined && this.deniedDuring.some((w) => at >= w.from && at < w.until && (w.principal === undefined || w.principal === principal));
         const granted = key.grants
-            ? key.grants.some((g) => g.principals.has(principal) && (g.via ? via !== undefined && g.via.some((pattern) => viaMatches(pattern, via)) : Object.entries(g.context).every(([k, v]) => context[k] === v)))
+            ? key.grants.some((g) => (g.principals.has(principal) || delegatesTo(g.principals, principal)) && (g.via ? via !== undefined && g.via.some((p) => likeMatch(p, via)) : Object.entries(g.context).every(([k, v]) => context[k] === v)))
             : key.decrypters === "any" || key.decrypters.has(principal);
         if (deniedNow || this.denied.has(principal) || !granted) {
             throw new ApiError("AccessDeniedException", `${principal} is not authorized to perform: kms:Decrypt on resource: ${key.arn}`);
         }
         return blob.plaintext;
+    }
+
+    /**
+     * Whether the key has a key policy applied (`putKeyPolicy`, the set's managed key). Keys made
+     * by `ensureKey` alone model only their readers, not the operator's access.
+     */
+    hasPolicy(idOrAlias: string): boolean {
+        const arn = this.resolve(idOrAlias);
+        return arn !== undefined && this.keys.get(arn)?.grants !== undefined;
     }
 
     /** The plaintext of a ciphertext with its exact context, as the simulator's own bookkeeping reads it (no principal). */
@@ -350,16 +364,34 @@ export class FakeKms {
     }
 }
 
-/** One Decrypt grant of a key policy: who, and with which context pairs, or through which services (`kms:ViaService` patterns). */
+/** One Decrypt grant of a key policy: who, and with which context pairs or through which services (`kms:ViaService` patterns). */
 export interface KmsGrant {
     principals: Set<string>;
     context: Record<string, string>;
     via?: string[];
 }
 
-/** `StringLike` of a `kms:ViaService` pattern (`secretsmanager.*.amazonaws.com`) against the calling service's endpoint. */
-function viaMatches(pattern: string, service: string): boolean {
-    return new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`).test(service);
+/**
+ * The identity the program runs as (the operator): it reads back what the AWS provider writes
+ * (GetSecretValue, GetParameter WithDecryption) with this identity.
+ */
+export const operatorPrincipal = `arn:aws:iam::${fakeAccountId}:role/ci-key-rotation-operator`;
+
+/**
+ * A key policy statement naming an account's root delegates to that account's IAM policies
+ * (AWS KMS developer guide, default key policy, "Allows access to the AWS account and enables IAM
+ * policies"). The fake has no IAM policies: it takes every principal of the account as granted
+ * by its own (the operator's and readers' from `ci-key-rotation policy`).
+ */
+function delegatesTo(principals: Set<string>, principal: string): boolean {
+    const account = principal.match(/^arn:[^:]+:(?:iam|sts)::(\d{12}):/)?.[1];
+    return account !== undefined && [...principals].some((p) => /^arn:[^:]+:iam::\d{12}:root$/.test(p) && p.split(":")[4] === account);
+}
+
+/** IAM `StringLike`: `*` any run of characters, `?` one character. */
+function likeMatch(pattern: string, value: string): boolean {
+    const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+    return re.test(value);
 }
 
 function canonicalContext(context: Record<string, string>): string {

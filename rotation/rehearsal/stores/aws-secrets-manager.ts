@@ -19,7 +19,7 @@
  * AWSPREVIOUS to the one that had it (PutSecretValue API reference), as modelled in `put`.
  */
 import type { Credentials, SecretStores, World } from "../world";
-import { ApiError, fakeAccountId } from "../world";
+import { ApiError, fakeAccountId, operatorPrincipal } from "../world";
 import type { Consumer, ResourceModel, TargetView } from "../targets";
 import { jsonKeys, secretNameOf, type SecretsManagerTarget } from "../../../providers/aws-secrets-manager/spec";
 
@@ -78,6 +78,11 @@ function put(world: World, name: string, secretString: string, at: number): { ve
     versionCounters.set(world, n);
     const versionId = `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
     const ciphertext = world.kms.encrypt(secret.keyArn, secretString, { SecretARN: secret.arn });
+    // The provider reads the version back as the operator (terraform-provider-aws
+    // internal/service/secretsmanager/secret_version.go read: GetSecretValue), which Secrets
+    // Manager decrypts on the operator's behalf: a key policy that refuses it fails the write.
+    // (Only keys with a modelled key policy: the others model their readers alone.)
+    if (world.kms.hasPolicy(secret.keyArn)) world.kms.decrypt(operatorPrincipal, ciphertext, { SecretARN: secret.arn }, undefined, "secretsmanager.us-east-1.amazonaws.com");
     world.stores.write(versionAddress(name, versionId), { value: secretString, secret: true, meta: { ciphertext } }, at);
     const current = world.stores.read(stageAddress(name, "AWSCURRENT"));
     if (current) world.stores.write(stageAddress(name, "AWSPREVIOUS"), { value: current.value, secret: false }, at);

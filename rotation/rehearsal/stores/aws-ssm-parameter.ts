@@ -19,7 +19,7 @@
  * runs the document again (see {@link staleInstances}).
  */
 import type { Credentials, SecretStores, World } from "../world";
-import { fakeAccountId } from "../world";
+import { fakeAccountId, operatorPrincipal } from "../world";
 import type { Consumer, ResourceModel, TargetView } from "../targets";
 import { parameterNames, type SsmParameterTarget } from "../../../providers/aws-ssm-parameter/spec";
 
@@ -105,6 +105,13 @@ function runDocument(world: World, content: string, instance: string, at: number
     return true;
 }
 
+/** Whether `instance` holds a file at the path the document writes (from an earlier delivery). */
+function holdsFile(world: World, content: string, instance: string): boolean {
+    const script: string[] = JSON.parse(content).mainSteps[0].inputs.runCommand;
+    const path = script.map((l) => l.match(/^mv -f "\$TMP" '([^']+)'$/)?.[1]).find((p) => p !== undefined);
+    return path !== undefined && world.stores.read(fileAddress(instance, path)) !== undefined;
+}
+
 /** The change event of parameter `name`: every rule target that listens to it runs its document. */
 function onChange(world: World, name: string, at: number, noteFault: (text: string) => void): void {
     const deliver = world.stores.read(`aws-ssm-deliver:${name}`);
@@ -118,8 +125,9 @@ function onChange(world: World, name: string, at: number, noteFault: (text: stri
         const failed = inFault(world, instance, at);
         const ok = !failed && runDocument(world, content, instance, at);
         if (failed) noteFault(`Run Command failed on ${instance}: it keeps its old credentials file`);
+        // Stale only when an older file is in place: an instance that never got one holds no old key.
         if (ok) staleOf(world).delete(instance);
-        else staleOf(world).set(instance, { documentArn, content });
+        else if (holdsFile(world, content, instance)) staleOf(world).set(instance, { documentArn, content });
         log.push({ at, instance, parameter: name, ok });
     }
 }
@@ -138,6 +146,11 @@ const parameterModel: ResourceModel = {
         const at = ctx.clock.now();
         const keyArn = ctx.world.kms.ensureKey(String(i.keyId ?? awsManagedKey));
         const ciphertext = ctx.world.kms.encrypt(keyArn, String(i.value ?? ""), { PARAMETER_ARN: arnOf(name) });
+        // The provider reads the parameter back as the operator (terraform-provider-aws
+        // internal/service/ssm/parameter.go read: GetParameter WithDecryption): SSM decrypts on
+        // the operator's behalf, and a key policy that refuses it fails the write.
+        // (Only keys with a modelled key policy: the others model their readers alone.)
+        if (ctx.world.kms.hasPolicy(keyArn)) ctx.world.kms.decrypt(operatorPrincipal, ciphertext, { PARAMETER_ARN: arnOf(name) }, undefined, "ssm.us-east-1.amazonaws.com");
         ctx.world.stores.write(`${paramAddress(name)}:kms`, { value: ciphertext, secret: false }, at);
         const perWorld = versions.get(ctx.world) ?? new Map<string, number>();
         versions.set(ctx.world, perWorld);
