@@ -105,11 +105,15 @@ const secretNameFailures = (prop: string) => (news: Props) => {
     return out;
 };
 
-// The provider's schema still accepts the deprecated `encryptedValue` / `plaintextValue` beside
-// `value` / `valueEncrypted` (exactly one of them); this plugin accepts what the provider accepts so
-// it answers as the provider would. ci-key-rotation itself only ever sends `value`.
-const valueKeys = ["value", "valueEncrypted", "encryptedValue", "plaintextValue"];
+// The secret's value is `value` (sealed here with the owner's public key) or `valueEncrypted`
+// (already sealed), exactly one of them, as in the provider's schema. The schema's deprecated
+// aliases of those two are not modelled: the program must not use them, and this check refuses
+// them, so the engine suite catches a program that sends them.
+const valueKeys = ["value", "valueEncrypted"];
+const deprecatedValueKeys = ["plaintextValue", "encryptedValue"];
 const exactlyOneValue = (news: Props) => {
+    const deprecated = deprecatedValueKeys.filter((k) => news[k] !== undefined && news[k] !== null);
+    if (deprecated.length > 0) return deprecated.map((k) => ({ property: k, reason: `\`${k}\` is deprecated in @pulumi/github 6: use \`value\` or \`valueEncrypted\`` }));
     const set = valueKeys.filter((k) => news[k] !== undefined && news[k] !== null);
     return set.length === 1 ? [] : [{ property: "value", reason: `exactly one of ${valueKeys.map((k) => `\`${k}\``).join(", ")} must be specified` }];
 };
@@ -208,14 +212,14 @@ interface SecretSpec {
 function secretKind(spec: SecretSpec): ResourceKind {
     async function write(owner: Owner, place: SecretPlace, props: Props, keyIdFromState: string | undefined) {
         let keyId = (props.keyId ?? keyIdFromState) as string | undefined;
-        let encrypted = (props.valueEncrypted ?? props.encryptedValue) as string | undefined;
+        let encrypted = props.valueEncrypted as string | undefined;
         let publicKey: string | undefined;
         if (!keyId || !encrypted) {
             const pk = await owner.rest.call("GET", `${place.base}/public-key`);
             keyId = pk.key_id as string;
             publicKey = pk.key as string;
         }
-        if (!encrypted) encrypted = await seal(String(props.value ?? props.plaintextValue ?? ""), publicKey!);
+        if (!encrypted) encrypted = await seal(String(props.value ?? ""), publicKey!);
         const body: Props = { key_id: keyId, encrypted_value: encrypted };
         if (spec.org) {
             body.visibility = props.visibility;
