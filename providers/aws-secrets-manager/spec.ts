@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { ArnScope, OperatorStatement, TargetSpec } from "../types";
+import { awsTagKey, kmsKeyReference } from "../aws-spec";
 
 /** The target `type`. */
 export const secretsManagerType = "aws-secrets-manager";
@@ -31,20 +32,6 @@ const jsonKey = z.string({ error: "must be a JSON key name" }).min(1, "must not 
  */
 export const principalArnPattern = /^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(root|role\/[\w+=,.@/-]{1,512}|user\/[\w+=,.@/-]{1,512})$/;
 
-/**
- * A KMS key as Secrets Manager's `KmsKeyId` accepts it: key id, key ARN, alias name or alias ARN.
- */
-export const kmsKeyPattern =
-    /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias\/[A-Za-z0-9/_-]{1,250}|arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:(key\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias\/[A-Za-z0-9/_-]{1,250}))$/;
-
-/** Tag keys and values as Secrets Manager allows them. */
-const tagKey = z
-    .string()
-    .min(1)
-    .max(128, "must be at most 128 characters")
-    .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u, "may hold letters, digits, spaces and _.:/=+-@ only")
-    .refine((k) => !/^aws:/i.test(k), 'must not start with "aws:" (AWS reserves the prefix)');
-
 export const awsSecretsManager = z.strictObject({
     type: z.literal(secretsManagerType),
     /**
@@ -59,7 +46,7 @@ export const awsSecretsManager = z.strictObject({
      * key when it has one, else `aws/secretsmanager` (the AWS-managed key, which only principals
      * of the same account can use: readers in other accounts need a customer-managed key).
      */
-    kmsKey: z.string({ error: "must be a KMS key id, key ARN, alias or alias ARN" }).regex(kmsKeyPattern, 'must be a KMS key id, key ARN, alias ("alias/ci") or alias ARN').optional(),
+    kmsKey: kmsKeyReference.optional(),
     /**
      * IAM principals (role, user or account root ARNs) allowed to read the secret by its resource
      * policy. Default: none, and no resource policy (same-account principals read it through their
@@ -67,7 +54,7 @@ export const awsSecretsManager = z.strictObject({
      */
     readers: z.array(z.string({ error: "must be an IAM principal ARN" }).regex(principalArnPattern, 'must be an IAM role, user or account root ARN ("arn:aws:iam::123456789012:role/ci-runner")')).optional(),
     /** Tags on the secret. */
-    tags: z.record(tagKey, z.string().max(256, "must be at most 256 characters").regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u, "may hold letters, digits, spaces and _.:/=+-@ only"), {
+    tags: z.record(awsTagKey, z.string().max(256, "must be at most 256 characters").regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u, "may hold letters, digits, spaces and _.:/=+-@ only"), {
             // zod reports a bad key as "Invalid key in record"; say what is wrong with it instead.
             error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid tag key") : "must be a map of tag keys to values"),
         }).optional(),

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { defaultKeyNames, type KeyNames, type OperatorStatement, type TargetSpec } from "../types";
+import { awsTagKey, kmsKeyReference } from "../aws-spec";
 
 /** The target `type`. */
 export const ssmParameterType = "aws-ssm-parameter";
@@ -44,20 +45,8 @@ const leaf = z
     .string({ error: "must be a parameter name" })
     .regex(/^[A-Za-z0-9_.-]{1,256}$/, "must be 1-256 letters, digits and _.- (one level of a parameter name, without /)");
 
-/** A KMS key as SSM's `KeyId` accepts it: key id, key ARN, alias name or alias ARN. */
-export const kmsKeyPattern =
-    /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias\/[A-Za-z0-9/_-]{1,250}|arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:[0-9]{12}:(key\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias\/[A-Za-z0-9/_-]{1,250}))$/;
-
-/** Tag keys and values as SSM allows them. */
-const tagKey = z
-    .string()
-    .min(1)
-    .max(128, "must be at most 128 characters")
-    .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u, "may hold letters, digits, spaces and _.:/=+-@ only")
-    .refine((k) => !/^aws:/i.test(k), 'must not start with "aws:" (AWS reserves the prefix)');
-
 const tags = z
-    .record(tagKey, z.string({ error: "must be a string" }).max(256, "must be at most 256 characters"), {
+    .record(awsTagKey, z.string({ error: "must be a string" }).max(256, "must be at most 256 characters"), {
         // zod reports a bad key as "Invalid key in record"; say what is wrong with it instead.
         error: (iss) => (iss.code === "invalid_key" ? (iss.issues?.[0]?.message ?? "is not a valid tag key") : "must be a map of tag keys to values"),
     })
@@ -129,7 +118,7 @@ export const awsSsmParameter = z.strictObject({
      * key when it has one, else `alias/aws/ssm` (the AWS-managed key: readers must be in the
      * same account).
      */
-    kmsKey: z.string({ error: "must be a KMS key id, key ARN, alias or alias ARN" }).regex(kmsKeyPattern, 'must be a KMS key id, key ARN, alias ("alias/ci") or alias ARN').optional(),
+    kmsKey: kmsKeyReference.optional(),
     /**
      * `Standard` (default, free, 4 KB), `Advanced` (8 KB, charged, parameter policies) or
      * `Intelligent-Tiering`. Going from Advanced back to Standard replaces the parameters (SSM
