@@ -75,6 +75,11 @@ export interface Decision {
      * so a key stays retired-not-finished until a run of the set completes (see `takeOverOrphan`).
      */
     unconfirmed?: string[];
+    /**
+     * The keys of `recorded` that IAM still lists: a failed run of this set keeps them listed, so
+     * an interrupted mint the engine holds is still finished by the run after (see `recorded`).
+     */
+    recorded?: string[];
 }
 
 /** Everything {@link plan} needs: the clock is an input, never read here. */
@@ -140,10 +145,17 @@ const keyName = (k: KeyRecord): string => (k.accessKeyId ? `key ${k.accessKeyId}
 export function plan(input: PlanInput): PlanResult {
     const result = planStep(input);
     if (result.kind !== "decision") return result;
-    const unconfirmed = input.unconfirmed?.filter((id) => input.observed.some((k) => k.accessKeyId === id)) ?? [];
+    const listed = (ids: readonly string[] | undefined): string[] => ids?.filter((id) => input.observed.some((k) => k.accessKeyId === id)) ?? [];
+    const unconfirmed = listed(input.unconfirmed);
+    const recorded = listed(input.recorded).filter((id) => !unconfirmed.includes(id));
     return {
         kind: "decision",
-        decision: { ...result.decision, ...(input.state ? { previous: input.state } : {}), ...(unconfirmed.length > 0 ? { unconfirmed } : {}) },
+        decision: {
+            ...result.decision,
+            ...(input.state ? { previous: input.state } : {}),
+            ...(unconfirmed.length > 0 ? { unconfirmed } : {}),
+            ...(recorded.length > 0 ? { recorded } : {}),
+        },
     };
 }
 

@@ -60,6 +60,14 @@ export interface RotationState {
     /** When the run that wrote this state ran. */
     asOf: string;
     sets: Record<string, SetState>;
+    /**
+     * Per set, the access key ids a failed run of the set created and the engine recorded with
+     * their secret (the run failed after the create: a key check, a target write, another key's
+     * status). The set's entry in `sets` stays its previous state, or is absent after a failed
+     * first run, so without this the next run could not tell the key from one made by hand (see
+     * `PlanInput.recorded`). Absent when no set failed that way.
+     */
+    recorded?: Record<string, string[]>;
 }
 
 /**
@@ -103,6 +111,10 @@ export function parseState(value: unknown): RotationState | undefined {
             Array.isArray(set.keys) &&
             set.keys.every((k) => typeof k?.accessKeyId === "string" && typeof k.generation === "number" && typeof k.createdAt === "string");
         if (!ok) throw new StateError(`The stack output \`rotation\` has a malformed entry for set "${name}". Restore it from a backup of the stack (\`pulumi stack export\`).`);
+    }
+    if (v.recorded !== undefined) {
+        const ok = typeof v.recorded === "object" && v.recorded !== null && !Array.isArray(v.recorded) && Object.values(v.recorded).every((ids) => Array.isArray(ids) && ids.every((id) => typeof id === "string"));
+        if (!ok) throw new StateError("The stack output `rotation` has a malformed `recorded` entry. Restore it from a backup of the stack (`pulumi stack export`).");
     }
     return v as RotationState;
 }

@@ -77,6 +77,11 @@ export class CredentialSet extends pulumi.ComponentResource {
     readonly state: pulumi.Output<SavedSetState | undefined>;
     /** Whether every step of the set succeeded this run. */
     readonly completed: pulumi.Output<boolean>;
+    /**
+     * Keys this run created that the next run must finish because the set's run failed after the
+     * create (empty when the set completed): its entry in the `rotation` output's `recorded`.
+     */
+    readonly recorded: pulumi.Output<string[]>;
     /** The set's summary output. */
     readonly summary: pulumi.Output<SetSummary>;
     /** The KMS key the set manages (`kms.create`), and its alias. */
@@ -177,6 +182,7 @@ export class CredentialSet extends pulumi.ComponentResource {
             // No key yet (paused before the first mint): nothing to check or to write to targets.
             this.state = pulumi.output(decision.state);
             this.completed = pulumi.output(true);
+            this.recorded = pulumi.output([]);
             this.summary = pulumi.all([this.user.name, this.user.arn]).apply(([user, userArn]) => ({
                 user,
                 userArn,
@@ -309,6 +315,20 @@ export class CredentialSet extends pulumi.ComponentResource {
             return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}) };
         });
         this.state = pulumi.recover<SavedSetState | undefined>(advanced, () => fallback);
+        // The new key resolves only once the engine recorded it with its secret: a create's
+        // outputs reach the program after the engine saved the step to the snapshot
+        // (pulumi/pulumi pkg/resource/deploy/step_executor.go `executeStep`: `stepComplete` runs
+        // after `OnResourceStepPost`). Under `--continue-on-error` a step failing elsewhere does
+        // not touch the key's own outputs (only the failed resource's and its dependants' reject,
+        // sdk/nodejs/runtime/resource.ts `registerResource`). So when the set fails after the
+        // create, the next run finishes the mint with this key (`PlanInput.recorded`) instead of
+        // taking it for one whose secret is unknown, also after a failed first run, which has no
+        // previous state to fall back to. A key whose targets may hold the refused value is
+        // `unconfirmed` instead. Kept while IAM lists the key and the set keeps failing.
+        const recordedNow = pulumi
+            .all([staleTarget, minted])
+            .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []), ...(id && !stale ? [id] : [])])]);
+        this.recorded = pulumi.recover(advanced.apply((): string[] => []), () => recordedNow);
         this.completed = pulumi.recover(advanced.apply(() => true), () => false);
         const done = pulumi.all([this.user.name, this.user.arn, currentKey.id, advanced]).apply(([user, userArn, accessKeyId, state]): SetSummary => ({
             user,

@@ -116,7 +116,7 @@ export interface Decisions {
 export async function decideAll(config: StackConfig, previous: RotationState | undefined, now: DateTime, observer: AwsObserver): Promise<Decisions> {
     const decisions = new Map<string, Decision>();
     const blocked = new Map<string, string>();
-    const results = await Promise.allSettled(config.sets.map((set) => decideSet(set, config, previous?.sets[set.name], now, observer)));
+    const results = await Promise.allSettled(config.sets.map((set) => decideSet(set, config, previous?.sets[set.name], previous?.recorded?.[set.name], now, observer)));
     config.sets.forEach((set, i) => {
         const result = results[i];
         if (result.status === "rejected") {
@@ -189,7 +189,7 @@ export function requireEngine(supportsParameterization: boolean): void {
  */
 export type SavedSetState = SetState & { unconfirmed?: string[] };
 
-async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
+async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, recorded: readonly string[] | undefined, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
     const { unconfirmed, ...rest } = saved ?? ({} as SavedSetState);
     const state: SetState | undefined = saved ? rest : undefined;
     const request = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
@@ -204,6 +204,7 @@ async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: S
         forget: config.forgetKeys,
         adopt: set.adoptKeys,
         ...(Array.isArray(unconfirmed) ? { unconfirmed: unconfirmed.filter((id): id is string => typeof id === "string") } : {}),
+        ...(recorded && recorded.length > 0 ? { recorded } : {}),
         configPath: set.path,
     };
     let result = plan(input);
