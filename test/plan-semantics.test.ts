@@ -286,20 +286,36 @@ describe("plan: paused with an interrupted first run's key", () => {
 });
 
 describe("plan: a deactivation whose run failed", () => {
-    // A failed update still saves the outputs the program registered (CLI >= 3.112,
-    // pulumi/pulumi#15754), so the state says Inactive while IAM still lists the key Active.
-    // From state and IAM alone this looks exactly like a person switching a retired key back on
-    // (test/plan.test.ts "a retired key switched back on ... blocks"), which must keep blocking:
-    // telling the two apart needs the previous run's outcome (or the failed deactivation) as a
-    // plan input, which the program does not pass yet.
-    const s = retiring(2, T0, T0.plus(d("P1D")), T0.plus(d("P2D")));
-    const now = T0.plus(d("P2DT1H"));
-    const iam = observed(s.keys).map((k, i) => (i === 0 ? { ...k, status: "Active" } : k));
+    // The bridged AWS provider saves the planned status of a failed UpdateAccessKey, so the
+    // engine's record says Inactive while IAM lists the key Active; the failed run saves its
+    // previous state with the key in `statusFailed` (rotation/pulumi/credential-set.ts).
+    const s = pushed(2, T0, T0.plus(d("P1D")));
+    const failedAt = T0.plus(d("P2D"));
+    const now = failedAt.plus(hour);
+    const [oldKey] = s.keys;
 
-    test("is taken again by the next run instead of blocking as a key reactivated outside the program", { todo: "needs the previous run's outcome as a plan input" }, () => {
-        const dec = decided(plan(input(s, now, { observed: iam })));
+    test("the next run declares the key with IAM's status, so the engine's record is set back, and takes no step", () => {
+        const dec = decided(plan(input(s, now, { statusFailed: [oldKey.accessKeyId], lastUse: {} })));
+        assert.equal(dec.step, "none");
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Active"], [2, "Active"]]);
+        assert.deepEqual(dec.state.keys, s.keys, "the keys' records stay as they were");
+        assert.equal(dec.state.changedAt, iso(now), "a second run at this instant takes no step");
+        assert.equal(dec.next.step, "deactivate");
+        assert.match(dec.warnings.join("\n"), /did not change status in an earlier run/);
+    });
+
+    test("the run after it deactivates the key, counting retireAfter from then", () => {
+        const first = decided(plan(input(s, now, { statusFailed: [oldKey.accessKeyId], lastUse: {} })));
+        const later = now.plus(hour);
+        const dec = decided(plan(input(first.state, later, { lastUse: {} })));
         assert.equal(dec.step, "deactivate");
         assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Inactive"], [2, "Active"]]);
-        assert.equal(dec.state.keys[0].deactivatedAt, iso(now), "retireAfter counts from the deactivation that took effect");
+        assert.equal(dec.state.keys[0].deactivatedAt, iso(later));
+    });
+
+    test("a key IAM already shows with the decided status needs no set-back", () => {
+        const dec = decided(plan(input(s, now, { statusFailed: [oldKey.accessKeyId], lastUse: {}, observed: observed(s.keys).map((k, i) => (i === 0 ? { ...k, status: "Inactive" } : k)) })));
+        assert.notEqual(dec.reason, undefined);
+        assert.doesNotMatch(dec.reason, /sets the engine's record back/);
     });
 });

@@ -80,6 +80,8 @@ export interface Decision {
      * an interrupted mint the engine holds is still finished by the run after (see `recorded`).
      */
     recorded?: string[];
+    /** The keys of `statusFailed` that IAM still lists (see `PlanInput.statusFailed`). */
+    statusFailed?: string[];
 }
 
 /** Everything {@link plan} needs: the clock is an input, never read here. */
@@ -119,6 +121,15 @@ export interface PlanInput {
      * they held, a real difference the engine writes (see `takeOverOrphan`). Outranks `recorded`.
      */
     unconfirmed?: readonly string[];
+    /**
+     * Access key ids whose status change (UpdateAccessKey) failed in an earlier run of the set. The
+     * bridged AWS provider hands the engine the planned status with the error, so the engine's
+     * state says the change took effect while IAM says it did not; declaring the same status again
+     * writes nothing. A key listed here whose IAM status differs from what the run would declare
+     * is first declared with the status IAM shows (a real write that sets the engine's state back),
+     * and the step is taken by the next run (see {@link plan}).
+     */
+    statusFailed?: readonly string[];
     /** The set's place in config, e.g. `credentials[0]`, for messages that name a setting. */
     configPath?: string;
 }
@@ -148,14 +159,51 @@ export function plan(input: PlanInput): PlanResult {
     const listed = (ids: readonly string[] | undefined): string[] => ids?.filter((id) => input.observed.some((k) => k.accessKeyId === id)) ?? [];
     const unconfirmed = listed(input.unconfirmed);
     const recorded = listed(input.recorded).filter((id) => !unconfirmed.includes(id));
+    const statusFailed = listed(input.statusFailed);
+    const decision = resync(input, result.decision, statusFailed) ?? result.decision;
     return {
         kind: "decision",
         decision: {
-            ...result.decision,
+            ...decision,
+            ...(statusFailed.length > 0 ? { statusFailed } : {}),
             ...(input.state ? { previous: input.state } : {}),
             ...(unconfirmed.length > 0 ? { unconfirmed } : {}),
             ...(recorded.length > 0 ? { recorded } : {}),
         },
+    };
+}
+
+/**
+ * After a failed status change: when this run would declare a key in `statusFailed` with a status
+ * IAM does not show, the engine already holds that status (the bridged provider saved the planned
+ * value of the failed update: terraform-provider-aws internal/service/iam/access_key.go
+ * `resourceAccessKeyUpdate` returns UpdateAccessKey's error without `d.Partial`, and
+ * pulumi-terraform-bridge pkg/tfbridge/provider.go `Update` hands the planned state to the engine),
+ * so declaring it again would write nothing and the next run would find the key "switched back on
+ * by hand". Instead this run takes no step and declares the set's keys with the status IAM shows:
+ * a real difference for the engine, which calls UpdateAccessKey with IAM's own status and so sets
+ * its state back. The next run takes the step for real. A decision that also takes over or mints a
+ * key is left alone (a failed status change skips the revoke's mint, which depends on it).
+ */
+function resync(input: PlanInput, decision: Decision, statusFailed: readonly string[]): Decision | undefined {
+    const state = input.state;
+    if (!state || statusFailed.length === 0) return undefined;
+    const iam = new Map(input.observed.map((k) => [k.accessKeyId, isActive(k.status) ? ("Active" as const) : ("Inactive" as const)]));
+    const stale = decision.keys.filter((k) => k.accessKeyId !== undefined && statusFailed.includes(k.accessKeyId) && iam.get(k.accessKeyId) !== k.status);
+    if (stale.length === 0) return undefined;
+    if (decision.keys.some((k) => k.accessKeyId === undefined || k.import !== undefined || !state.keys.some((s) => s.accessKeyId === k.accessKeyId))) return undefined;
+    const ids = stale.map((k) => k.accessKeyId).join(", ");
+    const keys = state.keys.map((k): DesiredKey => ({ generation: k.generation, status: iam.get(k.accessKeyId) ?? k.status, accessKeyId: k.accessKeyId }));
+    return {
+        ...decision,
+        step: "none",
+        reason: `the status change of key ${ids} failed in an earlier run and the engine recorded it as done; this run sets the engine's record back to IAM's status, and the next run takes the step`,
+        keys,
+        minted: undefined,
+        // A change, so no second run at this instant takes the step (like the engine's pending delete above).
+        state: { ...state, changedAt: iso(input.now) },
+        next: { step: decision.step === "revoke" ? "mint" : decision.step, why: "the step this run set aside, retried by the next run" },
+        warnings: [...decision.warnings, `set "${input.set}": key ${ids} did not change status in an earlier run (UpdateAccessKey failed); the step is retried by the next run`],
     };
 }
 

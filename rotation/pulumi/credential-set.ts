@@ -309,10 +309,21 @@ export class CredentialSet extends pulumi.ComponentResource {
             .all([failed(this.keyCheck.id), ...bridged.map((r) => failed(r.urn))])
             .apply(([checkFailed, ...targetsFailed]) => !checkFailed && targetsFailed.some(Boolean));
         const minted = mintedKey ? pulumi.recover<string | undefined>(mintedKey.id, () => undefined) : pulumi.output<string | undefined>(undefined);
-        const fallback = pulumi.all([staleTarget, minted]).apply(([stale, id]): SavedSetState | undefined => {
+        // Keys whose status change failed (or was skipped) this run: the bridged AWS provider saves
+        // the planned status of a failed UpdateAccessKey (terraform-provider-aws
+        // internal/service/iam/access_key.go `resourceAccessKeyUpdate` returns the error without
+        // `d.Partial`; pulumi-terraform-bridge pkg/tfbridge/provider.go `Update`), so the next run
+        // must first set the engine's record back (`PlanInput.statusFailed`). A key listed before
+        // stays listed until its declared status is applied.
+        const before = new Map((decision.previous?.keys ?? []).map((k) => [k.accessKeyId, k.status]));
+        const changing = decision.keys.filter((k) => k.accessKeyId !== undefined && before.has(k.accessKeyId) && (before.get(k.accessKeyId) !== k.status || decision.statusFailed?.includes(k.accessKeyId)));
+        const statusFailed = pulumi
+            .all(changing.map((k) => failed(this.keys.get(k.generation)!.status)))
+            .apply((outcomes) => changing.filter((_, i) => outcomes[i]).map((k) => k.accessKeyId!));
+        const fallback = pulumi.all([staleTarget, minted, statusFailed]).apply(([stale, id, statusIds]): SavedSetState | undefined => {
             if (!decision.previous) return undefined;
             const unconfirmed = [...new Set([...(decision.unconfirmed ?? []), ...(stale && id ? [id] : [])])];
-            return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}) };
+            return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}), ...(statusIds.length > 0 ? { statusFailed: statusIds } : {}) };
         });
         this.state = pulumi.recover<SavedSetState | undefined>(advanced, () => fallback);
         // The new key resolves only once the engine recorded it with its secret: a create's

@@ -184,13 +184,14 @@ export function requireEngine(supportsParameterization: boolean): void {
 
 /**
  * A set's entry in `rotation` as a failed run saves it: the previous state, plus the keys whose
- * mint the run could not confirm (see {@link PlanInput.unconfirmed}). `parseState` keeps the field;
+ * mint the run could not confirm (see {@link PlanInput.unconfirmed}) and the keys whose status
+ * change failed (see {@link PlanInput.statusFailed}). `parseState` keeps the field;
  * the plan gets the state without it, so no decided state carries it on.
  */
-export type SavedSetState = SetState & { unconfirmed?: string[] };
+export type SavedSetState = SetState & { unconfirmed?: string[]; statusFailed?: string[] };
 
 async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, recorded: readonly string[] | undefined, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
-    const { unconfirmed, ...rest } = saved ?? ({} as SavedSetState);
+    const { unconfirmed, statusFailed, ...rest } = saved ?? ({} as SavedSetState);
     const state: SetState | undefined = saved ? rest : undefined;
     const request = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
     const input: PlanInput = {
@@ -205,6 +206,7 @@ async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: S
         adopt: set.adoptKeys,
         ...(Array.isArray(unconfirmed) ? { unconfirmed: unconfirmed.filter((id): id is string => typeof id === "string") } : {}),
         ...(recorded && recorded.length > 0 ? { recorded } : {}),
+        ...(Array.isArray(statusFailed) ? { statusFailed: statusFailed.filter((id): id is string => typeof id === "string") } : {}),
         configPath: set.path,
     };
     let result = plan(input);
