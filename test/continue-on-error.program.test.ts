@@ -145,3 +145,12 @@ describe("a mint whose key check failed is finished by the next run", () => {
         assert.equal(first.rotation.value.sets.build.phase, "steady");
     });
 });
+
+test("a first run whose GitHub write fails lists its key as unconfirmed at the top of `rotation`, since the set has no entry to hold it", async () => {
+    const refused = "PUT http://127.0.0.1/api/v3/repos/acme/api/actions/secrets/AWS_SECRET_ACCESS_KEY: 500 Internal Server Error";
+    const first = await runSettled({ config: { credentials: two }, now: "2026-11-01T00:00:00Z", world: { fail: (x) => (x.name === deploySecret ? refused : undefined) } });
+    assert.ok(first.rotation?.ok, String((first.rotation as any)?.error));
+    assert.equal(first.rotation.value.sets.deploy, undefined);
+    assert.deepEqual(first.rotation.value.unconfirmed, { deploy: [KEY1] });
+    assert.equal(first.rotation.value.recorded, undefined, "a key whose target may hold a refused value is never finished");
+});

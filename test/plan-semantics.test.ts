@@ -319,3 +319,39 @@ describe("plan: a deactivation whose run failed", () => {
         assert.doesNotMatch(dec.reason, /sets the engine's record back/);
     });
 });
+
+describe("plan: two keys and no state after two failed first runs", () => {
+    const older = { accessKeyId: "AKIAOLDER00000000001", status: "Active", createDate: iso(T0) };
+    const newer = { accessKeyId: "AKIANEWER00000000002", status: "Active", createDate: iso(T0.plus(d("PT90M"))) };
+    const now = T0.plus(d("PT3H"));
+    const base = { observed: [older, newer], lastUse: { at: iso(T0.plus(d("PT1M"))) } };
+
+    test("without a record of either key, a used older key still blocks (it may be a key made by hand)", () => {
+        const result = plan(input(undefined, now, base));
+        assert.equal(result.kind, "blocked");
+    });
+
+    test("when the first run's key is this program's and the second run's outcome is unknown, targets get the first key again and the second is retired", () => {
+        const dec = decided(plan(input(undefined, now, { ...base, unconfirmed: [older.accessKeyId] })));
+        assert.equal(dec.step, "mint");
+        assert.equal(dec.current, 1, "targets hold generation 1, the older key");
+        assert.deepEqual(dec.keys, [
+            { generation: 2, status: "Active", accessKeyId: newer.accessKeyId, import: newer.accessKeyId },
+            { generation: 1, status: "Active", accessKeyId: older.accessKeyId, import: older.accessKeyId },
+        ]);
+        assert.ok(dec.state.keys[0].adoptedAt, "the newer key is retired like an old key");
+        assert.equal(dec.state.phase, "pushed");
+    });
+
+    test("when the engine recorded the second run's key, that run's mint is finished with it and the first key is retired", () => {
+        const dec = decided(plan(input(undefined, now, { ...base, unconfirmed: [older.accessKeyId], recorded: [newer.accessKeyId] })));
+        assert.equal(dec.step, "mint");
+        assert.equal(dec.current, 2);
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.accessKeyId, k.import]), [
+            [1, older.accessKeyId, older.accessKeyId],
+            [2, newer.accessKeyId, newer.accessKeyId],
+        ]);
+        assert.ok(dec.state.keys[0].adoptedAt);
+        assert.equal(dec.state.keys[1].pushedAt, iso(now));
+    });
+});

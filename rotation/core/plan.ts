@@ -241,8 +241,17 @@ function planStep(input: PlanInput): PlanResult {
     }
     if (reconciled.pair && reconciled.orphan) {
         const [older, newer] = [reconciled.orphan, reconciled.pair];
-        if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: older.accessKeyId };
-        if (input.lastUse.at !== undefined) return { kind: "blocked", message: twoKeysWithoutState(input) };
+        // A key an earlier failed run of this set created is this program's, used or not: the
+        // engine recorded its create (see `recorded` and `unconfirmed`).
+        const ours = (id: string) => input.recorded?.includes(id) === true || input.unconfirmed?.includes(id) === true;
+        if (ours(older.accessKeyId) && input.recorded?.includes(newer.accessKeyId) && !input.unconfirmed?.includes(newer.accessKeyId)) {
+            return decide(input, finishPair(input, older, newer, warnings), warnings);
+        }
+        if (ours(older.accessKeyId) && isActive(older.status)) return decide(input, keepOlder(input, older, newer, warnings), warnings);
+        if (!ours(older.accessKeyId)) {
+            if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: older.accessKeyId };
+            if (input.lastUse.at !== undefined) return { kind: "blocked", message: twoKeysWithoutState(input) };
+        }
         return decide(input, takeOverPair(input, older, newer, warnings), warnings);
     }
     if (reconciled.orphan) {
@@ -250,7 +259,7 @@ function planStep(input: PlanInput): PlanResult {
         // Whether the key's secret ever reached the program decides what can be done with it; IAM's
         // last use is the evidence (see `takeOverOrphan`). Asked even with the gate off: only an
         // interrupted mint asks, and guessing wrong would push a key whose secret is unknown.
-        const known = input.recorded?.includes(orphan.accessKeyId) || (state !== undefined && input.unconfirmed?.includes(orphan.accessKeyId));
+        const known = input.recorded?.includes(orphan.accessKeyId) || input.unconfirmed?.includes(orphan.accessKeyId);
         if (!input.lastUse && !known) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
         return decide(input, takeOverOrphan(input, state, orphan, reconciled.finish, warnings), warnings);
     }
@@ -608,6 +617,41 @@ function takeOverPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, 
     );
     const state = startRequest({ generation: 2, phase: isActive(newer.status) ? "pushed" : "retiring", keys: [record(newer, 2), record(older, 1)], changedAt: t }, input.request, input.now);
     return { step: "none", reason: `took over keys ${older.accessKeyId} and ${newer.accessKeyId} of interrupted first runs by id`, adopted: [newer.accessKeyId, older.accessKeyId], state };
+}
+
+/**
+ * Two keys and no state, both from failed first runs of this set: the older one's run failed after
+ * a target write (so it was taken over and retired), and the newer one is the key the next run
+ * minted beside it, which the engine recorded with its secret before that run failed too. That
+ * run's step is finished: the older key is the retired old key (generation 1), the newer one is
+ * pushed (generation 2), under the names that run gave them.
+ */
+function finishPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, warnings: string[]): Step {
+    const t = iso(input.now);
+    const old: KeyRecord = { generation: 1, accessKeyId: older.accessKeyId, status: isActive(older.status) ? "Active" : "Inactive", createdAt: iso(at(older.createDate!)), adoptedAt: t };
+    warnings.push(`set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} are from failed first runs of this set, and the previous run's outputs show the engine recorded ${newer.accessKeyId}; this run finishes that run's mint with it, and ${older.accessKeyId} is retired like an old key`);
+    const base = startRequest({ generation: 1, phase: "steady", keys: [old], changedAt: t }, input.request, input.now, [newer.accessKeyId]);
+    const minted = mint(base, input.now, false, "finishing an interrupted first run", newer.createDate);
+    const keys = minted.state.keys.map((k) => (k.generation === minted.minted ? { ...k, accessKeyId: newer.accessKeyId } : k));
+    return { ...minted, minted: undefined, adopted: [older.accessKeyId, newer.accessKeyId], state: { ...minted.state, keys } };
+}
+
+/**
+ * Two keys and no state, the older created by a failed first run of this set (the engine recorded
+ * it with its secret under the name `<set>-key-1`, and targets may hold it), the newer minted
+ * beside it by a run whose outcome is unknown (killed, or its writes refused). The older key is
+ * pushed again: the engine still holds its secret, since the run that minted the newer one took
+ * the older over by id under the same name, a no-op import (see `takeOverOrphan`); targets that a
+ * later run moved to the newer key are written back (a real difference). The newer key is taken
+ * over by id and retired like an old key.
+ */
+function keepOlder(input: PlanInput, older: ObservedKey, newer: ObservedKey, warnings: string[]): Step {
+    const t = iso(input.now);
+    const kept: KeyRecord = { generation: 1, accessKeyId: older.accessKeyId, status: "Active", createdAt: iso(at(older.createDate!)), pushedAt: t };
+    const retired: KeyRecord = { generation: 2, accessKeyId: newer.accessKeyId, status: isActive(newer.status) ? "Active" : "Inactive", createdAt: iso(at(newer.createDate!)), adoptedAt: t, ...(isActive(newer.status) ? {} : { deactivatedAt: t }) };
+    warnings.push(`set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} are from failed first runs of this set; the engine recorded ${older.accessKeyId} with its secret, so targets get it again, and ${newer.accessKeyId}, whose run did not complete, is taken over by id and retired like an old key`);
+    const state = startRequest({ generation: 2, phase: isActive(newer.status) ? "pushed" : "retiring", keys: [retired, kept], changedAt: t }, input.request, input.now);
+    return { step: "mint", reason: "finishing an interrupted first run with its first key", adopted: [older.accessKeyId, newer.accessKeyId], state };
 }
 
 function firstMint(input: PlanInput): Step {

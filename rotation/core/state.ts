@@ -68,6 +68,12 @@ export interface RotationState {
      * `PlanInput.recorded`). Absent when no set failed that way.
      */
     recorded?: Record<string, string[]>;
+    /**
+     * Per set without state (its first runs failed), the access key ids a failed run created whose
+     * target write failed at a store that saves the planned value (see `PlanInput.unconfirmed`):
+     * this program's keys, never to be pushed. A set with state lists them in its own entry.
+     */
+    unconfirmed?: Record<string, string[]>;
 }
 
 /**
@@ -112,9 +118,11 @@ export function parseState(value: unknown): RotationState | undefined {
             set.keys.every((k) => typeof k?.accessKeyId === "string" && typeof k.generation === "number" && typeof k.createdAt === "string");
         if (!ok) throw new StateError(`The stack output \`rotation\` has a malformed entry for set "${name}". Restore it from a backup of the stack (\`pulumi stack export\`).`);
     }
-    if (v.recorded !== undefined) {
-        const ok = typeof v.recorded === "object" && v.recorded !== null && !Array.isArray(v.recorded) && Object.values(v.recorded).every((ids) => Array.isArray(ids) && ids.every((id) => typeof id === "string"));
-        if (!ok) throw new StateError("The stack output `rotation` has a malformed `recorded` entry. Restore it from a backup of the stack (`pulumi stack export`).");
+    for (const field of ["recorded", "unconfirmed"] as const) {
+        const map = v[field];
+        if (map === undefined) continue;
+        const ok = typeof map === "object" && map !== null && !Array.isArray(map) && Object.values(map).every((ids) => Array.isArray(ids) && ids.every((id) => typeof id === "string"));
+        if (!ok) throw new StateError(`The stack output \`rotation\` has a malformed \`${field}\` entry. Restore it from a backup of the stack (\`pulumi stack export\`).`);
     }
     return v as RotationState;
 }

@@ -82,6 +82,12 @@ export class CredentialSet extends pulumi.ComponentResource {
      * create (empty when the set completed): its entry in the `rotation` output's `recorded`.
      */
     readonly recorded: pulumi.Output<string[]>;
+    /**
+     * After a failed first run (no previous state to hold them): keys this run created whose target
+     * write failed at a store that saves the planned value. Its entry in the `rotation` output's
+     * top-level `unconfirmed`; a set with state lists them in its own entry.
+     */
+    readonly unconfirmedFirst: pulumi.Output<string[]>;
     /** The set's summary output. */
     readonly summary: pulumi.Output<SetSummary>;
     /** The KMS key the set manages (`kms.create`), and its alias. */
@@ -183,6 +189,7 @@ export class CredentialSet extends pulumi.ComponentResource {
             this.state = pulumi.output(decision.state);
             this.completed = pulumi.output(true);
             this.recorded = pulumi.output([]);
+            this.unconfirmedFirst = pulumi.output([]);
             this.summary = pulumi.all([this.user.name, this.user.arn]).apply(([user, userArn]) => ({
                 user,
                 userArn,
@@ -340,6 +347,10 @@ export class CredentialSet extends pulumi.ComponentResource {
             .all([staleTarget, minted])
             .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []), ...(id && !stale ? [id] : [])])]);
         this.recorded = pulumi.recover(advanced.apply((): string[] => []), () => recordedNow);
+        const unconfirmedNow = pulumi
+            .all([staleTarget, minted])
+            .apply(([stale, id]) => (decision.previous ? [] : [...new Set([...(decision.unconfirmed ?? []), ...(stale && id ? [id] : [])])]));
+        this.unconfirmedFirst = pulumi.recover(advanced.apply((): string[] => []), () => unconfirmedNow);
         this.completed = pulumi.recover(advanced.apply(() => true), () => false);
         const done = pulumi.all([this.user.name, this.user.arn, currentKey.id, advanced]).apply(([user, userArn, accessKeyId, state]): SetSummary => ({
             user,

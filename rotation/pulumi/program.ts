@@ -116,7 +116,7 @@ export interface Decisions {
 export async function decideAll(config: StackConfig, previous: RotationState | undefined, now: DateTime, observer: AwsObserver): Promise<Decisions> {
     const decisions = new Map<string, Decision>();
     const blocked = new Map<string, string>();
-    const results = await Promise.allSettled(config.sets.map((set) => decideSet(set, config, previous?.sets[set.name], previous?.recorded?.[set.name], now, observer)));
+    const results = await Promise.allSettled(config.sets.map((set) => decideSet(set, config, previous?.sets[set.name], { recorded: previous?.recorded?.[set.name], unconfirmed: previous?.unconfirmed?.[set.name] }, now, observer)));
     config.sets.forEach((set, i) => {
         const result = results[i];
         if (result.status === "rejected") {
@@ -190,7 +190,7 @@ export function requireEngine(supportsParameterization: boolean): void {
  */
 export type SavedSetState = SetState & { unconfirmed?: string[]; statusFailed?: string[] };
 
-async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, recorded: readonly string[] | undefined, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
+async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, created: { recorded?: readonly string[]; unconfirmed?: readonly string[] }, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
     const { unconfirmed, statusFailed, ...rest } = saved ?? ({} as SavedSetState);
     const state: SetState | undefined = saved ? rest : undefined;
     const request = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
@@ -204,8 +204,8 @@ async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: S
         now,
         forget: config.forgetKeys,
         adopt: set.adoptKeys,
-        ...(Array.isArray(unconfirmed) ? { unconfirmed: unconfirmed.filter((id): id is string => typeof id === "string") } : {}),
-        ...(recorded && recorded.length > 0 ? { recorded } : {}),
+        ...(Array.isArray(unconfirmed) || created.unconfirmed ? { unconfirmed: [...(Array.isArray(unconfirmed) ? unconfirmed : []), ...(created.unconfirmed ?? [])].filter((id): id is string => typeof id === "string") } : {}),
+        ...(created.recorded && created.recorded.length > 0 ? { recorded: created.recorded } : {}),
         ...(Array.isArray(statusFailed) ? { statusFailed: statusFailed.filter((id): id is string => typeof id === "string") } : {}),
         configPath: set.path,
     };
