@@ -311,11 +311,24 @@ export class CredentialSet extends pulumi.ComponentResource {
         // pkg/tfbridge/provider.go `Update`, `initializationError`), which the engine saves
         // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go `Update`); dynamic
         // providers return no state with an error, so a GitLab write is simply retried.
+        // The same holds when every write succeeded but the target check found a target without
+        // the key: the engine's record of that target already claims the key (a refused write of an
+        // earlier run, whose outcome that run could not save: a kill), so declaring it again
+        // writes nothing and the check would fail on every later run.
         const bridged = targetResources.filter((r) => !(r instanceof pulumi.dynamic.Resource));
         const staleTarget = pulumi
-            .all([failed(this.keyCheck.id), ...bridged.map((r) => failed(r.urn))])
-            .apply(([checkFailed, ...targetsFailed]) => !checkFailed && targetsFailed.some(Boolean));
-        const minted = mintedKey ? pulumi.recover<string | undefined>(mintedKey.id, () => undefined) : pulumi.output<string | undefined>(undefined);
+            .all([failed(this.keyCheck.id), this.targetCheck ? failed(this.targetCheck.id) : false, ...targetResources.map((r) => failed(r.urn))])
+            .apply(([checkFailed, targetCheckFailed, ...targetsFailed]) => {
+                const bridgedFailed = bridged.some((r) => targetsFailed[targetResources.indexOf(r)]);
+                return !checkFailed && (bridgedFailed || (targetCheckFailed && !targetsFailed.some(Boolean)));
+            });
+        // The key targets are written with in this run: the key it mints, or the key of an earlier
+        // failed mint it finishes (a key other than the one targets held after the previous run).
+        const held = [...(decision.previous?.keys ?? [])].reverse().find((k) => k.status === "Active" && !k.adoptedAt)?.accessKeyId;
+        const finishing = decision.keys.find((k) => k.generation === decision.current)?.accessKeyId;
+        const minted = mintedKey
+            ? pulumi.recover<string | undefined>(mintedKey.id, () => undefined)
+            : pulumi.output<string | undefined>(finishing !== undefined && finishing !== held ? finishing : undefined);
         // Keys whose status change failed (or was skipped) this run: the bridged AWS provider saves
         // the planned status of a failed UpdateAccessKey (terraform-provider-aws
         // internal/service/iam/access_key.go `resourceAccessKeyUpdate` returns the error without
@@ -345,7 +358,7 @@ export class CredentialSet extends pulumi.ComponentResource {
         // `unconfirmed` instead. Kept while IAM lists the key and the set keeps failing.
         const recordedNow = pulumi
             .all([staleTarget, minted])
-            .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []), ...(id && !stale ? [id] : [])])]);
+            .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []).filter((r) => !(stale && r === id)), ...(id && !stale ? [id] : [])])]);
         this.recorded = pulumi.recover(advanced.apply((): string[] => []), () => recordedNow);
         const unconfirmedNow = pulumi
             .all([staleTarget, minted])
