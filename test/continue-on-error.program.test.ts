@@ -74,6 +74,17 @@ describe("one set's failed write does not hold back the others", () => {
         assert.equal(r.rotation.value.sets.build.unconfirmed, undefined);
     });
 
+    test("a target check that fails after every write succeeded lists the pushed key as unconfirmed", async () => {
+        const r = await runSettled({
+            config: { credentials: two },
+            now: "2026-11-08T01:00:00Z",
+            world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail: (x) => (x.name === "deploy-target-check" ? "Set \"deploy\": a target did not take key" : undefined) },
+        });
+        assert.ok(r.rotation?.ok);
+        assert.deepEqual(r.rotation.value.sets.deploy.unconfirmed, [KEY2]);
+        assert.equal(r.rotation.value.recorded, undefined, "an unconfirmed key is not finished");
+    });
+
     test("a failed key check lists nothing as unconfirmed (no target was written)", async () => {
         const r = await runSettled({
             config: { credentials: two },
