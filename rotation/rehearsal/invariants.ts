@@ -347,6 +347,15 @@ export class InvariantChecker {
             if (this.lastSuccess !== undefined) this.longestGapMs = Math.max(this.longestGapMs, this.runAt - this.lastSuccess);
             this.lastSuccess = this.runAt;
         }
+        // A retired key (see `retiring`) that no target holds any more is on its way out: from the
+        // end of the run whose writes rolled the targets back, whether or not that run failed
+        // elsewhere (consumers read what the targets hold, whatever the run's outcome).
+        for (const set of this.sets) {
+            const heldNow = new Set(set.targets.map((view) => this.held(view).accessKeyId));
+            for (const [id, r] of this.retiring) {
+                if (r.rolledBackAt === undefined && !heldNow.has(id) && (this.world.iam.users.get(set.user)?.keys ?? []).some((k) => k.accessKeyId === id)) r.rolledBackAt = this.runAt;
+            }
+        }
         if (result.ok) {
             this.revokeWindow.clear();
             // A key the run took over by id after some target had held it (a failed first run's
@@ -359,11 +368,7 @@ export class InvariantChecker {
                 }
             }
             for (const set of this.sets) {
-                // A retired key (see `retiring`) that no target holds any more is on its way out.
                 const heldNow = new Set(set.targets.map((view) => this.held(view).accessKeyId));
-                for (const [id, r] of this.retiring) {
-                    if (r.rolledBackAt === undefined && !heldNow.has(id) && (this.world.iam.users.get(set.user)?.keys ?? []).some((k) => k.accessKeyId === id)) r.rolledBackAt = this.runAt;
-                }
                 const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter(
                     (k) => k.status === "Active" && !this.isOrphan(k.accessKeyId) && !(this.retiring.get(k.accessKeyId)?.rolledBackAt !== undefined && !heldNow.has(k.accessKeyId)),
                 );
