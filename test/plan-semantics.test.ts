@@ -355,3 +355,25 @@ describe("plan: two keys and no state after two failed first runs", () => {
         assert.equal(dec.state.keys[1].pushedAt, iso(now));
     });
 });
+
+describe("plan: an unconfirmed key of a revoke", () => {
+    // A revoke switched the old key off and minted; a target write of that run (or of the run
+    // finishing it) failed, so the key is listed unconfirmed. Rolling targets back would hand them
+    // a key that is off: the mint is finished instead, writing every target with the new key.
+    const s = steady(1, T0);
+    const now = T0.plus(d("PT2H"));
+    const fresh = { accessKeyId: "AKIAREVOKED000000002", status: "Active", createDate: iso(T0.plus(hour)) };
+
+    test("is finished, not rolled back to the switched-off key", () => {
+        const iam = [...observed(s.keys).map((k) => ({ ...k, status: "Inactive" })), fresh];
+        const dec = decided(plan(input(s, now, { observed: iam, unconfirmed: [fresh.accessKeyId] })));
+        assert.equal(dec.current, 2, "targets get the new key");
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Inactive"], [2, "Active"]]);
+    });
+
+    test("while an unconfirmed key beside an Active old key is still rolled back", () => {
+        const iam = [...observed(s.keys), fresh];
+        const dec = decided(plan(input(s, now, { observed: iam, unconfirmed: [fresh.accessKeyId] })));
+        assert.equal(dec.current, 1, "targets get the old key again");
+    });
+});

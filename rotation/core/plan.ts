@@ -535,7 +535,11 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     const usedAt = input.lastUse?.at;
     const recorded = input.recorded?.includes(id) === true;
     const used = usedAt !== undefined || recorded;
-    const evidence = recorded ? "the previous run's outputs show the engine recorded it" : `IAM shows it was used (${usedAt})`;
+    const evidence = recorded
+        ? "the previous run's outputs show the engine recorded it"
+        : usedAt !== undefined
+          ? `IAM shows it was used (${usedAt})`
+          : "the previous run's outputs show the engine created it (a target write failed, and the old key is already off after a revoke)";
     if (!state) {
         if (recorded) {
             // The engine created and holds it (an interrupted first run of this very set): finish.
@@ -555,8 +559,11 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
         return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
     }
     const [old] = state.keys;
-    const unconfirmed = input.unconfirmed?.includes(id) === true;
-    if (used && !unconfirmed) {
+    // An unconfirmed key is retired by rolling targets back to the old key; after a revoke the old
+    // key is already off, so there is nothing to roll back to: the mint is finished instead, which
+    // writes every target again with the new key (a write refused at a create saved no planned value).
+    const unconfirmed = input.unconfirmed?.includes(id) === true && finish !== "revoke";
+    if ((used || input.unconfirmed?.includes(id)) && !unconfirmed) {
         warnings.push(`set "${set}": key ${id} is from an interrupted mint and ${evidence}, so the engine holds it with its secret; this run finishes the mint with it`);
         const revoke = finish === "revoke" || (request?.revoke === true && request.id !== state.lastRequest);
         const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
