@@ -347,6 +347,15 @@ export class InvariantChecker {
             if (this.lastSuccess !== undefined) this.longestGapMs = Math.max(this.longestGapMs, this.runAt - this.lastSuccess);
             this.lastSuccess = this.runAt;
         }
+        // A key the run took over by id after some target had held it (a failed first run's
+        // key pushed, then a later run's key replaced by it: `keepOlder` in the plan) is retired
+        // like an `unconfirmed` one: targets were rolled back from it, so the same rule holds.
+        const saved = result.ok ? (result.outputs as { rotation?: RotationState } | undefined)?.rotation : undefined;
+        for (const set of this.sets) {
+            for (const k of saved?.sets?.[set.name]?.keys ?? []) {
+                if (k.adoptedAt && this.heldEver.has(k.accessKeyId) && !this.retiring.has(k.accessKeyId)) this.retiring.set(k.accessKeyId, {});
+            }
+        }
         // A retired key (see `retiring`) that no target holds any more is on its way out: from the
         // end of the run whose writes rolled the targets back, whether or not that run failed
         // elsewhere (consumers read what the targets hold, whatever the run's outcome).
@@ -358,15 +367,6 @@ export class InvariantChecker {
         }
         if (result.ok) {
             this.revokeWindow.clear();
-            // A key the run took over by id after some target had held it (a failed first run's
-            // key pushed, then a later run's key replaced by it: `keepOlder` in the plan) is retired
-            // like an `unconfirmed` one: targets were rolled back from it, so the same rule holds.
-            const saved = (result.outputs as { rotation?: RotationState } | undefined)?.rotation;
-            for (const set of this.sets) {
-                for (const k of saved?.sets?.[set.name]?.keys ?? []) {
-                    if (k.adoptedAt && this.heldEver.has(k.accessKeyId) && !this.retiring.has(k.accessKeyId)) this.retiring.set(k.accessKeyId, {});
-                }
-            }
             for (const set of this.sets) {
                 const heldNow = new Set(set.targets.map((view) => this.held(view).accessKeyId));
                 const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter(
