@@ -313,6 +313,17 @@ describe("plan: a deactivation whose run failed", () => {
         assert.equal(dec.state.keys[0].deactivatedAt, iso(later));
     });
 
+    test("a revoke whose deactivation failed mints nothing while the record is set back, and targets keep their key", () => {
+        const one = steady(1, T0);
+        const request = { id: "leak-1", revoke: true, emergency: false } as const;
+        const dec = decided(plan(input(one, now, { statusFailed: [one.keys[0].accessKeyId], request })));
+        assert.equal(dec.step, "none");
+        assert.equal(dec.minted, undefined);
+        assert.equal(dec.current, 1, "targets are still declared with the key they hold");
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Active"]]);
+        assert.equal(dec.next.step, "mint");
+    });
+
     test("a key IAM already shows with the decided status needs no set-back", () => {
         const dec = decided(plan(input(s, now, { statusFailed: [oldKey.accessKeyId], lastUse: {}, observed: observed(s.keys).map((k, i) => (i === 0 ? { ...k, status: "Inactive" } : k)) })));
         assert.notEqual(dec.reason, undefined);

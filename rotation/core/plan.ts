@@ -182,8 +182,9 @@ export function plan(input: PlanInput): PlanResult {
  * so declaring it again would write nothing and the next run would find the key "switched back on
  * by hand". Instead this run takes no step and declares the set's keys with the status IAM shows:
  * a real difference for the engine, which calls UpdateAccessKey with IAM's own status and so sets
- * its state back. The next run takes the step for real. A decision that also takes over or mints a
- * key is left alone (a failed status change skips the revoke's mint, which depends on it).
+ * its state back. The next run takes the step for real, a revoke's mint included (it waits, as it
+ * waited for the deactivation that failed). A decision that takes over a key the state does not
+ * hold yet is left alone.
  */
 function resync(input: PlanInput, decision: Decision, statusFailed: readonly string[]): Decision | undefined {
     const state = input.state;
@@ -191,19 +192,19 @@ function resync(input: PlanInput, decision: Decision, statusFailed: readonly str
     const iam = new Map(input.observed.map((k) => [k.accessKeyId, isActive(k.status) ? ("Active" as const) : ("Inactive" as const)]));
     const stale = decision.keys.filter((k) => k.accessKeyId !== undefined && statusFailed.includes(k.accessKeyId) && iam.get(k.accessKeyId) !== k.status);
     if (stale.length === 0) return undefined;
-    if (decision.keys.some((k) => k.accessKeyId === undefined || k.import !== undefined || !state.keys.some((s) => s.accessKeyId === k.accessKeyId))) return undefined;
+    // A key to mint is simply not minted this run (a revoke's mint waits for its deactivation); a
+    // key to take over by id that the state does not hold yet cannot wait, so that decision stands.
+    if (decision.keys.some((k) => k.accessKeyId !== undefined && k.import !== undefined && !state.keys.some((s) => s.accessKeyId === k.accessKeyId))) return undefined;
     const ids = stale.map((k) => k.accessKeyId).join(", ");
-    const keys = state.keys.map((k): DesiredKey => ({ generation: k.generation, status: iam.get(k.accessKeyId) ?? k.status, accessKeyId: k.accessKeyId }));
+    const warnings = [...decision.warnings, `set "${input.set}": key ${ids} did not change status in an earlier run (UpdateAccessKey failed); the step is retried by the next run`];
+    // A change, so no second run at this instant takes the step (like the engine's pending delete in `planStep`).
+    const reason = `the status change of key ${ids} failed in an earlier run and the engine recorded it as done; this run sets the engine's record back to IAM's status, and the next run takes the step`;
+    const held = decide(input, { step: "none", reason, state: { ...state, changedAt: iso(input.now) } }, warnings);
+    if (held.kind !== "decision") return undefined;
     return {
-        ...decision,
-        step: "none",
-        reason: `the status change of key ${ids} failed in an earlier run and the engine recorded it as done; this run sets the engine's record back to IAM's status, and the next run takes the step`,
-        keys,
-        minted: undefined,
-        // A change, so no second run at this instant takes the step (like the engine's pending delete above).
-        state: { ...state, changedAt: iso(input.now) },
-        next: { step: decision.step === "revoke" ? "mint" : decision.step, why: "the step this run set aside, retried by the next run" },
-        warnings: [...decision.warnings, `set "${input.set}": key ${ids} did not change status in an earlier run (UpdateAccessKey failed); the step is retried by the next run`],
+        ...held.decision,
+        keys: held.decision.keys.map((k) => (k.accessKeyId !== undefined && iam.has(k.accessKeyId) ? { ...k, status: iam.get(k.accessKeyId)! } : k)),
+        next: { step: decision.step === "revoke" ? "mint" : decision.step === "none" ? "none" : decision.step, why: "the step this run set aside, retried by the next run" },
     };
 }
 
