@@ -79,7 +79,7 @@ test("an S3 reader that is not a decrypter of the set's managed key shows as bro
 // input such as the run's generation in a secret's description, or refresh those secrets).
 const tornRollback = drawn({"sets":1,"targets":[{"type":"gitlab-group","group":"acme","environmentScope":"production"},{"type":"github-dependabot","repository":"acme/bot"}],"overlapH":3,"settleH":2,"retireH":2,"gate":true,"gateTimeoutH":3,"slackH":1,"cadenceMin":90,"runCount":66,"requests":[{"run":41,"mode":"normal"}],"failRate":0.1,"slowKeyRate":0,"crashRate":0,"kill":{"run":35,"after":1},"missRate":0.1,"jitterMin":10,"reject":{"run":3,"lengthH":4},"seed":999981,"stores":[{"kms":{"key":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"encrypt":"none","encryptOwnKey":false,"s3":{"ownKey":false,"bucketKey":false,"manage":true},"sm":{"kmsKey":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"ssm":{"format":"parameters","kmsKey":"alias/ci-deploy","distribute":"rate(30 minutes)"}},{"kms":{"key":"alias/team-ci"},"encrypt":"none","encryptOwnKey":false}],"storeFaults":{"kmsThrottled":{"run":47,"lengthH":1},"deliveryFails":{"run":9,"lengthH":1}}});
 
-test("a rollback whose own GitHub write fails leaves no torn target behind", { todo: "the planned value of the failed rollback write hides the torn Dependabot secret from every later run (see the comment above)" }, async () => {
+test("a rollback whose own GitHub write fails leaves no torn target behind", async () => {
     const result = withoutAccepted(await runScenario(tornRollback));
     assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
 });

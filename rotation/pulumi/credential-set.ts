@@ -340,9 +340,19 @@ export class CredentialSet extends pulumi.ComponentResource {
         const statusFailed = pulumi
             .all(changing.map((k) => failed(this.keys.get(k.generation)!.status)))
             .apply((outcomes) => changing.filter((_, i) => outcomes[i]).map((k) => k.accessKeyId!));
+        // A run that rolled targets back from an unconfirmed key declared the old key everywhere; if
+        // one of its bridged writes failed too, the engine's record of that target now claims the
+        // old key (the planned value again) while the store may hold the new one, so rolling back
+        // once more would write nothing there. The next run writes the other way instead: it
+        // finishes the mint with the unconfirmed key, whose secret the engine holds (`recorded`),
+        // a real difference for every target the rollback run declared. If that run fails the
+        // same way, the key is unconfirmed again: each retry writes the value the engine's record
+        // does not claim.
+        const rolledBack = (decision.unconfirmed ?? []).filter((id) => decision.keys.some((k) => k.accessKeyId === id));
+        const stillUnconfirmed = (stale: boolean) => (decision.unconfirmed ?? []).filter((id) => !(stale && rolledBack.includes(id)));
         const fallback = pulumi.all([staleTarget, minted, statusFailed]).apply(([stale, id, statusIds]): SavedSetState | undefined => {
             if (!decision.previous) return undefined;
-            const unconfirmed = [...new Set([...(decision.unconfirmed ?? []), ...(stale && id ? [id] : [])])];
+            const unconfirmed = [...new Set([...stillUnconfirmed(stale), ...(stale && id ? [id] : [])])];
             return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}), ...(statusIds.length > 0 ? { statusFailed: statusIds } : {}) };
         });
         this.state = pulumi.recover<SavedSetState | undefined>(advanced, () => fallback);
@@ -358,11 +368,11 @@ export class CredentialSet extends pulumi.ComponentResource {
         // `unconfirmed` instead. Kept while IAM lists the key and the set keeps failing.
         const recordedNow = pulumi
             .all([staleTarget, minted])
-            .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []).filter((r) => !(stale && r === id)), ...(id && !stale ? [id] : [])])]);
+            .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []).filter((r) => !(stale && r === id)), ...(id && !stale ? [id] : []), ...(stale ? rolledBack : [])])]);
         this.recorded = pulumi.recover(advanced.apply((): string[] => []), () => recordedNow);
         const unconfirmedNow = pulumi
             .all([staleTarget, minted])
-            .apply(([stale, id]) => (decision.previous ? [] : [...new Set([...(decision.unconfirmed ?? []), ...(stale && id ? [id] : [])])]));
+            .apply(([stale, id]) => (decision.previous ? [] : [...new Set([...stillUnconfirmed(stale), ...(stale && id ? [id] : [])])]));
         this.unconfirmedFirst = pulumi.recover(advanced.apply((): string[] => []), () => unconfirmedNow);
         this.completed = pulumi.recover(advanced.apply(() => true), () => false);
         const done = pulumi.all([this.user.name, this.user.arn, currentKey.id, advanced]).apply(([user, userArn, accessKeyId, state]): SetSummary => ({

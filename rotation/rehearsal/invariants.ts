@@ -350,7 +350,7 @@ export class InvariantChecker {
         // A key the run took over by id after some target had held it (a failed first run's
         // key pushed, then a later run's key replaced by it: `keepOlder` in the plan) is retired
         // like an `unconfirmed` one: targets were rolled back from it, so the same rule holds.
-        const saved = result.ok ? (result.outputs as { rotation?: RotationState } | undefined)?.rotation : undefined;
+        const saved = (result.outputs as { rotation?: RotationState } | undefined)?.rotation;
         for (const set of this.sets) {
             for (const k of saved?.sets?.[set.name]?.keys ?? []) {
                 if (k.adoptedAt && this.heldEver.has(k.accessKeyId) && !this.retiring.has(k.accessKeyId)) this.retiring.set(k.accessKeyId, {});
