@@ -66,17 +66,15 @@ test("an S3 reader that is not a decrypter of the set's managed key shows as bro
     assert.ok(result.summary.brokenJobs > 0 || result.summary.violationCount > 0, "every container of the task role starts without a key, and the rehearsal says nothing");
 });
 
-// Open (found by the property suite, REHEARSAL_PROPERTY_SEED=20261124 path 34, replayed here as
-// drawn): a mint fails on a target write (a random API error on the SSM parameter), so the next
-// run rolls the targets back to the previous key (docs/failures.md); that run's write of the
-// Dependabot secret fails too, after the key id was written. The GitHub provider saves the planned
-// value of a failed update (docs/rehearsal.md, the engine table), so the state says the secret holds the old key's
-// secret while GitHub still holds the new key's: every later run sees no diff, the target keeps the
-// old key's id with the new key's secret (I3, "a secret that does not match"), and every
-// Dependabot job fails with SignatureDoesNotMatch (I2) until the next rotation, with no fault to
-// explain it. The fix belongs in the plan/program (rotation/core/plan.ts, rotation/pulumi/*:
-// after a failed run that wrote targets, write every target's pair again, e.g. by a change of
-// input such as the run's generation in a secret's description, or refresh those secrets).
+// Found by the property suite (REHEARSAL_PROPERTY_SEED=20261124 path 34, replayed here as drawn):
+// a mint fails on a target write (a random API error on the SSM parameter), so the next run rolls
+// the targets back to the previous key (docs/failures.md); that run's write of the Dependabot
+// secret fails too, after the key id was written. The GitHub provider saves the planned value of a
+// failed update (docs/rehearsal.md, the engine table), so the engine's record says the secret holds
+// the old key's secret while GitHub still holds the new key's: rolling back again wrote nothing and
+// the target stayed torn (I3, "a secret that does not match"; Dependabot jobs failing with
+// SignatureDoesNotMatch). The run after a failed rollback now writes the other way: it finishes the
+// mint with the unconfirmed key, a real difference for every target the rollback declared.
 const tornRollback = drawn({"sets":1,"targets":[{"type":"gitlab-group","group":"acme","environmentScope":"production"},{"type":"github-dependabot","repository":"acme/bot"}],"overlapH":3,"settleH":2,"retireH":2,"gate":true,"gateTimeoutH":3,"slackH":1,"cadenceMin":90,"runCount":66,"requests":[{"run":41,"mode":"normal"}],"failRate":0.1,"slowKeyRate":0,"crashRate":0,"kill":{"run":35,"after":1},"missRate":0.1,"jitterMin":10,"reject":{"run":3,"lengthH":4},"seed":999981,"stores":[{"kms":{"key":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"encrypt":"none","encryptOwnKey":false,"s3":{"ownKey":false,"bucketKey":false,"manage":true},"sm":{"kmsKey":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"ssm":{"format":"parameters","kmsKey":"alias/ci-deploy","distribute":"rate(30 minutes)"}},{"kms":{"key":"alias/team-ci"},"encrypt":"none","encryptOwnKey":false}],"storeFaults":{"kmsThrottled":{"run":47,"lengthH":1},"deliveryFails":{"run":9,"lengthH":1}}});
 
 test("a rollback whose own GitHub write fails leaves no torn target behind", async () => {
