@@ -354,6 +354,13 @@ describe("plan: two keys and no state after two failed first runs", () => {
         assert.equal(dec.state.phase, "pushed");
     });
 
+    test("when the second run's key is this program's but its writes were refused, and the first key is unknown, that run's decision is carried out", () => {
+        const dec = decided(plan(input(undefined, now, { ...base, unconfirmed: [newer.accessKeyId] })));
+        assert.equal(dec.step, "mint");
+        assert.equal(dec.current, 2, "targets get the key the engine holds");
+        assert.ok(dec.state.keys[0].adoptedAt && dec.state.keys[0].accessKeyId === older.accessKeyId, "the first key is retired");
+    });
+
     test("when the engine recorded the second run's key, that run's mint is finished with it and the first key is retired", () => {
         const dec = decided(plan(input(undefined, now, { ...base, unconfirmed: [older.accessKeyId], recorded: [newer.accessKeyId] })));
         assert.equal(dec.step, "mint");

@@ -245,10 +245,15 @@ function planStep(input: PlanInput): PlanResult {
         // A key an earlier failed run of this set created is this program's, used or not: the
         // engine recorded its create (see `recorded` and `unconfirmed`).
         const ours = (id: string) => input.recorded?.includes(id) === true || input.unconfirmed?.includes(id) === true;
-        if (ours(older.accessKeyId) && input.recorded?.includes(newer.accessKeyId) && !input.unconfirmed?.includes(newer.accessKeyId)) {
-            return decide(input, finishPair(input, older, newer, warnings), warnings);
-        }
-        if (ours(older.accessKeyId) && isActive(older.status)) return decide(input, keepOlder(input, older, newer, warnings), warnings);
+        // The newer key is this program's: the run that minted it without state had already decided
+        // to retire the older one (see `takeOverOrphan`), so that decision is carried out. When the
+        // newer one's writes were refused and the older one's secret is also held by the engine,
+        // targets get the older one instead (the engine's record of a refused target claims the
+        // newer, so that is a real write).
+        const olderKnown = ours(older.accessKeyId) && isActive(older.status);
+        if (input.unconfirmed?.includes(newer.accessKeyId) && olderKnown) return decide(input, keepOlder(input, older, newer, warnings), warnings);
+        if (ours(newer.accessKeyId)) return decide(input, finishPair(input, older, newer, warnings), warnings);
+        if (olderKnown) return decide(input, keepOlder(input, older, newer, warnings), warnings);
         if (!ours(older.accessKeyId)) {
             if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: older.accessKeyId };
             if (input.lastUse.at !== undefined) return { kind: "blocked", message: twoKeysWithoutState(input) };
@@ -637,7 +642,7 @@ function takeOverPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, 
 function finishPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, warnings: string[]): Step {
     const t = iso(input.now);
     const old: KeyRecord = { generation: 1, accessKeyId: older.accessKeyId, status: isActive(older.status) ? "Active" : "Inactive", createdAt: iso(at(older.createDate!)), adoptedAt: t };
-    warnings.push(`set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} are from failed first runs of this set, and the previous run's outputs show the engine recorded ${newer.accessKeyId}; this run finishes that run's mint with it, and ${older.accessKeyId} is retired like an old key`);
+    warnings.push(`set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} are from failed first runs of this set, and the previous run's outputs show the engine created ${newer.accessKeyId}; this run finishes that run's mint with it, and ${older.accessKeyId} is retired like an old key`);
     const base = startRequest({ generation: 1, phase: "steady", keys: [old], changedAt: t }, input.request, input.now, [newer.accessKeyId]);
     const minted = mint(base, input.now, false, "finishing an interrupted first run", newer.createDate);
     const keys = minted.state.keys.map((k) => (k.generation === minted.minted ? { ...k, accessKeyId: newer.accessKeyId } : k));
