@@ -27,11 +27,17 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
     const summaries: pulumi.Output<[string, unknown]>[] = [];
     /** Whether each declared set's every step succeeded (a failed one keeps its previous state). */
     const completions: pulumi.Output<boolean>[] = [];
+    /** Per set, keys a failed run created that the next run finishes (`RotationState.recorded`). */
+    const recorded: pulumi.Output<[string, string[]]>[] = [];
+    /** Per set without state, keys a failed first run created and must never push (`RotationState.unconfirmed`). */
+    const unconfirmed: pulumi.Output<[string, string[]]>[] = [];
     for (const set of config.sets) {
         const decision = decisions.get(set.name);
         if (!decision) {
             const before = previous?.sets[set.name];
             states.push(pulumi.output([set.name, before] as [string, SetState | undefined]));
+            recorded.push(pulumi.output([set.name, previous?.recorded?.[set.name] ?? []] as [string, string[]]));
+            unconfirmed.push(pulumi.output([set.name, previous?.unconfirmed?.[set.name] ?? []] as [string, string[]]));
             summaries.push(pulumi.output([set.name, blockedSummary(set, before, blocked.get(set.name)!, now)] as [string, unknown]));
             continue;
         }
@@ -41,16 +47,24 @@ export = async function ciKeyRotation(deps: ProgramDeps = {}) {
         states.push(component.state.apply((s) => [set.name, s] as [string, SetState | undefined]));
         summaries.push(component.summary.apply((s) => [set.name, s] as [string, unknown]));
         completions.push(component.completed);
+        recorded.push(component.recorded.apply((ids) => [set.name, ids] as [string, string[]]));
+        unconfirmed.push(component.unconfirmedFirst.apply((ids) => [set.name, ids] as [string, string[]]));
     }
     endBlockedRun(blocked, deps.fail);
 
     return {
-        [stateOutput]: pulumi.all([pulumi.all(states), pulumi.all(completions)]).apply(([entries, done]) => ({
-            version: 1 as const,
-            // The last run in which no set's step failed (`status` warns when it gets old).
-            asOf: done.every(Boolean) || !previous ? now.toISO()! : previous.asOf,
-            sets: Object.fromEntries(entries.filter(([, s]) => s !== undefined)),
-        })),
+        [stateOutput]: pulumi.all([pulumi.all(states), pulumi.all(completions), pulumi.all(recorded), pulumi.all(unconfirmed)]).apply(([entries, done, keys, refused]) => {
+            const pending = keys.filter(([, ids]) => ids.length > 0);
+            const notPushed = refused.filter(([, ids]) => ids.length > 0);
+            return {
+                version: 1 as const,
+                // The last run in which no set's step failed (`status` warns when it gets old).
+                asOf: done.every(Boolean) || !previous ? now.toISO()! : previous.asOf,
+                sets: Object.fromEntries(entries.filter(([, s]) => s !== undefined)),
+                ...(pending.length > 0 ? { recorded: Object.fromEntries(pending) } : {}),
+                ...(notPushed.length > 0 ? { unconfirmed: Object.fromEntries(notPushed) } : {}),
+            };
+        }),
         sets: pulumi.all(summaries).apply((entries) => Object.fromEntries(entries)),
     };
 };

@@ -74,6 +74,17 @@ describe("one set's failed write does not hold back the others", () => {
         assert.equal(r.rotation.value.sets.build.unconfirmed, undefined);
     });
 
+    test("a target check that fails after every write succeeded lists the pushed key as unconfirmed", async () => {
+        const r = await runSettled({
+            config: { credentials: two },
+            now: "2026-11-08T01:00:00Z",
+            world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail: (x) => (x.name === "deploy-target-check" ? "Set \"deploy\": a target did not take key" : undefined) },
+        });
+        assert.ok(r.rotation?.ok);
+        assert.deepEqual(r.rotation.value.sets.deploy.unconfirmed, [KEY2]);
+        assert.equal(r.rotation.value.recorded, undefined, "an unconfirmed key is not finished");
+    });
+
     test("a failed key check lists nothing as unconfirmed (no target was written)", async () => {
         const r = await runSettled({
             config: { credentials: two },
@@ -112,4 +123,45 @@ describe("one set's failed write does not hold back the others", () => {
             ],
         );
     });
+});
+
+describe("a mint whose key check failed is finished by the next run", () => {
+    const keyCheckFails = (x: { name: string }) => (x.name === "deploy-key-check" ? "KeyCheckError: Key did not authenticate" : undefined);
+
+    test("the failed run records the key it created, and the next run pushes that key without asking IAM", async () => {
+        const failed = await runSettled({ config: { credentials: two }, now: "2026-11-08T01:00:00Z", world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail: keyCheckFails } });
+        assert.ok(failed.rotation?.ok);
+        const saved = failed.rotation.value;
+        assert.deepEqual(saved.sets.deploy, steady.sets.deploy, "the failed set keeps its previous state");
+        assert.deepEqual(saved.recorded, { deploy: [KEY2] }, "the key the engine created is recorded for the next run");
+        const iam = iamAfter(saved);
+        iam["ci-deploy"].push({ accessKeyId: KEY2, status: "Active", createDate: "2026-11-08T01:00:01Z" });
+        // No last use given: a key IAM shows never used would be retired if it were not recorded.
+        const r = await runSettled({ config: { credentials: two }, now: "2026-11-08T02:00:00Z", world: { stackOutputs: { rotation: saved }, accessKeys: iam } });
+        assert.equal(r.error, undefined, r.error?.stack);
+        assert.ok(r.rotation?.ok, String((r.rotation as any)?.error));
+        assert.equal(r.registrations.find((x) => x.name === "deploy-key-2")?.importId, KEY2, "the engine's key is declared again by import (a no-op where it is recorded)");
+        assert.equal(reveal(r.registrations.find((x) => x.name === deployId)!.inputs).plain.value, KEY2, "the recorded key reaches GitHub");
+        const after = r.rotation.value;
+        assert.equal(after.recorded, undefined, "a completed run leaves nothing recorded");
+        assert.deepEqual(after.sets.deploy.keys.map((k: any) => [k.accessKeyId, k.status]), [[KEY1, "Active"], [KEY2, "Active"]]);
+        assert.equal(after.sets.deploy.phase, "pushed");
+    });
+
+    test("a first run whose key check fails records its key although the set has no state to keep", async () => {
+        const first = await runSettled({ config: { credentials: two }, now: "2026-11-01T00:00:00Z", world: { fail: (x) => (x.name === "deploy-key-check" ? "KeyCheckError: Key did not authenticate" : undefined) } });
+        assert.ok(first.rotation?.ok, String((first.rotation as any)?.error));
+        assert.equal(first.rotation.value.sets.deploy, undefined);
+        assert.deepEqual(first.rotation.value.recorded, { deploy: [KEY1] });
+        assert.equal(first.rotation.value.sets.build.phase, "steady");
+    });
+});
+
+test("a first run whose GitHub write fails lists its key as unconfirmed at the top of `rotation`, since the set has no entry to hold it", async () => {
+    const refused = "PUT http://127.0.0.1/api/v3/repos/acme/api/actions/secrets/AWS_SECRET_ACCESS_KEY: 500 Internal Server Error";
+    const first = await runSettled({ config: { credentials: two }, now: "2026-11-01T00:00:00Z", world: { fail: (x) => (x.name === deploySecret ? refused : undefined) } });
+    assert.ok(first.rotation?.ok, String((first.rotation as any)?.error));
+    assert.equal(first.rotation.value.sets.deploy, undefined);
+    assert.deepEqual(first.rotation.value.unconfirmed, { deploy: [KEY1] });
+    assert.equal(first.rotation.value.recorded, undefined, "a key whose target may hold a refused value is never finished");
 });

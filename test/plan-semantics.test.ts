@@ -286,20 +286,112 @@ describe("plan: paused with an interrupted first run's key", () => {
 });
 
 describe("plan: a deactivation whose run failed", () => {
-    // A failed update still saves the outputs the program registered (CLI >= 3.112,
-    // pulumi/pulumi#15754), so the state says Inactive while IAM still lists the key Active.
-    // From state and IAM alone this looks exactly like a person switching a retired key back on
-    // (test/plan.test.ts "a retired key switched back on ... blocks"), which must keep blocking:
-    // telling the two apart needs the previous run's outcome (or the failed deactivation) as a
-    // plan input, which the program does not pass yet.
-    const s = retiring(2, T0, T0.plus(d("P1D")), T0.plus(d("P2D")));
-    const now = T0.plus(d("P2DT1H"));
-    const iam = observed(s.keys).map((k, i) => (i === 0 ? { ...k, status: "Active" } : k));
+    // The bridged AWS provider saves the planned status of a failed UpdateAccessKey, so the
+    // engine's record says Inactive while IAM lists the key Active; the failed run saves its
+    // previous state with the key in `statusFailed` (rotation/pulumi/credential-set.ts).
+    const s = pushed(2, T0, T0.plus(d("P1D")));
+    const failedAt = T0.plus(d("P2D"));
+    const now = failedAt.plus(hour);
+    const [oldKey] = s.keys;
 
-    test("is taken again by the next run instead of blocking as a key reactivated outside the program", { todo: "needs the previous run's outcome as a plan input" }, () => {
-        const dec = decided(plan(input(s, now, { observed: iam })));
+    test("the next run declares the key with IAM's status, so the engine's record is set back, and takes no step", () => {
+        const dec = decided(plan(input(s, now, { statusFailed: [oldKey.accessKeyId], lastUse: {} })));
+        assert.equal(dec.step, "none");
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Active"], [2, "Active"]]);
+        assert.deepEqual(dec.state.keys, s.keys, "the keys' records stay as they were");
+        assert.equal(dec.state.changedAt, iso(now), "a second run at this instant takes no step");
+        assert.equal(dec.next.step, "deactivate");
+        assert.match(dec.warnings.join("\n"), /did not change status in an earlier run/);
+    });
+
+    test("the run after it deactivates the key, counting retireAfter from then", () => {
+        const first = decided(plan(input(s, now, { statusFailed: [oldKey.accessKeyId], lastUse: {} })));
+        const later = now.plus(hour);
+        const dec = decided(plan(input(first.state, later, { lastUse: {} })));
         assert.equal(dec.step, "deactivate");
         assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Inactive"], [2, "Active"]]);
-        assert.equal(dec.state.keys[0].deactivatedAt, iso(now), "retireAfter counts from the deactivation that took effect");
+        assert.equal(dec.state.keys[0].deactivatedAt, iso(later));
+    });
+
+    test("a revoke whose deactivation failed mints nothing while the record is set back, and targets keep their key", () => {
+        const one = steady(1, T0);
+        const request = { id: "leak-1", revoke: true, emergency: false } as const;
+        const dec = decided(plan(input(one, now, { statusFailed: [one.keys[0].accessKeyId], request })));
+        assert.equal(dec.step, "none");
+        assert.equal(dec.minted, undefined);
+        assert.equal(dec.current, 1, "targets are still declared with the key they hold");
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Active"]]);
+        assert.equal(dec.next.step, "mint");
+    });
+
+    test("a key IAM already shows with the decided status needs no set-back", () => {
+        const dec = decided(plan(input(s, now, { statusFailed: [oldKey.accessKeyId], lastUse: {}, observed: observed(s.keys).map((k, i) => (i === 0 ? { ...k, status: "Inactive" } : k)) })));
+        assert.notEqual(dec.reason, undefined);
+        assert.doesNotMatch(dec.reason, /sets the engine's record back/);
+    });
+});
+
+describe("plan: two keys and no state after two failed first runs", () => {
+    const older = { accessKeyId: "AKIAOLDER00000000001", status: "Active", createDate: iso(T0) };
+    const newer = { accessKeyId: "AKIANEWER00000000002", status: "Active", createDate: iso(T0.plus(d("PT90M"))) };
+    const now = T0.plus(d("PT3H"));
+    const base = { observed: [older, newer], lastUse: { at: iso(T0.plus(d("PT1M"))) } };
+
+    test("without a record of either key, a used older key still blocks (it may be a key made by hand)", () => {
+        const result = plan(input(undefined, now, base));
+        assert.equal(result.kind, "blocked");
+    });
+
+    test("when the first run's key is this program's and the second run's outcome is unknown, targets get the first key again and the second is retired", () => {
+        const dec = decided(plan(input(undefined, now, { ...base, unconfirmed: [older.accessKeyId] })));
+        assert.equal(dec.step, "mint");
+        assert.equal(dec.current, 1, "targets hold generation 1, the older key");
+        assert.deepEqual(dec.keys, [
+            { generation: 2, status: "Active", accessKeyId: newer.accessKeyId, import: newer.accessKeyId },
+            { generation: 1, status: "Active", accessKeyId: older.accessKeyId, import: older.accessKeyId },
+        ]);
+        assert.ok(dec.state.keys[0].adoptedAt, "the newer key is retired like an old key");
+        assert.equal(dec.state.phase, "pushed");
+    });
+
+    test("when the second run's key is this program's but its writes were refused, and the first key is unknown, that run's decision is carried out", () => {
+        const dec = decided(plan(input(undefined, now, { ...base, unconfirmed: [newer.accessKeyId] })));
+        assert.equal(dec.step, "mint");
+        assert.equal(dec.current, 2, "targets get the key the engine holds");
+        assert.ok(dec.state.keys[0].adoptedAt && dec.state.keys[0].accessKeyId === older.accessKeyId, "the first key is retired");
+    });
+
+    test("when the engine recorded the second run's key, that run's mint is finished with it and the first key is retired", () => {
+        const dec = decided(plan(input(undefined, now, { ...base, unconfirmed: [older.accessKeyId], recorded: [newer.accessKeyId] })));
+        assert.equal(dec.step, "mint");
+        assert.equal(dec.current, 2);
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.accessKeyId, k.import]), [
+            [1, older.accessKeyId, older.accessKeyId],
+            [2, newer.accessKeyId, newer.accessKeyId],
+        ]);
+        assert.ok(dec.state.keys[0].adoptedAt);
+        assert.equal(dec.state.keys[1].pushedAt, iso(now));
+    });
+});
+
+describe("plan: an unconfirmed key of a revoke", () => {
+    // A revoke switched the old key off and minted; a target write of that run (or of the run
+    // finishing it) failed, so the key is listed unconfirmed. Rolling targets back would hand them
+    // a key that is off: the mint is finished instead, writing every target with the new key.
+    const s = steady(1, T0);
+    const now = T0.plus(d("PT2H"));
+    const fresh = { accessKeyId: "AKIAREVOKED000000002", status: "Active", createDate: iso(T0.plus(hour)) };
+
+    test("is finished, not rolled back to the switched-off key", () => {
+        const iam = [...observed(s.keys).map((k) => ({ ...k, status: "Inactive" })), fresh];
+        const dec = decided(plan(input(s, now, { observed: iam, unconfirmed: [fresh.accessKeyId] })));
+        assert.equal(dec.current, 2, "targets get the new key");
+        assert.deepEqual(dec.keys.map((k) => [k.generation, k.status]), [[1, "Inactive"], [2, "Active"]]);
+    });
+
+    test("while an unconfirmed key beside an Active old key is still rolled back", () => {
+        const iam = [...observed(s.keys), fresh];
+        const dec = decided(plan(input(s, now, { observed: iam, unconfirmed: [fresh.accessKeyId] })));
+        assert.equal(dec.current, 1, "targets get the old key again");
     });
 });

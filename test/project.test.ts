@@ -81,12 +81,18 @@ describe("the stored state", () => {
         assert.deepEqual(parseState(good), good);
     });
 
+    test("keys a failed run created are read back per set, also for a set with no state yet", () => {
+        const withRecorded = { ...good, recorded: { deploy: ["AKIA2"], staging: ["AKIA3"] } };
+        assert.deepEqual(parseState(withRecorded)?.recorded, { deploy: ["AKIA2"], staging: ["AKIA3"] });
+    });
+
     for (const [what, value, message] of [
         ["text", "steady", /is not a ci-key-rotation state object/],
         ["a newer version", { ...good, version: 2 }, /has version 2, and this program reads version 1/],
         ["no sets", { version: 1, asOf: "x" }, /is missing `asOf` or `sets`/],
         ["an unknown phase", { ...good, sets: { deploy: { ...good.sets.deploy, phase: "done" } } }, /malformed entry for set "deploy"/],
         ["a key without id", { ...good, sets: { deploy: { ...good.sets.deploy, keys: [{ generation: 1 }] } } }, /malformed entry for set "deploy"/],
+        ["recorded keys that are not ids", { ...good, recorded: { deploy: [1] } }, /malformed `recorded` entry/],
     ] as const) {
         test(`${what} is refused with what to do`, () => {
             assert.throws(() => parseState(value), message);

@@ -232,7 +232,7 @@ test("a resource the rehearsal has no model of fails the run and stops the rehea
 // Open finding (issue 9): the next run retires the key instead of pushing it, because it cannot
 // tell that the engine recorded the key's secret (`PlanInput.recorded` is never filled); with every
 // key check slow, no key ever reaches a target. Kept as todo so it runs and reports.
-test("when IAM is slow to make a new key usable, the key check fails the mint run before any target is written; the next run pushes it", { todo: "a key whose check failed is retired, not pushed: PlanInput.recorded is not filled yet" }, async () => {
+test("when IAM is slow to make a new key usable, the key check fails the mint run before any target is written; the next run pushes it", async () => {
     const result = await rehearse({ durationMs: 10 * day, faults: { slowKeyRate: 1 } });
     assert.equal(result.summary.violationCount, 0, violations(result));
     assert.equal(result.summary.brokenJobs, 0);
@@ -282,4 +282,24 @@ test("I7 covers the state of dynamic resources: a key check whose outputs carrie
     } finally {
         dynamicModels["key-check"] = model;
     }
+});
+
+test("a deactivation whose UpdateAccessKey fails is retried by later runs, never taken for a key switched back on by hand (I8)", async () => {
+    const deactivation = (r: SimulationResult["runs"][number]) => r.operations.findIndex((o) => o.action === "update" && o.name === "deploy-key-1" && o.status === "Inactive");
+    const base = await rehearse({ durationMs: 12 * day });
+    const planned = base.runs.find((r) => r.twinOf === undefined && deactivation(r) >= 0)!;
+    assert.ok(planned, "the fault-free rehearsal deactivates deploy-key-1");
+    const result = await rehearse({ durationMs: 12 * day, faults: { failAt: [{ at: Date.parse(planned.at), op: deactivation(planned) + 1 }] } });
+    assert.equal(result.summary.violationCount, 0, violations(result));
+    const failed = result.runs.find((r) => r.at === planned.at && r.twinOf === undefined)!;
+    assert.equal(failed.ok, false, "the injected error fails the deactivation run");
+    const later = result.runs.filter((r) => r.at > planned.at);
+    assert.ok(later.every((r) => r.ok), later.filter((r) => !r.ok).map((r) => `${r.at}: ${r.error}`).join("\n"));
+    assert.deepEqual(failed.faults, ["API error at operation 1 (update deploy-key-1)"]);
+    // The run after the failure sets the engine's record back (Active, as IAM shows), the next deactivates.
+    const retry = later.filter((r) => r.operations.some((o) => o.name === "deploy-key-1"));
+    assert.deepEqual(retry.slice(0, 2).map((r) => r.operations.filter((o) => o.name === "deploy-key-1").map((o) => `${o.action} ${o.status}`).join()), ["update Active", "update Inactive"]);
+    const old = result.keys.find((k) => k.accessKeyId === retry[0].operations[0].accessKeyId)!;
+    assert.ok(old.deactivatedAt && old.deactivatedAt > planned.at, `key ${old.accessKeyId} deactivated at ${old.deactivatedAt}`);
+    assert.ok(old.deletedAt, `key ${old.accessKeyId} is deleted in the end`);
 });

@@ -45,7 +45,7 @@ before(async () => {
  */
 function assertKept(r: SettledRun, previous: any, message: string): void {
     assert.equal(r.rotation?.ok, true, `no \`rotation\` registered: ${String((r.rotation as any)?.error)}`);
-    const { unconfirmed: _, ...deploy } = (r.rotation as any).value.sets.deploy;
+    const { unconfirmed: _, statusFailed: __, ...deploy } = (r.rotation as any).value.sets.deploy;
     assert.deepEqual(deploy, previous.sets.deploy, message);
     assert.equal(r.sets?.ok, true);
 }
@@ -99,6 +99,7 @@ describe("the state does not advance on a failed run (stack outputs are saved by
         });
         assert.ok(r.steps.includes("fail deploy-key-1"), JSON.stringify(r.steps));
         assertKept(r, state, "a failed deactivation was reported as `retiring`");
+        assert.deepEqual((r.rotation as any).value.sets.deploy.statusFailed, [KEY1], "the key whose status change failed is listed for the next run");
     });
 });
 

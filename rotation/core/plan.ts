@@ -75,6 +75,13 @@ export interface Decision {
      * so a key stays retired-not-finished until a run of the set completes (see `takeOverOrphan`).
      */
     unconfirmed?: string[];
+    /**
+     * The keys of `recorded` that IAM still lists: a failed run of this set keeps them listed, so
+     * an interrupted mint the engine holds is still finished by the run after (see `recorded`).
+     */
+    recorded?: string[];
+    /** The keys of `statusFailed` that IAM still lists (see `PlanInput.statusFailed`). */
+    statusFailed?: string[];
 }
 
 /** Everything {@link plan} needs: the clock is an input, never read here. */
@@ -114,6 +121,15 @@ export interface PlanInput {
      * they held, a real difference the engine writes (see `takeOverOrphan`). Outranks `recorded`.
      */
     unconfirmed?: readonly string[];
+    /**
+     * Access key ids whose status change (UpdateAccessKey) failed in an earlier run of the set. The
+     * bridged AWS provider hands the engine the planned status with the error, so the engine's
+     * state says the change took effect while IAM says it did not; declaring the same status again
+     * writes nothing. A key listed here whose IAM status differs from what the run would declare
+     * is first declared with the status IAM shows (a real write that sets the engine's state back),
+     * and the step is taken by the next run (see {@link plan}).
+     */
+    statusFailed?: readonly string[];
     /** The set's place in config, e.g. `credentials[0]`, for messages that name a setting. */
     configPath?: string;
 }
@@ -140,10 +156,55 @@ const keyName = (k: KeyRecord): string => (k.accessKeyId ? `key ${k.accessKeyId}
 export function plan(input: PlanInput): PlanResult {
     const result = planStep(input);
     if (result.kind !== "decision") return result;
-    const unconfirmed = input.unconfirmed?.filter((id) => input.observed.some((k) => k.accessKeyId === id)) ?? [];
+    const listed = (ids: readonly string[] | undefined): string[] => ids?.filter((id) => input.observed.some((k) => k.accessKeyId === id)) ?? [];
+    const unconfirmed = listed(input.unconfirmed);
+    const recorded = listed(input.recorded).filter((id) => !unconfirmed.includes(id));
+    const statusFailed = listed(input.statusFailed);
+    const decision = resync(input, result.decision, statusFailed) ?? result.decision;
     return {
         kind: "decision",
-        decision: { ...result.decision, ...(input.state ? { previous: input.state } : {}), ...(unconfirmed.length > 0 ? { unconfirmed } : {}) },
+        decision: {
+            ...decision,
+            ...(statusFailed.length > 0 ? { statusFailed } : {}),
+            ...(input.state ? { previous: input.state } : {}),
+            ...(unconfirmed.length > 0 ? { unconfirmed } : {}),
+            ...(recorded.length > 0 ? { recorded } : {}),
+        },
+    };
+}
+
+/**
+ * After a failed status change: when this run would declare a key in `statusFailed` with a status
+ * IAM does not show, the engine already holds that status (the bridged provider saved the planned
+ * value of the failed update: terraform-provider-aws internal/service/iam/access_key.go
+ * `resourceAccessKeyUpdate` returns UpdateAccessKey's error without `d.Partial`, and
+ * pulumi-terraform-bridge pkg/tfbridge/provider.go `Update` hands the planned state to the engine),
+ * so declaring it again would write nothing and the next run would find the key "switched back on
+ * by hand". Instead this run takes no step and declares the set's keys with the status IAM shows:
+ * a real difference for the engine, which calls UpdateAccessKey with IAM's own status and so sets
+ * its state back. The next run takes the step for real, a revoke's mint included (it waits, as it
+ * waited for the deactivation that failed). A decision that takes over a key the state does not
+ * hold yet is left alone.
+ */
+function resync(input: PlanInput, decision: Decision, statusFailed: readonly string[]): Decision | undefined {
+    const state = input.state;
+    if (!state || statusFailed.length === 0) return undefined;
+    const iam = new Map(input.observed.map((k) => [k.accessKeyId, isActive(k.status) ? ("Active" as const) : ("Inactive" as const)]));
+    const stale = decision.keys.filter((k) => k.accessKeyId !== undefined && statusFailed.includes(k.accessKeyId) && iam.get(k.accessKeyId) !== k.status);
+    if (stale.length === 0) return undefined;
+    // A key to mint is simply not minted this run (a revoke's mint waits for its deactivation); a
+    // key to take over by id that the state does not hold yet cannot wait, so that decision stands.
+    if (decision.keys.some((k) => k.accessKeyId !== undefined && k.import !== undefined && !state.keys.some((s) => s.accessKeyId === k.accessKeyId))) return undefined;
+    const ids = stale.map((k) => k.accessKeyId).join(", ");
+    const warnings = [...decision.warnings, `set "${input.set}": key ${ids} did not change status in an earlier run (UpdateAccessKey failed); the step is retried by the next run`];
+    // A change, so no second run at this instant takes the step (like the engine's pending delete in `planStep`).
+    const reason = `the status change of key ${ids} failed in an earlier run and the engine recorded it as done; this run sets the engine's record back to IAM's status, and the next run takes the step`;
+    const held = decide(input, { step: "none", reason, state: { ...state, changedAt: iso(input.now) } }, warnings);
+    if (held.kind !== "decision") return undefined;
+    return {
+        ...held.decision,
+        keys: held.decision.keys.map((k) => (k.accessKeyId !== undefined && iam.has(k.accessKeyId) ? { ...k, status: iam.get(k.accessKeyId)! } : k)),
+        next: { step: decision.step === "revoke" ? "mint" : decision.step === "none" ? "none" : decision.step, why: "the step this run set aside, retried by the next run" },
     };
 }
 
@@ -181,8 +242,22 @@ function planStep(input: PlanInput): PlanResult {
     }
     if (reconciled.pair && reconciled.orphan) {
         const [older, newer] = [reconciled.orphan, reconciled.pair];
-        if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: older.accessKeyId };
-        if (input.lastUse.at !== undefined) return { kind: "blocked", message: twoKeysWithoutState(input) };
+        // A key an earlier failed run of this set created is this program's, used or not: the
+        // engine recorded its create (see `recorded` and `unconfirmed`).
+        const ours = (id: string) => input.recorded?.includes(id) === true || input.unconfirmed?.includes(id) === true;
+        // The newer key is this program's: the run that minted it without state had already decided
+        // to retire the older one (see `takeOverOrphan`), so that decision is carried out. When the
+        // newer one's writes were refused and the older one's secret is also held by the engine,
+        // targets get the older one instead (the engine's record of a refused target claims the
+        // newer, so that is a real write).
+        const olderKnown = ours(older.accessKeyId) && isActive(older.status);
+        if (input.unconfirmed?.includes(newer.accessKeyId) && olderKnown) return decide(input, keepOlder(input, older, newer, warnings), warnings);
+        if (ours(newer.accessKeyId)) return decide(input, finishPair(input, older, newer, warnings), warnings);
+        if (olderKnown) return decide(input, keepOlder(input, older, newer, warnings), warnings);
+        if (!ours(older.accessKeyId)) {
+            if (!input.lastUse) return { kind: "needs-last-use", accessKeyId: older.accessKeyId };
+            if (input.lastUse.at !== undefined) return { kind: "blocked", message: twoKeysWithoutState(input) };
+        }
         return decide(input, takeOverPair(input, older, newer, warnings), warnings);
     }
     if (reconciled.orphan) {
@@ -190,7 +265,7 @@ function planStep(input: PlanInput): PlanResult {
         // Whether the key's secret ever reached the program decides what can be done with it; IAM's
         // last use is the evidence (see `takeOverOrphan`). Asked even with the gate off: only an
         // interrupted mint asks, and guessing wrong would push a key whose secret is unknown.
-        const known = input.recorded?.includes(orphan.accessKeyId) || (state !== undefined && input.unconfirmed?.includes(orphan.accessKeyId));
+        const known = input.recorded?.includes(orphan.accessKeyId) || input.unconfirmed?.includes(orphan.accessKeyId);
         if (!input.lastUse && !known) return { kind: "needs-last-use", accessKeyId: orphan.accessKeyId };
         return decide(input, takeOverOrphan(input, state, orphan, reconciled.finish, warnings), warnings);
     }
@@ -466,7 +541,11 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
     const usedAt = input.lastUse?.at;
     const recorded = input.recorded?.includes(id) === true;
     const used = usedAt !== undefined || recorded;
-    const evidence = recorded ? "the previous run's outputs show the engine recorded it" : `IAM shows it was used (${usedAt})`;
+    const evidence = recorded
+        ? "the previous run's outputs show the engine recorded it"
+        : usedAt !== undefined
+          ? `IAM shows it was used (${usedAt})`
+          : "the previous run's outputs show the engine created it (a target write failed, and the old key is already off after a revoke)";
     if (!state) {
         if (recorded) {
             // The engine created and holds it (an interrupted first run of this very set): finish.
@@ -486,8 +565,11 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
         return { ...mintBeside(base, now, `took over key ${id} of an interrupted first run and minted its replacement`), adopted: [id] };
     }
     const [old] = state.keys;
-    const unconfirmed = input.unconfirmed?.includes(id) === true;
-    if (used && !unconfirmed) {
+    // An unconfirmed key is retired by rolling targets back to the old key; after a revoke the old
+    // key is already off, so there is nothing to roll back to: the mint is finished instead, which
+    // writes every target again with the new key (a write refused at a create saved no planned value).
+    const unconfirmed = input.unconfirmed?.includes(id) === true && finish !== "revoke";
+    if ((used || input.unconfirmed?.includes(id)) && !unconfirmed) {
         warnings.push(`set "${set}": key ${id} is from an interrupted mint and ${evidence}, so the engine holds it with its secret; this run finishes the mint with it`);
         const revoke = finish === "revoke" || (request?.revoke === true && request.id !== state.lastRequest);
         const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
@@ -548,6 +630,41 @@ function takeOverPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, 
     );
     const state = startRequest({ generation: 2, phase: isActive(newer.status) ? "pushed" : "retiring", keys: [record(newer, 2), record(older, 1)], changedAt: t }, input.request, input.now);
     return { step: "none", reason: `took over keys ${older.accessKeyId} and ${newer.accessKeyId} of interrupted first runs by id`, adopted: [newer.accessKeyId, older.accessKeyId], state };
+}
+
+/**
+ * Two keys and no state, both from failed first runs of this set: the older one's run failed after
+ * a target write (so it was taken over and retired), and the newer one is the key the next run
+ * minted beside it, which the engine recorded with its secret before that run failed too. That
+ * run's step is finished: the older key is the retired old key (generation 1), the newer one is
+ * pushed (generation 2), under the names that run gave them.
+ */
+function finishPair(input: PlanInput, older: ObservedKey, newer: ObservedKey, warnings: string[]): Step {
+    const t = iso(input.now);
+    const old: KeyRecord = { generation: 1, accessKeyId: older.accessKeyId, status: isActive(older.status) ? "Active" : "Inactive", createdAt: iso(at(older.createDate!)), adoptedAt: t };
+    warnings.push(`set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} are from failed first runs of this set, and the previous run's outputs show the engine created ${newer.accessKeyId}; this run finishes that run's mint with it, and ${older.accessKeyId} is retired like an old key`);
+    const base = startRequest({ generation: 1, phase: "steady", keys: [old], changedAt: t }, input.request, input.now, [newer.accessKeyId]);
+    const minted = mint(base, input.now, false, "finishing an interrupted first run", newer.createDate);
+    const keys = minted.state.keys.map((k) => (k.generation === minted.minted ? { ...k, accessKeyId: newer.accessKeyId } : k));
+    return { ...minted, minted: undefined, adopted: [older.accessKeyId, newer.accessKeyId], state: { ...minted.state, keys } };
+}
+
+/**
+ * Two keys and no state, the older created by a failed first run of this set (the engine recorded
+ * it with its secret under the name `<set>-key-1`, and targets may hold it), the newer minted
+ * beside it by a run whose outcome is unknown (killed, or its writes refused). The older key is
+ * pushed again: the engine still holds its secret, since the run that minted the newer one took
+ * the older over by id under the same name, a no-op import (see `takeOverOrphan`); targets that a
+ * later run moved to the newer key are written back (a real difference). The newer key is taken
+ * over by id and retired like an old key.
+ */
+function keepOlder(input: PlanInput, older: ObservedKey, newer: ObservedKey, warnings: string[]): Step {
+    const t = iso(input.now);
+    const kept: KeyRecord = { generation: 1, accessKeyId: older.accessKeyId, status: "Active", createdAt: iso(at(older.createDate!)), pushedAt: t };
+    const retired: KeyRecord = { generation: 2, accessKeyId: newer.accessKeyId, status: isActive(newer.status) ? "Active" : "Inactive", createdAt: iso(at(newer.createDate!)), adoptedAt: t, ...(isActive(newer.status) ? {} : { deactivatedAt: t }) };
+    warnings.push(`set "${input.set}": keys ${older.accessKeyId} and ${newer.accessKeyId} are from failed first runs of this set; the engine recorded ${older.accessKeyId} with its secret, so targets get it again, and ${newer.accessKeyId}, whose run did not complete, is taken over by id and retired like an old key`);
+    const state = startRequest({ generation: 2, phase: isActive(newer.status) ? "pushed" : "retiring", keys: [retired, kept], changedAt: t }, input.request, input.now);
+    return { step: "mint", reason: "finishing an interrupted first run with its first key", adopted: [older.accessKeyId, newer.accessKeyId], state };
 }
 
 function firstMint(input: PlanInput): Step {

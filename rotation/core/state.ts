@@ -60,6 +60,20 @@ export interface RotationState {
     /** When the run that wrote this state ran. */
     asOf: string;
     sets: Record<string, SetState>;
+    /**
+     * Per set, the access key ids a failed run of the set created and the engine recorded with
+     * their secret (the run failed after the create: a key check, a target write, another key's
+     * status). The set's entry in `sets` stays its previous state, or is absent after a failed
+     * first run, so without this the next run could not tell the key from one made by hand (see
+     * `PlanInput.recorded`). Absent when no set failed that way.
+     */
+    recorded?: Record<string, string[]>;
+    /**
+     * Per set without state (its first runs failed), the access key ids a failed run created whose
+     * target write failed at a store that saves the planned value (see `PlanInput.unconfirmed`):
+     * this program's keys, never to be pushed. A set with state lists them in its own entry.
+     */
+    unconfirmed?: Record<string, string[]>;
 }
 
 /**
@@ -103,6 +117,12 @@ export function parseState(value: unknown): RotationState | undefined {
             Array.isArray(set.keys) &&
             set.keys.every((k) => typeof k?.accessKeyId === "string" && typeof k.generation === "number" && typeof k.createdAt === "string");
         if (!ok) throw new StateError(`The stack output \`rotation\` has a malformed entry for set "${name}". Restore it from a backup of the stack (\`pulumi stack export\`).`);
+    }
+    for (const field of ["recorded", "unconfirmed"] as const) {
+        const map = v[field];
+        if (map === undefined) continue;
+        const ok = typeof map === "object" && map !== null && !Array.isArray(map) && Object.values(map).every((ids) => Array.isArray(ids) && ids.every((id) => typeof id === "string"));
+        if (!ok) throw new StateError(`The stack output \`rotation\` has a malformed \`${field}\` entry. Restore it from a backup of the stack (\`pulumi stack export\`).`);
     }
     return v as RotationState;
 }

@@ -77,6 +77,17 @@ export class CredentialSet extends pulumi.ComponentResource {
     readonly state: pulumi.Output<SavedSetState | undefined>;
     /** Whether every step of the set succeeded this run. */
     readonly completed: pulumi.Output<boolean>;
+    /**
+     * Keys this run created that the next run must finish because the set's run failed after the
+     * create (empty when the set completed): its entry in the `rotation` output's `recorded`.
+     */
+    readonly recorded: pulumi.Output<string[]>;
+    /**
+     * After a failed first run (no previous state to hold them): keys this run created whose target
+     * write failed at a store that saves the planned value. Its entry in the `rotation` output's
+     * top-level `unconfirmed`; a set with state lists them in its own entry.
+     */
+    readonly unconfirmedFirst: pulumi.Output<string[]>;
     /** The set's summary output. */
     readonly summary: pulumi.Output<SetSummary>;
     /** The KMS key the set manages (`kms.create`), and its alias. */
@@ -177,6 +188,8 @@ export class CredentialSet extends pulumi.ComponentResource {
             // No key yet (paused before the first mint): nothing to check or to write to targets.
             this.state = pulumi.output(decision.state);
             this.completed = pulumi.output(true);
+            this.recorded = pulumi.output([]);
+            this.unconfirmedFirst = pulumi.output([]);
             this.summary = pulumi.all([this.user.name, this.user.arn]).apply(([user, userArn]) => ({
                 user,
                 userArn,
@@ -298,17 +311,69 @@ export class CredentialSet extends pulumi.ComponentResource {
         // pkg/tfbridge/provider.go `Update`, `initializationError`), which the engine saves
         // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go `Update`); dynamic
         // providers return no state with an error, so a GitLab write is simply retried.
+        // The same holds when every write succeeded but the target check found a target without
+        // the key: the engine's record of that target already claims the key (a refused write of an
+        // earlier run, whose outcome that run could not save: a kill), so declaring it again
+        // writes nothing and the check would fail on every later run.
         const bridged = targetResources.filter((r) => !(r instanceof pulumi.dynamic.Resource));
         const staleTarget = pulumi
-            .all([failed(this.keyCheck.id), ...bridged.map((r) => failed(r.urn))])
-            .apply(([checkFailed, ...targetsFailed]) => !checkFailed && targetsFailed.some(Boolean));
-        const minted = mintedKey ? pulumi.recover<string | undefined>(mintedKey.id, () => undefined) : pulumi.output<string | undefined>(undefined);
-        const fallback = pulumi.all([staleTarget, minted]).apply(([stale, id]): SavedSetState | undefined => {
+            .all([failed(this.keyCheck.id), this.targetCheck ? failed(this.targetCheck.id) : false, ...targetResources.map((r) => failed(r.urn))])
+            .apply(([checkFailed, targetCheckFailed, ...targetsFailed]) => {
+                const bridgedFailed = bridged.some((r) => targetsFailed[targetResources.indexOf(r)]);
+                return !checkFailed && (bridgedFailed || (targetCheckFailed && !targetsFailed.some(Boolean)));
+            });
+        // The key targets are written with in this run: the key it mints, or the key of an earlier
+        // failed mint it finishes (a key other than the one targets held after the previous run).
+        const held = [...(decision.previous?.keys ?? [])].reverse().find((k) => k.status === "Active" && !k.adoptedAt)?.accessKeyId;
+        const finishing = decision.keys.find((k) => k.generation === decision.current)?.accessKeyId;
+        const minted = mintedKey
+            ? pulumi.recover<string | undefined>(mintedKey.id, () => undefined)
+            : pulumi.output<string | undefined>(finishing !== undefined && finishing !== held ? finishing : undefined);
+        // Keys whose status change failed (or was skipped) this run: the bridged AWS provider saves
+        // the planned status of a failed UpdateAccessKey (terraform-provider-aws
+        // internal/service/iam/access_key.go `resourceAccessKeyUpdate` returns the error without
+        // `d.Partial`; pulumi-terraform-bridge pkg/tfbridge/provider.go `Update`), so the next run
+        // must first set the engine's record back (`PlanInput.statusFailed`). A key listed before
+        // stays listed until its declared status is applied.
+        const before = new Map((decision.previous?.keys ?? []).map((k) => [k.accessKeyId, k.status]));
+        const changing = decision.keys.filter((k) => k.accessKeyId !== undefined && before.has(k.accessKeyId) && (before.get(k.accessKeyId) !== k.status || decision.statusFailed?.includes(k.accessKeyId)));
+        const statusFailed = pulumi
+            .all(changing.map((k) => failed(this.keys.get(k.generation)!.status)))
+            .apply((outcomes) => changing.filter((_, i) => outcomes[i]).map((k) => k.accessKeyId!));
+        // A run that rolled targets back from an unconfirmed key declared the old key everywhere; if
+        // one of its bridged writes failed too, the engine's record of that target now claims the
+        // old key (the planned value again) while the store may hold the new one, so rolling back
+        // once more would write nothing there. The next run writes the other way instead: it
+        // finishes the mint with the unconfirmed key, whose secret the engine holds (`recorded`),
+        // a real difference for every target the rollback run declared. If that run fails the
+        // same way, the key is unconfirmed again: each retry writes the value the engine's record
+        // does not claim.
+        const rolledBack = (decision.unconfirmed ?? []).filter((id) => decision.keys.some((k) => k.accessKeyId === id));
+        const stillUnconfirmed = (stale: boolean) => (decision.unconfirmed ?? []).filter((id) => !(stale && rolledBack.includes(id)));
+        const fallback = pulumi.all([staleTarget, minted, statusFailed]).apply(([stale, id, statusIds]): SavedSetState | undefined => {
             if (!decision.previous) return undefined;
-            const unconfirmed = [...new Set([...(decision.unconfirmed ?? []), ...(stale && id ? [id] : [])])];
-            return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}) };
+            const unconfirmed = [...new Set([...stillUnconfirmed(stale), ...(stale && id ? [id] : [])])];
+            return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}), ...(statusIds.length > 0 ? { statusFailed: statusIds } : {}) };
         });
         this.state = pulumi.recover<SavedSetState | undefined>(advanced, () => fallback);
+        // The new key resolves only once the engine recorded it with its secret: a create's
+        // outputs reach the program after the engine saved the step to the snapshot
+        // (pulumi/pulumi pkg/resource/deploy/step_executor.go `executeStep`: `stepComplete` runs
+        // after `OnResourceStepPost`). Under `--continue-on-error` a step failing elsewhere does
+        // not touch the key's own outputs (only the failed resource's and its dependants' reject,
+        // sdk/nodejs/runtime/resource.ts `registerResource`). So when the set fails after the
+        // create, the next run finishes the mint with this key (`PlanInput.recorded`) instead of
+        // taking it for one whose secret is unknown, also after a failed first run, which has no
+        // previous state to fall back to. A key whose targets may hold the refused value is
+        // `unconfirmed` instead. Kept while IAM lists the key and the set keeps failing.
+        const recordedNow = pulumi
+            .all([staleTarget, minted])
+            .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []).filter((r) => !(stale && r === id)), ...(id && !stale ? [id] : []), ...(stale ? rolledBack : [])])]);
+        this.recorded = pulumi.recover(advanced.apply((): string[] => []), () => recordedNow);
+        const unconfirmedNow = pulumi
+            .all([staleTarget, minted])
+            .apply(([stale, id]) => (decision.previous ? [] : [...new Set([...stillUnconfirmed(stale), ...(stale && id ? [id] : [])])]));
+        this.unconfirmedFirst = pulumi.recover(advanced.apply((): string[] => []), () => unconfirmedNow);
         this.completed = pulumi.recover(advanced.apply(() => true), () => false);
         const done = pulumi.all([this.user.name, this.user.arn, currentKey.id, advanced]).apply(([user, userArn, accessKeyId, state]): SetSummary => ({
             user,

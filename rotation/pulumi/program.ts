@@ -116,7 +116,7 @@ export interface Decisions {
 export async function decideAll(config: StackConfig, previous: RotationState | undefined, now: DateTime, observer: AwsObserver): Promise<Decisions> {
     const decisions = new Map<string, Decision>();
     const blocked = new Map<string, string>();
-    const results = await Promise.allSettled(config.sets.map((set) => decideSet(set, config, previous?.sets[set.name], now, observer)));
+    const results = await Promise.allSettled(config.sets.map((set) => decideSet(set, config, previous?.sets[set.name], { recorded: previous?.recorded?.[set.name], unconfirmed: previous?.unconfirmed?.[set.name] }, now, observer)));
     config.sets.forEach((set, i) => {
         const result = results[i];
         if (result.status === "rejected") {
@@ -184,13 +184,14 @@ export function requireEngine(supportsParameterization: boolean): void {
 
 /**
  * A set's entry in `rotation` as a failed run saves it: the previous state, plus the keys whose
- * mint the run could not confirm (see {@link PlanInput.unconfirmed}). `parseState` keeps the field;
+ * mint the run could not confirm (see {@link PlanInput.unconfirmed}) and the keys whose status
+ * change failed (see {@link PlanInput.statusFailed}). `parseState` keeps the field;
  * the plan gets the state without it, so no decided state carries it on.
  */
-export type SavedSetState = SetState & { unconfirmed?: string[] };
+export type SavedSetState = SetState & { unconfirmed?: string[]; statusFailed?: string[] };
 
-async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
-    const { unconfirmed, ...rest } = saved ?? ({} as SavedSetState);
+async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: SavedSetState | undefined, created: { recorded?: readonly string[]; unconfirmed?: readonly string[] }, now: DateTime, observer: AwsObserver): Promise<Decision | string> {
+    const { unconfirmed, statusFailed, ...rest } = saved ?? ({} as SavedSetState);
     const state: SetState | undefined = saved ? rest : undefined;
     const request = config.request && (!config.request.sets || config.request.sets.includes(set.name)) ? config.request : undefined;
     const input: PlanInput = {
@@ -203,7 +204,9 @@ async function decideSet(set: CredentialSetConfig, config: StackConfig, saved: S
         now,
         forget: config.forgetKeys,
         adopt: set.adoptKeys,
-        ...(Array.isArray(unconfirmed) ? { unconfirmed: unconfirmed.filter((id): id is string => typeof id === "string") } : {}),
+        ...(Array.isArray(unconfirmed) || created.unconfirmed ? { unconfirmed: [...(Array.isArray(unconfirmed) ? unconfirmed : []), ...(created.unconfirmed ?? [])].filter((id): id is string => typeof id === "string") } : {}),
+        ...(created.recorded && created.recorded.length > 0 ? { recorded: created.recorded } : {}),
+        ...(Array.isArray(statusFailed) ? { statusFailed: statusFailed.filter((id): id is string => typeof id === "string") } : {}),
         configPath: set.path,
     };
     let result = plan(input);

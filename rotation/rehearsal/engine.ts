@@ -665,15 +665,20 @@ export class Engine {
             this.resources.set(key(type, name), updated);
             return updated;
         } catch (err) {
-            if (type.startsWith("github:") && !run.crashed) {
-                // A failed update of a bridged (Terraform SDKv2) resource saves the planned value:
-                // the provider returns the planned state with the error (terraform-plugin-sdk
-                // helper/schema/grpc_provider.go `ApplyResourceChange`; pulumi-terraform-bridge
-                // pkg/tfbridge/provider.go `Update` through `initializationError`), and the engine
-                // records those inputs and outputs (pulumi/pulumi
-                // sdk/go/common/resource/plugin/provider_plugin.go `Update`). The next run's same
-                // inputs show no difference, and the store keeps the old value.
-                this.resources.set(key(type, name), { ...before, inputs });
+            if ((type.startsWith("github:") || type === accessKeyType) && !run.crashed) {
+                // A failed update of a bridged (Terraform SDKv2) resource saves the planned value.
+                // Both GitHub's resources and `aws_iam_access_key` are SDKv2 resources; the access
+                // key's update returns UpdateAccessKey's error without `d.Partial`
+                // (hashicorp/terraform-provider-aws internal/service/iam/access_key.go
+                // `resourceAccessKeyUpdate`), so a failed deactivation is saved as Inactive while
+                // IAM keeps the key Active. The provider returns the planned state with the error
+                // (terraform-plugin-sdk helper/schema/grpc_provider.go `ApplyResourceChange`;
+                // pulumi-terraform-bridge pkg/tfbridge/provider.go `Update` through
+                // `initializationError`), and the engine records those inputs and outputs
+                // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go `Update`). The next
+                // run's same inputs show no difference, and the store keeps the old value.
+                const outputs = type === accessKeyType ? { ...before.outputs, status: inputs.status } : before.outputs;
+                this.resources.set(key(type, name), { ...before, inputs, outputs });
             }
             throw err;
         }

@@ -262,10 +262,15 @@ export class InvariantChecker {
         for (const set of this.sets) {
             const keys = this.world.iam.users.get(set.user)?.keys ?? [];
             this.check("I1", keys.length <= 2, () => `${set.user} has ${keys.length} access keys`);
+            // A target's key counts as held also in a revoke's window (I2 is waived there, not the
+            // record of what targets held: a failed mint's key finished by a revoke is then no orphan).
+            for (const view of set.targets) {
+                const id = this.held(view).accessKeyId;
+                if (id !== undefined) this.heldEver.add(id);
+            }
             if (this.revokeWindow.has(set.name)) continue;
             for (const view of set.targets) {
                 const held = this.held(view);
-                if (held.accessKeyId !== undefined) this.heldEver.add(held.accessKeyId);
                 if (held.accessKeyId === undefined && !this.pushed.has(`${set.name}\u0000${view.label}`)) continue;
                 this.check("I2", held.key !== undefined && held.key.deletedAt === undefined && held.key.status === "Active", () =>
                     held.accessKeyId === undefined
@@ -342,14 +347,28 @@ export class InvariantChecker {
             if (this.lastSuccess !== undefined) this.longestGapMs = Math.max(this.longestGapMs, this.runAt - this.lastSuccess);
             this.lastSuccess = this.runAt;
         }
+        // A key the run took over by id after some target had held it (a failed first run's
+        // key pushed, then a later run's key replaced by it: `keepOlder` in the plan) is retired
+        // like an `unconfirmed` one: targets were rolled back from it, so the same rule holds.
+        const saved = (result.outputs as { rotation?: RotationState } | undefined)?.rotation;
+        for (const set of this.sets) {
+            for (const k of saved?.sets?.[set.name]?.keys ?? []) {
+                if (k.adoptedAt && this.heldEver.has(k.accessKeyId) && !this.retiring.has(k.accessKeyId)) this.retiring.set(k.accessKeyId, {});
+            }
+        }
+        // A retired key (see `retiring`) that no target holds any more is on its way out: from the
+        // end of the run whose writes rolled the targets back, whether or not that run failed
+        // elsewhere (consumers read what the targets hold, whatever the run's outcome).
+        for (const set of this.sets) {
+            const heldNow = new Set(set.targets.map((view) => this.held(view).accessKeyId));
+            for (const [id, r] of this.retiring) {
+                if (r.rolledBackAt === undefined && !heldNow.has(id) && (this.world.iam.users.get(set.user)?.keys ?? []).some((k) => k.accessKeyId === id)) r.rolledBackAt = this.runAt;
+            }
+        }
         if (result.ok) {
             this.revokeWindow.clear();
             for (const set of this.sets) {
-                // A retired key (see `retiring`) that no target holds any more is on its way out.
                 const heldNow = new Set(set.targets.map((view) => this.held(view).accessKeyId));
-                for (const [id, r] of this.retiring) {
-                    if (r.rolledBackAt === undefined && !heldNow.has(id) && (this.world.iam.users.get(set.user)?.keys ?? []).some((k) => k.accessKeyId === id)) r.rolledBackAt = this.runAt;
-                }
                 const active = (this.world.iam.users.get(set.user)?.keys ?? []).filter(
                     (k) => k.status === "Active" && !this.isOrphan(k.accessKeyId) && !(this.retiring.get(k.accessKeyId)?.rolledBackAt !== undefined && !heldNow.has(k.accessKeyId)),
                 );

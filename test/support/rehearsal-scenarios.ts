@@ -271,21 +271,23 @@ export function withoutAccepted(result: SimulationResult): SimulationResult {
 
 /**
  * The open finding of issue 9 a scenario's violations follow from, if any (see the `todo` in
- * test/rehearsal.property.test.ts and docs/interrupted-runs.md): before the first violation,
- * either the set's first run failed twice (two failed runs before any successful one: the second
- * mints a key beside the first one's, and neither is recorded), or a run failed while it
- * deactivated a key (an injected error on a key's update, or a crash after it). `undefined` when
- * the violations are new. Pass it the result of {@link withoutAccepted}.
+ * test/rehearsal.property.test.ts and docs/failures.md). Either the set's first two runs were
+ * killed (no output of either is saved, and the older key was used by its key check, so it may as
+ * well be a key made by hand: the set stops and names both keys), or, before the first violation,
+ * a run failed on a GitHub secret's update. The bridged provider saves the planned value of a failed update, so
+ * when the other secret of the pair was written, the target is torn (a key id with another key's
+ * secret) and no later run sees a difference to write it again. `undefined` when the violations
+ * are new. Pass it the result of {@link withoutAccepted}.
  */
 export function knownFinding(result: SimulationResult): string | undefined {
     const first = result.violations[0];
     if (!first) return undefined;
     const before = result.runs.slice(0, first.run + 1);
+    const refused = before.find((r) => !r.ok && r.faults.some((f) => /\((update|create) github-[^)]*\)/.test(f) || /^target rejected (update|create) github-/.test(f)));
+    if (refused && /SignatureDoesNotMatch|secret that does not match|did not take key/.test(first.message)) return `a GitHub write failed (run ${refused.index}) and its saved planned value hides a torn target`;
     const firstOk = before.findIndex((r) => r.ok);
-    const failedFirst = before.slice(0, firstOk < 0 ? before.length : firstOk).filter((r) => !r.ok).length;
-    if (failedFirst >= 2) return "the first run failed twice";
-    const deactivation = before.find((r) => !r.ok && (r.operations.some((o) => o.action === "update" && o.status === "Inactive") || r.faults.some((f) => /\(update [^)]*-key-\d+\)/.test(f))));
-    if (deactivation) return `a deactivation failed (run ${deactivation.index})`;
+    const killed = before.slice(0, firstOk < 0 ? before.length : firstOk).filter((r) => r.faults.some((f) => f.startsWith("crash after")));
+    if (killed.length >= 2 && /already has keys .* but this stack has no rotation state/.test(first.message)) return "the set's first two runs were killed, leaving two keys nothing records";
     return undefined;
 }
 
