@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
@@ -125,5 +125,24 @@ describe("the library entry (`ci-key-rotation/automation`)", () => {
         ];
         const count: Types["length"] = 18;
         assert.equal(count, 18);
+    });
+});
+
+describe("the test tiers", () => {
+    const scripts = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")).scripts as Record<string, string>;
+    const listed = (script: string) => new Set(scripts[script].split(/\s+/).filter((w) => w.startsWith("test/") && w.endsWith(".test.ts")));
+    const files = readdirSync(path.join(root, "test")).filter((f) => f.endsWith(".test.ts")).map((f) => `test/${f}`);
+
+    test("every test file runs in `npm test` or `npm run test:slow` (both run in CI), and every listed file exists", () => {
+        const fast = listed("test");
+        const slow = listed("test:slow");
+        assert.deepEqual(files.filter((f) => !fast.has(f) && !slow.has(f)), [], "test files in no tier");
+        assert.deepEqual([...fast, ...slow].filter((f) => !files.includes(f)), [], "tiers list files that do not exist");
+    });
+
+    test("the fast tier leaves out only rehearsal files, which the slow tier runs in full", () => {
+        const fast = listed("test");
+        const slowOnly = files.filter((f) => !fast.has(f));
+        for (const f of slowOnly) assert.match(f, /^test\/rehearsal\./, `${f} runs only in the slow tier`);
     });
 });
