@@ -586,8 +586,8 @@ export const scenarios: Scenario[] = [
                     const failed = await stack.up(8 * DAY + i * HOUR);
                     stack.fail = undefined;
                     assert.notEqual(failed.code, 0, `the run with GitLab answering ${f.what} succeeded`);
-                    assert.equal(JSON.stringify((await stack.outputs()).rotation), rotationBefore, `the saved rotation state advanced after a ${f.what}`);
                     const keys = await stack.iamKeys(user);
+                    assertKeptAndRecorded((await stack.outputs()).rotation, rotationBefore, keys, k1, `after a ${f.what}`);
                     assert.equal(keys.find((k) => k.id === k1)?.status, "Active", `the key CI holds was deactivated after a ${f.what}`);
                     assert.equal(stack.variables(303).get("AWS_ACCESS_KEY_ID")?.value, k1, `GitLab lost the key it held after a ${f.what}`);
                     assert.ok(keys.length <= 2, `IAM has ${keys.length} keys after a ${f.what}`);
@@ -620,8 +620,8 @@ export const scenarios: Scenario[] = [
                 stack.swallow = undefined;
                 assert.notEqual(failed.code, 0, "the run whose GitLab writes all timed out succeeded");
                 assert.match(failed.stdout + failed.stderr, /no answer within/, "the failure does not say GitLab did not answer");
-                assert.equal(JSON.stringify((await stack.outputs()).rotation), rotationBefore, "the saved rotation state advanced after a timed-out write");
                 const keys = await stack.iamKeys(user);
+                assertKeptAndRecorded((await stack.outputs()).rotation, rotationBefore, keys, k1, "after a timed-out write");
                 assert.ok(keys.length <= 2, `IAM has ${keys.length} keys after the timeout`);
                 assert.equal(keys.find((k) => k.id === k1)?.status, "Active", "key 1 was deactivated after the timeout");
                 // Whatever GitLab holds now (the write landed, or not) must be a key that works.
@@ -1012,3 +1012,16 @@ export const scenarios: Scenario[] = [
         },
     },
 ];
+
+/**
+ * After a run whose target write failed: the set's entry and `asOf` are the previous run's, and
+ * `recorded` lists exactly the key the failed run created (the engine saved it with its secret
+ * before the write failed), so the next run finishes the mint with it.
+ */
+function assertKeptAndRecorded(rotation: any, before: string, keys: { id: string }[], held: string, when: string): void {
+    const previous = JSON.parse(before);
+    assert.deepEqual(rotation.sets, previous.sets, `the saved rotation state advanced ${when}`);
+    assert.equal(rotation.asOf, previous.asOf, `asOf moved ${when}`);
+    const created = keys.filter((k) => k.id !== held).map((k) => k.id);
+    assert.deepEqual(rotation.recorded, { deploy: created }, `the failed run's key is not recorded ${when}`);
+}
