@@ -29,6 +29,11 @@ function iamAfter(rotation: any): Record<string, { accessKeyId: string; status: 
 }
 
 let steady: any;
+
+/** The mint run a week after `steady`, with the step of resource `name` failing with `message`. */
+function mintFailingAt(name: string, message: string) {
+    return runSettled({ config: { credentials: two }, now: "2026-11-08T01:00:00Z", world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail: (x) => (x.name === name ? message : undefined) } });
+}
 before(async () => {
     captureUnhandledRejections();
     const first = await runSettled({ config: { credentials: two }, now: "2026-11-01T00:00:00Z" });
@@ -75,22 +80,14 @@ describe("one set's failed write does not hold back the others", () => {
     });
 
     test("a target check that fails after every write succeeded lists the pushed key as unconfirmed", async () => {
-        const r = await runSettled({
-            config: { credentials: two },
-            now: "2026-11-08T01:00:00Z",
-            world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail: (x) => (x.name === "deploy-target-check" ? "Set \"deploy\": a target did not take key" : undefined) },
-        });
+        const r = await mintFailingAt("deploy-target-check", 'Set "deploy": a target did not take key');
         assert.ok(r.rotation?.ok);
         assert.deepEqual(r.rotation.value.sets.deploy.unconfirmed, [KEY2]);
         assert.equal(r.rotation.value.recorded, undefined, "an unconfirmed key is not finished");
     });
 
     test("a failed key check lists nothing as unconfirmed (no target was written)", async () => {
-        const r = await runSettled({
-            config: { credentials: two },
-            now: "2026-11-08T01:00:00Z",
-            world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail: (x) => (x.name === "deploy-key-check" ? "KeyCheckError: Key did not authenticate" : undefined) },
-        });
+        const r = await mintFailingAt("deploy-key-check", "KeyCheckError: Key did not authenticate");
         assert.ok(r.rotation?.ok);
         assert.deepEqual(r.rotation.value.sets.deploy, steady.sets.deploy);
     });
@@ -126,10 +123,8 @@ describe("one set's failed write does not hold back the others", () => {
 });
 
 describe("a mint whose key check failed is finished by the next run", () => {
-    const keyCheckFails = (x: { name: string }) => (x.name === "deploy-key-check" ? "KeyCheckError: Key did not authenticate" : undefined);
-
     test("the failed run records the key it created, and the next run pushes that key without asking IAM", async () => {
-        const failed = await runSettled({ config: { credentials: two }, now: "2026-11-08T01:00:00Z", world: { stackOutputs: { rotation: steady }, accessKeys: iamAfter(steady), fail: keyCheckFails } });
+        const failed = await mintFailingAt("deploy-key-check", "KeyCheckError: Key did not authenticate");
         assert.ok(failed.rotation?.ok);
         const saved = failed.rotation.value;
         assert.deepEqual(saved.sets.deploy, steady.sets.deploy, "the failed set keeps its previous state");

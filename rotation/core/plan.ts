@@ -204,7 +204,7 @@ function resync(input: PlanInput, decision: Decision, statusFailed: readonly str
     return {
         ...held.decision,
         keys: held.decision.keys.map((k) => (k.accessKeyId !== undefined && iam.has(k.accessKeyId) ? { ...k, status: iam.get(k.accessKeyId)! } : k)),
-        next: { step: decision.step === "revoke" ? "mint" : decision.step === "none" ? "none" : decision.step, why: "the step this run set aside, retried by the next run" },
+        next: { step: decision.step === "revoke" ? "mint" : decision.step, why: "the step this run set aside, retried by the next run" },
     };
 }
 

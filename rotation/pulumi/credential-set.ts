@@ -350,9 +350,10 @@ export class CredentialSet extends pulumi.ComponentResource {
         // does not claim.
         const rolledBack = (decision.unconfirmed ?? []).filter((id) => decision.keys.some((k) => k.accessKeyId === id));
         const stillUnconfirmed = (stale: boolean) => (decision.unconfirmed ?? []).filter((id) => !(stale && rolledBack.includes(id)));
-        const fallback = pulumi.all([staleTarget, minted, statusFailed]).apply(([stale, id, statusIds]): SavedSetState | undefined => {
+        // Saved in the set's entry, or, after a failed first run (no entry), at the top of `rotation`.
+        const unconfirmedIds = pulumi.all([staleTarget, minted]).apply(([stale, id]) => [...new Set([...stillUnconfirmed(stale), ...(stale && id ? [id] : [])])]);
+        const fallback = pulumi.all([unconfirmedIds, statusFailed]).apply(([unconfirmed, statusIds]): SavedSetState | undefined => {
             if (!decision.previous) return undefined;
-            const unconfirmed = [...new Set([...stillUnconfirmed(stale), ...(stale && id ? [id] : [])])];
             return { ...decision.previous, ...(unconfirmed.length > 0 ? { unconfirmed } : {}), ...(statusIds.length > 0 ? { statusFailed: statusIds } : {}) };
         });
         this.state = pulumi.recover<SavedSetState | undefined>(advanced, () => fallback);
@@ -370,10 +371,7 @@ export class CredentialSet extends pulumi.ComponentResource {
             .all([staleTarget, minted])
             .apply(([stale, id]) => [...new Set([...(decision.recorded ?? []).filter((r) => !(stale && r === id)), ...(id && !stale ? [id] : []), ...(stale ? rolledBack : [])])]);
         this.recorded = pulumi.recover(advanced.apply((): string[] => []), () => recordedNow);
-        const unconfirmedNow = pulumi
-            .all([staleTarget, minted])
-            .apply(([stale, id]) => (decision.previous ? [] : [...new Set([...stillUnconfirmed(stale), ...(stale && id ? [id] : [])])]));
-        this.unconfirmedFirst = pulumi.recover(advanced.apply((): string[] => []), () => unconfirmedNow);
+        this.unconfirmedFirst = pulumi.recover(advanced.apply((): string[] => []), () => unconfirmedIds.apply((ids) => (decision.previous ? [] : ids)));
         this.completed = pulumi.recover(advanced.apply(() => true), () => false);
         const done = pulumi.all([this.user.name, this.user.arn, currentKey.id, advanced]).apply(([user, userArn, accessKeyId, state]): SetSummary => ({
             user,

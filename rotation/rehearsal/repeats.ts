@@ -70,7 +70,7 @@ export class RepeatedRuns {
         for (const set of config.sets) {
             answers[set.user.name] = (this.world.iam.users.get(set.user.name)?.keys ?? []).map((k) => ({ accessKeyId: k.accessKeyId, status: k.status, createDate: new Date(k.createdAt).toISOString() }));
         }
-        const fingerprint = JSON.stringify([configText, previous?.sets ?? null, previous?.recorded ?? null, answers]);
+        const fingerprint = JSON.stringify([configText, previous ? { ...previous, asOf: undefined } : null, answers]);
         let decisions: Map<string, Decision> | undefined;
         try {
             const decided = await decideAll(config, previous, now, {
