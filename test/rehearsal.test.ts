@@ -262,7 +262,8 @@ test("the target check reads the GitHub secrets' updatedAt: a write the evidence
     const model = resourceModels["github:index/actionsSecret:ActionsSecret"];
     resourceModels["github:index/actionsSecret:ActionsSecret"] = { ...model, outputs: () => ({ updatedAt: "2025-12-31T00:00:00Z" }) };
     try {
-        const result = await rehearseHere({ durationMs: 2 * day });
+        // Only the first run is read: three hours rehearse it and the run after, in this process.
+        const result = await rehearseHere({ durationMs: 3 * hour });
         const first = result.runs[0];
         assert.equal(first.ok, false);
         assert.match(first.error!, /create deploy-target-check: Set "deploy": 4 targets did not take key AKIA\w+:/);
