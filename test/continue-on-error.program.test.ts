@@ -160,3 +160,41 @@ test("a first run whose GitHub write fails lists its key as unconfirmed at the t
     assert.deepEqual(first.rotation.value.unconfirmed, { deploy: [KEY1] });
     assert.equal(first.rotation.value.recorded, undefined, "a key whose target may hold a refused value is never finished");
 });
+
+describe("a target resource skipped because one it waits on failed is no refused write", () => {
+    // With `encrypt`, both GitHub secrets wait on the KMS ciphertext. When Encrypt fails, they are
+    // never sent to GitHub (the engine skips what depends on a failed step), so their records are
+    // unchanged: the key is recorded and finished by the next run, not retired as unconfirmed.
+    const encrypting = [{ name: "deploy", targets: [{ type: "github-repository", repository: "acme/api", encrypt: { key: "alias/ci", context: { repository: "acme/api" } } }] }];
+    // With `encrypt` the secret is named AWS_SECRET_ACCESS_KEY_CIPHERTEXT (docs/stores/kms.md).
+    const sealedSecret = "github-repository-acme-api-aws_secret_access_key_ciphertext";
+    const ciphertext = `${sealedSecret}-ciphertext`;
+
+    test("a failed KMS Encrypt leaves the minted key recorded, not unconfirmed", async () => {
+        const first = await runSettled({ config: { credentials: encrypting }, now: "2026-11-01T00:00:00Z" });
+        assert.ok(first.rotation?.ok, String((first.rotation as any)?.error));
+        const saved = first.rotation.value;
+        const r = await runSettled({
+            config: { credentials: encrypting },
+            now: "2026-11-08T01:00:00Z",
+            world: { stackOutputs: { rotation: saved }, accessKeys: iamAfter(saved), fail: (x) => (x.name === ciphertext ? "ThrottlingException: Rate exceeded" : undefined) },
+        });
+        assert.ok(r.rotation?.ok, String((r.rotation as any)?.error));
+        assert.equal(r.rotation.value.sets.deploy.unconfirmed, undefined, "the skipped secrets were never written, so nothing may hold a refused value");
+        assert.deepEqual(r.rotation.value.recorded, { deploy: [KEY2] });
+    });
+
+    test("a refused write of the secret itself still lists the key as unconfirmed", async () => {
+        const first = await runSettled({ config: { credentials: encrypting }, now: "2026-11-01T00:00:00Z" });
+        assert.ok(first.rotation?.ok, String((first.rotation as any)?.error));
+        const saved = first.rotation.value;
+        const r = await runSettled({
+            config: { credentials: encrypting },
+            now: "2026-11-08T01:00:00Z",
+            world: { stackOutputs: { rotation: saved }, accessKeys: iamAfter(saved), fail: (x) => (x.name === sealedSecret ? "PUT .../actions/secrets/AWS_SECRET_ACCESS_KEY_CIPHERTEXT: 500 Internal Server Error" : undefined) },
+        });
+        assert.ok(r.rotation?.ok, String((r.rotation as any)?.error));
+        assert.deepEqual(r.rotation.value.sets.deploy.unconfirmed, [KEY2]);
+        assert.equal(r.rotation.value.recorded, undefined);
+    });
+});

@@ -95,6 +95,21 @@ test("a refused GitHub write followed by a kill in the same run is recovered by 
     assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
 });
 
+// Found by the property suite (REHEARSAL_PROPERTY_SEED=20261202 path 84): a mint's writes keep
+// failing. One run rolls the Dependabot target back from the unconfirmed key and its write of the
+// key id fails (the engine's record now claims the old key, GitHub holds the new one), so the next
+// run finishes the mint with the new key, a real write there. That run's KMS Encrypt for the
+// target's ciphertext fails, so GitHub's secrets are never written (the engine skips what depends
+// on a failed step) and their records are unchanged; but the run took the skip for a refused
+// write, marked the key unconfirmed again and rolled back once more: no difference to write, and
+// the Dependabot target kept the new key's id while that key was deactivated and deleted.
+const skippedTakenForRefused = drawn({"sets":1,"targets":[{"type":"github-dependabot","repository":"acme/bot"}],"overlapH":2,"settleH":2,"retireH":1,"gate":false,"gateTimeoutH":2,"slackH":11,"cadenceMin":90,"runCount":65,"requests":[{"run":44,"mode":"normal"},{"run":72,"mode":"normal"}],"failRate":0.1,"slowKeyRate":0.2,"crashRate":0,"missRate":0.1,"jitterMin":10,"reject":{"run":56,"lengthH":3},"seed":999982,"stores":[{"kms":{"key":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"},"encrypt":"first","encryptOwnKey":false,"s3":{"ownKey":true,"bucketKey":true,"manage":false,"reader":"runner"},"sm":{"kmsKey":"alias/ci-deploy","reader":"runner"},"ssm":{"format":"parameters","kmsKey":"alias/ci-deploy","distribute":"rate(30 minutes)"}},{"kms":{"create":true,"decrypters":["arn:aws:iam::123456789012:role/ci-runner"]},"encrypt":"first","encryptOwnKey":true,"sm":{"kmsKey":"arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666","reader":"runner"},"ssm":{"format":"credentials-file"}}],"storeFaults":{"kmsThrottled":{"run":16,"lengthH":6},"kmsDenial":{"window":{"run":18,"lengthH":3},"kind":"denied","everyone":false}}});
+
+test("a GitHub secret skipped because its KMS ciphertext failed is not taken for a refused write (I2, I4)", async () => {
+    const result = withoutAccepted(await runScenario(skippedTakenForRefused));
+    assert.equal(result.summary.violationCount, 0, violations(result).slice(0, 2000));
+});
+
 // Open (REHEARSAL_PROPERTY_SEED=7000 path 68), cause not yet reduced: after a mint run whose write
 // of a GitHub repository secret failed (run 8, random API error), set0's repository later holds a key
 // that is deactivated (I2 at run 39) and then deleted, and set1's key check fails on an Inactive key

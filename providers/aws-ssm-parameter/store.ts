@@ -1,5 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { updatedInPlace } from "../in-place";
 import type { TargetStore, WriteEvidence } from "../types";
 import { parameterNames, ssmParameterSpec, type Distribution, type SsmParameterTarget } from "./spec";
 
@@ -147,7 +148,8 @@ export const ssmParameterStore: TargetStore<SsmParameterTarget> = {
                 },
             );
             parameterOf.set(parameter, { name, holds });
-            out.push(parameter);
+            // `value` updates in place (PutParameter with Overwrite): see `updatedInPlace`.
+            out.push(updatedInPlace(parameter, previous ? [previous] : []));
             previous = parameter;
         }
         if (delivery) {

@@ -1,5 +1,6 @@
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
+import { updatedInPlace } from "../in-place";
 import { ciphertextFor } from "../kms/store";
 import type { DeclareContext, TargetStore, WriteEvidence } from "../types";
 import { githubSpec, keyNames, ownerOf, type GithubTarget } from "./spec";
@@ -60,9 +61,12 @@ export const githubStore: TargetStore<GithubTarget> = {
         // key id stays plain (it is no secret, and a job needs it beside the decrypted secret).
         let secretValue = ctx.key.secretAccessKey;
         let idValue = ctx.key.accessKeyId;
+        /** What both secrets wait on: with `encrypt`, the ciphertext. */
+        const after: pulumi.Resource[] = [];
         if (t.encrypt) {
             const sealed = ciphertextFor(t.encrypt, ctx.key.secretAccessKey, ctx, n.secretAccessKey.toLowerCase());
             out.push(sealed.resource);
+            after.push(sealed.resource);
             secretValue = sealed.value;
             // The id is written only once the ciphertext exists: a failed Encrypt (throttling, a
             // key policy) must not leave the new id beside the old key's ciphertext, which no job
@@ -179,6 +183,9 @@ export const githubStore: TargetStore<GithubTarget> = {
                 break;
             }
         }
+        // Every secret is updated in place by the bridged provider (a new value is an update), so a
+        // refused write of one leaves the engine's record claiming the value (see `updatedInPlace`).
+        for (const r of out) if (secretNames.has(r)) updatedInPlace(r, after);
         return out;
     },
 

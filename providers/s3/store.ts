@@ -1,5 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { updatedInPlace } from "../in-place";
 import type { TargetStore, WriteEvidence } from "../types";
 import { accessKeyIdMetadata, bucketPolicyStatements, envFileText, objectKey, s3Spec, type S3EnvFileTarget } from "./spec";
 
@@ -85,6 +86,8 @@ export const s3Store: TargetStore<S3EnvFileTarget> = {
             },
         );
         envFiles.set(object, `env file s3://${t.bucket}/${key}`);
+        // `content` and `metadata` update in place (a new PutObject): see `updatedInPlace`.
+        updatedInPlace(object, bucketPolicy ? [bucketPolicy] : []);
         return bucketPolicy ? [object, bucketPolicy] : [object];
     },
 

@@ -4,6 +4,7 @@ import type { DateTime } from "luxon";
 import { storeFor } from "../../providers";
 import { isKeyArn, keyPolicy } from "../../providers/kms/spec";
 import type { KeyMaterial } from "../../providers/types";
+import { inPlaceAfter } from "../../providers/in-place";
 import type { CredentialSetConfig } from "../core/config";
 import { age, type Decision, type NextStep, type StepName } from "../core/plan";
 import type { KeyRecord, Phase, SetState } from "../core/state";
@@ -306,8 +307,8 @@ export class CredentialSet extends pulumi.ComponentResource {
         const failed = (o: pulumi.Output<unknown>): pulumi.Output<boolean> => pulumi.recover(o.apply(() => false), () => true);
         // Whether a target whose provider saves the planned value on a failed update may now be
         // recorded as holding the new key GitHub refused: the key check passed (so targets were
-        // written with the new key) and a bridged (non-dynamic) target resource failed. The bridged
-        // GitHub provider returns the planned state with the error (pulumi-terraform-bridge
+        // written with the new key) and a target resource the bridged provider updates in place
+        // failed (not skipped: see below). The bridged GitHub provider returns the planned state with the error (pulumi-terraform-bridge
         // pkg/tfbridge/provider.go `Update`, `initializationError`), which the engine saves
         // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go `Update`); dynamic
         // providers return no state with an error, so a GitLab write is simply retried.
@@ -315,12 +316,20 @@ export class CredentialSet extends pulumi.ComponentResource {
         // the key: the engine's record of that target already claims the key (a refused write of an
         // earlier run, whose outcome that run could not save: a kill), so declaring it again
         // writes nothing and the check would fail on every later run.
-        const bridged = targetResources.filter((r) => !(r instanceof pulumi.dynamic.Resource));
+        // Only a resource the bridged provider updates in place saves the planned value, and only
+        // when the provider was asked: a resource that failed because one it waits on failed (a
+        // GitHub secret after its KMS ciphertext) was skipped, and its record is unchanged
+        // (providers/in-place.ts). Taking a skip for a refused write would turn the next run's
+        // writes the other way, toward the value the record already claims: no write at all.
+        const inPlace = targetResources.flatMap((r) => {
+            const after = inPlaceAfter(r);
+            return after ? [{ resource: r, after: after.map((a) => targetResources.indexOf(a)) }] : [];
+        });
         const staleTarget = pulumi
             .all([failed(this.keyCheck.id), this.targetCheck ? failed(this.targetCheck.id) : false, ...targetResources.map((r) => failed(r.urn))])
             .apply(([checkFailed, targetCheckFailed, ...targetsFailed]) => {
-                const bridgedFailed = bridged.some((r) => targetsFailed[targetResources.indexOf(r)]);
-                return !checkFailed && (bridgedFailed || (targetCheckFailed && !targetsFailed.some(Boolean)));
+                const refused = inPlace.some(({ resource, after }) => targetsFailed[targetResources.indexOf(resource)] && !after.some((i) => i >= 0 && targetsFailed[i]));
+                return !checkFailed && (refused || (targetCheckFailed && !targetsFailed.some(Boolean)));
             });
         // The key targets are written with in this run: the key it mints, or the key of an earlier
         // failed mint it finishes (a key other than the one targets held after the previous run).
