@@ -40,6 +40,13 @@ export interface DeclareContext {
     readonly kmsKeyArn?: pulumi.Input<string>;
     /** Path of the target in config, e.g. `credentials[0].targets[2]`, for messages. */
     readonly configPath: string;
+    /**
+     * The `replacementTrigger` of the resources that hold the key and are replaced delete-first
+     * (the set's `rewriteTrigger`, `"none"` until a run must rewrite a value the engine's record
+     * may claim; rotation/core/state.ts). Never null: a trigger that goes from null to a value
+     * replaces nothing (pulumi/pulumi pkg/resource/deploy/step_generator.go `shouldTriggerReplace`).
+     */
+    readonly rewriteTrigger?: string;
     /** The provider every dynamic resource of the program uses (`provider` option), if any. */
     readonly dynamicProvider?: pulumi.ProviderResource;
     /**

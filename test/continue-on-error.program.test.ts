@@ -198,3 +198,17 @@ describe("a target resource skipped because one it waits on failed is no refused
         assert.equal(r.rotation.value.recorded, undefined);
     });
 });
+
+test("GitHub secrets carry the set's rewrite trigger, \"none\" until a revoke must rewrite a refused write; variables carry none", async () => {
+    const withVariable = [{ name: "deploy", targets: [{ type: "github-repository", repository: "acme/api", variables: { AWS_REGION: "eu-west-1" } }] }];
+    const first = await runSettled({ config: { credentials: withVariable }, now: "2026-11-01T00:00:00Z" });
+    assert.ok(first.rotation?.ok, String((first.rotation as any)?.error));
+    assert.equal(first.resourceOptions.get(deploySecret)?.replacementTrigger, "none");
+    assert.equal(first.resourceOptions.get(deployId)?.replacementTrigger, "none");
+    assert.equal(first.resourceOptions.get("github-repository-acme-api-var-aws_region")?.replacementTrigger, undefined);
+    const saved = { ...first.rotation.value, sets: { deploy: { ...first.rotation.value.sets.deploy, rewriteTrigger: KEY1 } } };
+    const next = await runSettled({ config: { credentials: withVariable }, now: "2026-11-01T01:00:00Z", world: { stackOutputs: { rotation: saved }, accessKeys: iamAfter(saved) } });
+    assert.ok(next.rotation?.ok, String((next.rotation as any)?.error));
+    assert.equal(next.resourceOptions.get(deploySecret)?.replacementTrigger, KEY1, "the saved trigger is declared again: nothing is replaced");
+    assert.equal(next.rotation.value.sets.deploy.rewriteTrigger, KEY1);
+});

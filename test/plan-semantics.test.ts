@@ -393,5 +393,23 @@ describe("plan: an unconfirmed key of a revoke", () => {
         const iam = [...observed(s.keys), fresh];
         const dec = decided(plan(input(s, now, { observed: iam, unconfirmed: [fresh.accessKeyId] })));
         assert.equal(dec.current, 1, "targets get the old key again");
+        assert.equal(dec.state.rewriteTrigger, undefined, "a rollback writes a value the records do not claim: nothing is replaced");
+    });
+
+    test("the finishing run replaces the in-place target resources, and later runs keep the trigger", () => {
+        // The refused target's record already claims the new key, and there is no other value to
+        // write: a new replacement trigger makes the engine write it (delete-first, then create).
+        const iam = [...observed(s.keys).map((k) => ({ ...k, status: "Inactive" })), fresh];
+        const dec = decided(plan(input(s, now, { observed: iam, unconfirmed: [fresh.accessKeyId] })));
+        assert.equal(dec.state.rewriteTrigger, fresh.accessKeyId);
+        const later = decided(plan(input(dec.state, now.plus(hour), { observed: iam })));
+        assert.equal(later.state.rewriteTrigger, fresh.accessKeyId, "the same trigger: nothing is replaced again");
+    });
+
+    test("a revoke finished with a key that is only recorded (its key check failed) replaces nothing", () => {
+        const iam = [...observed(s.keys).map((k) => ({ ...k, status: "Inactive" })), fresh];
+        const dec = decided(plan(input(s, now, { observed: iam, recorded: [fresh.accessKeyId] })));
+        assert.equal(dec.current, 2);
+        assert.equal(dec.state.rewriteTrigger, undefined);
     });
 });

@@ -48,15 +48,18 @@ test("drawn configurations validate, and they draw every AWS-native store, KMS k
 
 // Open findings (issue 9). (1) The set's first two runs are both killed: no output of either is
 // saved, and the first key was used by its own key check, so from IAM alone it may be a key made by
-// hand; the set stops with a message naming both keys (docs/interrupted-runs.md). (2) A run fails on a GitHub secret's update after the other secret of the
-// pair was written. The bridged provider saves the planned value of the failed update, so the
-// target is torn (a key id with another key's secret) and no later run sees a difference to write
-// it again; its jobs fail with SignatureDoesNotMatch until the next rotation (docs/failures.md).
-// Replay with REHEARSAL_PROPERTY_SEED=20261123 REHEARSAL_PROPERTY_WORKERS=1 REHEARSAL_PROPERTY_RUNS=20.
+// hand; the set stops with a message naming both keys (docs/interrupted-runs.md). (2) Several runs
+// in a row fail on refused (or skipped) writes, and the engine's records of two target resources of
+// one set end up claiming different keys (a bridged provider saves the planned value of a failed
+// update), so neither key the next run may write differs from both records; one secret keeps a
+// value no run writes again, and its jobs fail with SignatureDoesNotMatch until the next rotation
+// (docs/failures.md). On 24 November, 300 scenarios of seed 20261201 had 2 of (2) and none of (1).
+// Replay with REHEARSAL_PROPERTY_SEED=20261201 REHEARSAL_PROPERTY_WORKERS=1 REHEARSAL_PROPERTY_RUNS=150.
 // The suite still runs and reports every counterexample; `todo` keeps the finding visible without
 // failing CI, and `knownFinding` tells it from new violations in the report. Fixed since: the first
 // run failing twice, a failed deactivation, IAM slow on every mint, a refused write followed by a
-// kill (each has its own test).
+// kill, a write skipped because its KMS ciphertext failed taken for a refused one, and a revoke's
+// refused GitHub write (each has its own test).
 // Also accepted (docs/failures.md): a mint whose GitHub write was refused is retired and its
 // targets rolled back to the previous key, so until that key is deactivated I3 (newest Active key
 // in targets) and then I4 fail by their letter for that key alone (`withoutAccepted`).

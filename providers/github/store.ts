@@ -93,11 +93,18 @@ export const githubStore: TargetStore<GithubTarget> = {
             deleteBeforeReplace: true,
             aliases: ctx.previousResourceNames.map((previous) => ({ name: `${previous}-${suffix}` })),
         });
+        // The secrets also carry the set's rewrite trigger: a run that must write a value the
+        // engine's record of a refused write may already claim replaces them (delete-first), a
+        // real write (`DeclareContext.rewriteTrigger`). A different trigger replaces the resource
+        // whatever the provider's diff says (pulumi/pulumi pkg/resource/deploy/step_generator.go
+        // `generateStepsFromDiff`, `shouldTriggerReplace`; engine >= 3.208, Node SDK >= 3.211).
+        // An older engine ignores the option, and that recovery then waits for the next rotation.
+        const secretOpts = (suffix: string): pulumi.CustomResourceOptions => ({ ...opts(suffix), replacementTrigger: ctx.rewriteTrigger ?? "none" });
         switch (t.type) {
             case "github-repository": {
                 const repository = t.repository.split("/")[1];
                 for (const [secretName, value] of values) {
-                    out.push(secret(new github.ActionsSecret(rn(secretName), { repository, secretName, value }, opts(secretName)), secretName));
+                    out.push(secret(new github.ActionsSecret(rn(secretName), { repository, secretName, value }, secretOpts(secretName)), secretName));
                 }
                 for (const [variableName, value] of Object.entries(t.variables ?? {})) {
                     out.push(new github.ActionsVariable(rn(`var-${variableName}`), { repository, variableName, value }, opts(`var-${variableName}`)));
@@ -108,7 +115,7 @@ export const githubStore: TargetStore<GithubTarget> = {
                 const repository = t.repository.split("/")[1];
                 const environment = t.environment;
                 for (const [secretName, value] of values) {
-                    out.push(secret(new github.ActionsEnvironmentSecret(rn(secretName), { repository, environment, secretName, value }, opts(secretName)), secretName));
+                    out.push(secret(new github.ActionsEnvironmentSecret(rn(secretName), { repository, environment, secretName, value }, secretOpts(secretName)), secretName));
                 }
                 for (const [variableName, value] of Object.entries(t.variables ?? {})) {
                     out.push(
@@ -142,7 +149,7 @@ export const githubStore: TargetStore<GithubTarget> = {
                 const selectedRepositoryIds = repoIds;
                 for (const [secretName, value] of values) {
                     const orgSecret = secret(
-                        new github.ActionsOrganizationSecret(rn(secretName), { secretName, visibility, value, ...(selectedRepositoryIds ? { selectedRepositoryIds } : {}) }, opts(secretName)),
+                        new github.ActionsOrganizationSecret(rn(secretName), { secretName, visibility, value, ...(selectedRepositoryIds ? { selectedRepositoryIds } : {}) }, secretOpts(secretName)),
                         secretName,
                     );
                     out.push(orgSecret);
@@ -178,7 +185,7 @@ export const githubStore: TargetStore<GithubTarget> = {
             case "github-dependabot": {
                 const repository = t.repository.split("/")[1];
                 for (const [secretName, value] of values) {
-                    out.push(secret(new github.DependabotSecret(rn(secretName), { repository, secretName, value }, opts(secretName)), secretName));
+                    out.push(secret(new github.DependabotSecret(rn(secretName), { repository, secretName, value }, secretOpts(secretName)), secretName));
                 }
                 break;
             }

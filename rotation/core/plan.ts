@@ -575,7 +575,14 @@ function takeOverOrphan(input: PlanInput, state: SetState | undefined, orphan: O
         const reason = finish === "revoke" ? `key ${old.accessKeyId} is no longer Active in IAM` : "finishing an interrupted mint";
         const minted = mint(startRequest(state, request, now, [id]), now, revoke, reason, orphan.createDate);
         const keys = minted.state.keys.map((k) => (k.generation === minted.minted ? { ...k, accessKeyId: id } : k));
-        return { ...minted, minted: undefined, adopted: [id], state: { ...minted.state, keys } };
+        // After a revoke there is no other value to write (the old key is off), yet the engine's
+        // record of a target whose write of this key was refused already claims it: declaring it
+        // again would write nothing, on every run. The in-place target resources are replaced
+        // instead (a new `rewriteTrigger`: delete-first, then create), a real write. Only here:
+        // a replacement whose create is refused leaves the store empty until the next run, which
+        // a revoke's targets can afford (they hold a key that is off) and other targets cannot.
+        const rewrite = finish === "revoke" && input.unconfirmed?.includes(id) === true ? { rewriteTrigger: id } : {};
+        return { ...minted, minted: undefined, adopted: [id], state: { ...minted.state, keys, ...rewrite } };
     }
     warnings.push(
         unconfirmed

@@ -52,6 +52,15 @@ export interface SetState {
     lastRequest?: string;
     /** Keys this run removed; the engine deletes them after the program ends. */
     retired?: string[];
+    /**
+     * The replacement trigger of the set's target resources that a bridged provider updates in
+     * place (`replacementTrigger`, providers/in-place.ts); absent means `"none"`. It changes only
+     * when a run must write a value the engine's record may already claim and has no other value
+     * to write: after a revoke, the mint of a key whose target write was refused is finished by
+     * replacing those resources (a real write). It is then that key's id, and it stays so, so
+     * later runs declare the same trigger and replace nothing.
+     */
+    rewriteTrigger?: string;
 }
 
 /** The `rotation` stack output. */
@@ -115,7 +124,8 @@ export function parseState(value: unknown): RotationState | undefined {
             typeof set.generation === "number" &&
             ["steady", "pushed", "retiring"].includes(set.phase) &&
             Array.isArray(set.keys) &&
-            set.keys.every((k) => typeof k?.accessKeyId === "string" && typeof k.generation === "number" && typeof k.createdAt === "string");
+            set.keys.every((k) => typeof k?.accessKeyId === "string" && typeof k.generation === "number" && typeof k.createdAt === "string") &&
+            (set.rewriteTrigger === undefined || typeof set.rewriteTrigger === "string");
         if (!ok) throw new StateError(`The stack output \`rotation\` has a malformed entry for set "${name}". Restore it from a backup of the stack (\`pulumi stack export\`).`);
     }
     for (const field of ["recorded", "unconfirmed"] as const) {

@@ -249,6 +249,7 @@ export class CredentialSet extends pulumi.ComponentResource {
                 key: this.current,
                 ...(this.kmsKeyArn ? { kmsKeyArn: this.kmsKeyArn } : {}),
                 configPath: path,
+                rewriteTrigger: decision.state.rewriteTrigger,
                 dynamicProvider: args.dynamicProvider,
                 once: <R>(key: string, make: () => R): R => {
                     if (!shared.has(key)) shared.set(key, make());

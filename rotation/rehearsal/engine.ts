@@ -202,6 +202,8 @@ interface ResourceRecord {
     /** What the resource wrote, to delete it again. */
     writes: StoreWrite[];
     seq: number;
+    /** The `replacementTrigger` the engine saved with it (absent: none). */
+    trigger?: unknown;
 }
 
 /** The resource options of a registration, as the monitor receives them (mocks never see them). */
@@ -209,6 +211,20 @@ interface RegistrationOptions {
     deleteBeforeReplace: boolean;
     /** Names the resource had before (`aliases`), same type. */
     aliases: string[];
+    /** The `replacementTrigger` option's value; absent when the program set none. */
+    replacementTrigger?: unknown;
+}
+
+/**
+ * Whether a resource's replacement trigger replaces it: a trigger that changed, where both the
+ * saved and the declared one are set. A trigger going from none to a value (or back) replaces
+ * nothing (pulumi/pulumi pkg/resource/deploy/step_generator.go `shouldTriggerReplace`: "Nulls mean
+ * there is no replacement trigger"); a replacing trigger skips the provider's diff
+ * (`generateStepsFromDiff`).
+ */
+function triggerReplaces(declared: unknown, saved: unknown): boolean {
+    if (declared === undefined || declared === null || saved === undefined || saved === null) return false;
+    return canonical(declared) !== canonical(saved);
 }
 
 /** Pulumi's stack name and project for the self-StackReference. */
@@ -267,7 +283,11 @@ function registrationOptions(req: Record<string, (() => unknown) | undefined>): 
         if (urn) aliases.push(urn.split("::").pop()!);
         else if (spec && typeof spec.getName === "function" && spec.getName()) aliases.push(String(spec.getName()));
     }
-    return { deleteBeforeReplace: call("getDeletebeforereplace", false), aliases };
+    // The SDK sends the option as a google.protobuf.Value (sdk/nodejs/runtime/resource.ts
+    // `prepareResource`: `setReplacementTrigger`), only when the program set one.
+    const trigger = call<{ toJavaScript(): unknown } | undefined>("getReplacementTrigger", undefined);
+    const replacementTrigger = trigger === undefined ? undefined : trigger.toJavaScript();
+    return { deleteBeforeReplace: call("getDeletebeforereplace", false), aliases, ...(replacementTrigger === undefined || replacementTrigger === null ? {} : { replacementTrigger }) };
 }
 
 /** The engine model: one per rehearsal, holding the stack's resources and outputs between runs. */
@@ -627,13 +647,16 @@ export class Engine {
         if (importId !== undefined && (!existing || existing.id !== importId)) {
             const imported = await this.import(type, name, inputs, importId, run);
             if (existing) this.pendingDeletes.push(existing);
+            imported.trigger = options.replacementTrigger;
             return imported;
         }
-        const change = existing ? this.change(existing, model, inputs) : "create";
+        const change = existing && triggerReplaces(options.replacementTrigger, existing.trigger) ? "replace" : existing ? this.change(existing, model, inputs) : "create";
         if (existing && change === "none") {
-            // Same resource: the engine keeps its outputs and records the new inputs.
-            if (model.diff) this.resources.set(key(type, name), { ...existing, inputs });
-            return existing;
+            // Same resource: the engine keeps its outputs and records the new inputs and options
+            // (a trigger set for the first time is saved without a replacement).
+            const same = { ...existing, ...(model.diff ? { inputs } : {}), trigger: options.replacementTrigger };
+            this.resources.set(key(type, name), same);
+            return same;
         }
         // Where the resource will write, so a fault can reject writes to one target.
         const writes = model.writes?.(inputs, owner).map((w) => w.address) ?? [];
@@ -653,6 +676,7 @@ export class Engine {
                 this.resources.delete(key(type, name));
             }
             const record = await this.apply(run, { action: "create", type, name, ...where, ...keyInfo }, () => this.create(type, name, model, inputs, ctx));
+            record.trigger = options.replacementTrigger;
             // The replaced resource waits for the end of the run (`Delete: true` in the state).
             if (existing && !deleteFirst) this.pendingDeletes.push(existing);
             this.resources.set(key(type, name), record);
@@ -662,6 +686,7 @@ export class Engine {
         const before = existing;
         try {
             const updated = await this.apply(run, { action: "update", type, name, ...where, ...keyInfo, ...status }, () => this.update(before, model, inputs, ctx));
+            updated.trigger = options.replacementTrigger;
             this.resources.set(key(type, name), updated);
             return updated;
         } catch (err) {
@@ -678,7 +703,7 @@ export class Engine {
                 // (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go `Update`). The next
                 // run's same inputs show no difference, and the store keeps the old value.
                 const outputs = type === accessKeyType ? { ...before.outputs, status: inputs.status } : before.outputs;
-                this.resources.set(key(type, name), { ...before, inputs, outputs });
+                this.resources.set(key(type, name), { ...before, inputs, outputs, trigger: options.replacementTrigger });
             }
             throw err;
         }

@@ -168,4 +168,50 @@ export const githubScenarios: Scenario[] = [
             }
         },
     },
+    {
+        id: "G3r",
+        title: "a revoke whose GitHub secret write is refused: the old key is off and the run fails; the next run replaces GitHub's secrets (a real write of the new key), and the run after replaces nothing",
+        async run(ctx) {
+            const user = "ci-deploy-gh-revoke";
+            const repository = "acme/leak";
+            const project = 1233;
+            const { stack, gh } = await githubStack(ctx, "githubrevoke", user, project, repository);
+            try {
+                const first = await stack.up(0);
+                assert.equal(first.code, 0, `first pulumi up exited ${first.code}:\n${tail(first.stdout + first.stderr)}`);
+                const k1 = await stack.assertTargetHoldsLiveKey(user, project);
+                await new Promise((r) => setTimeout(r, 65_000));
+                for (const [key, value] of [["ci-key-rotation:request", "leak-g3r"], ["ci-key-rotation:revoke", "true"]]) {
+                    const r = await stack.cmd(["config", "set", key, value]);
+                    assert.equal(r.code, 0, `pulumi config set ${key}: ${tail(r.stderr)}`);
+                }
+                const stop = gh.fail({ method: "PUT", path: `/repos/${repository}/actions/secrets/AWS_SECRET_ACCESS_KEY`, status: 500, times: Infinity });
+                const failed = await stack.up(HOUR);
+                stop();
+                assert.notEqual(failed.code, 0, "the revoke whose GitHub write failed exited 0");
+                assert.equal((await stack.iamKeys(user)).find((k) => k.id === k1)?.status, "Inactive", "the revoke did not switch the leaked key off");
+                const unconfirmed = (await stack.outputs()).rotation.sets.deploy.unconfirmed as string[] | undefined;
+                assert.equal(unconfirmed?.length, 1, "the refused revoke's key is not listed as unconfirmed");
+
+                // The engine's record of AWS_SECRET_ACCESS_KEY claims the new key (the provider saved
+                // the planned value); only a replacement writes it.
+                const fixed = await stack.up(2 * HOUR);
+                log(`G3r: the run after the refused revoke exited ${fixed.code}`);
+                assert.equal(fixed.code, 0, `the run after the refused revoke exited ${fixed.code}: ${errorLines(fixed.stdout + fixed.stderr)}`);
+                const held = await stack.assertTargetHoldsLiveKey(user, project);
+                assert.equal(held, unconfirmed![0], "CI does not hold the revoke's new key");
+                assertGithubHolds(gh, repository, held, stack.variables(project).get("AWS_SECRET_ACCESS_KEY")?.value);
+                assert.equal((await stack.outputs()).rotation.sets.deploy.rewriteTrigger, held, "the set's entry does not keep the trigger");
+
+                const createdAt = gh.secret(`repo:${repository}`, "AWS_SECRET_ACCESS_KEY")!.createdAt;
+                const calm = await stack.up(3 * HOUR);
+                assert.equal(calm.code, 0, `the run after exited ${calm.code}: ${errorLines(calm.stdout + calm.stderr)}`);
+                assert.equal(gh.secret(`repo:${repository}`, "AWS_SECRET_ACCESS_KEY")!.createdAt, createdAt, "a later run replaced GitHub's secret again");
+                assertGithubHolds(gh, repository, held, stack.variables(project).get("AWS_SECRET_ACCESS_KEY")?.value);
+            } finally {
+                await stack.dispose();
+                await gh.stop();
+            }
+        },
+    },
 ];

@@ -20,6 +20,8 @@ export interface RegisteredOptions {
     dependencies: string[];
     /** Outputs the resource asks the engine to keep secret (`additionalSecretOutputs`). */
     additionalSecretOutputs: string[];
+    /** The `replacementTrigger` option's value; absent when none was set. */
+    replacementTrigger?: unknown;
 }
 
 /** One invoke seen by the mock monitor. */
@@ -148,6 +150,7 @@ export function installMocks(world: MockWorld = {}, options: { preview?: boolean
             aliases: req.getAliasesList().map((a: any) => (a.hasSpec() ? a.getSpec().getName() : a.getUrn())),
             dependencies: req.getDependenciesList(),
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+            ...(req.hasReplacementTrigger() ? { replacementTrigger: req.getReplacementTrigger().toJavaScript() } : {}),
         });
         return registerResource(req, callback);
     };
